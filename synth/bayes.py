@@ -1,0 +1,33 @@
+"""The Bayes-optimal classifier of a synthetic dataset: the accuracy ceiling no encoder can beat.
+
+With equal class priors and the true (μ_c, κ_c), the posterior is maximised by
+argmax_c log C(κ_c) + κ_c μ_cᵀχ(x) (SPEC.md section 2 for the stable log C).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .datasets import SPLITS, Dataset
+from .metrics import default_bands, per_band, summarize_ranks, true_class_ranks
+from .sphere import lonlat_to_xyz
+from .vmf import log_normalizer
+
+
+def log_posterior_scores(lonlat, centers_lonlat, kappa) -> np.ndarray:
+    """Unnormalised log-posterior (N, C) = log vMF(x; μ_c, κ_c) under equal priors."""
+    x = lonlat_to_xyz(lonlat)
+    mu = lonlat_to_xyz(centers_lonlat)
+    kappa = np.asarray(kappa, dtype=np.float64)
+    return log_normalizer(kappa)[None, :] + kappa[None, :] * (x @ mu.T)
+
+
+def evaluate(ds: Dataset, split: str = "test", band_kind: str = "equal-angle", band_width: float = 10.0,
+             n_bands: int = 18) -> dict:
+    """Top-1, Top-3, MRR of the Bayes classifier on a split, overall and per latitude band."""
+    lonlat, labels = (np.concatenate([ds.split(s)[i] for s in SPLITS]) for i in (0, 1)) if split == "all" \
+        else ds.split(split)
+    ranks = true_class_ranks(log_posterior_scores(lonlat, ds["centers_lonlat"], ds["kappa"]), labels)
+    out = summarize_ranks(ranks)
+    out["bands"] = per_band(ranks, lonlat[:, 1], default_bands(band_kind, band_width, n_bands))
+    return out

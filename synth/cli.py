@@ -1,0 +1,106 @@
+"""``python -m synth``: list, describe, generate, verify, bayes, plot."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from . import __version__, bayes, datasets
+from .cliutil import OneLineParser, parse_int_list, run_main
+from .errors import SynthError
+
+
+def _parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m synth", description="Synthetic vMF datasets of the Sphere2Vec paper (Appendix 9.15).")
+    p.add_argument("--version", action="version", version=f"sphere-synth {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=OneLineParser)
+    sub.add_parser("list", help="list the registered datasets")
+    d = sub.add_parser("describe", help="show a dataset's recipe")
+    d.add_argument("name")
+    g = sub.add_parser("generate", help="generate datasets into a folder (npz + manifest.json)")
+    which = g.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="all 20 paper datasets")
+    which.add_argument("--dataset", help="comma-separated dataset names, e.g. U1,S2.3")
+    which.add_argument("--recipe", type=Path, help="a TOML file with a [recipe] table defining your own dataset")
+    g.add_argument("--seed", default="0", help="seed(s): 0, 0-4 or 0,3 (default 0)")
+    g.add_argument("--out", type=Path, required=True, help="output folder")
+    v = sub.add_parser("verify", help="check every file of a folder against its manifest")
+    v.add_argument("folder", type=Path)
+    b = sub.add_parser("bayes", help="Bayes-optimal accuracy of a dataset file (last line: test Top-1 in %%)")
+    b.add_argument("file", type=Path)
+    b.add_argument("--band-width", type=float, default=10.0, help="latitude band width in degrees (default 10)")
+    pl = sub.add_parser("plot", help="draw maps of dataset files, or the paper's Figures 13/14")
+    pl.add_argument("files", nargs="*", type=Path, help=".npz files to map")
+    pl.add_argument("--paper", action="store_true", help="draw the Figure 13/14 analogues (generated with --seed)")
+    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--projection", default="platecarree", choices=["platecarree", "equalarea"])
+    pl.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
+    return p
+
+
+def _cmd_generate(a) -> None:
+    if a.recipe is not None:
+        import tomllib
+
+        try:
+            spec = tomllib.loads(a.recipe.read_text()).get("recipe")
+        except tomllib.TOMLDecodeError as e:
+            raise SynthError(f"{a.recipe}: not valid TOML ({e})") from None
+        if not isinstance(spec, dict):
+            raise SynthError(f"{a.recipe}: needs a [recipe] table")
+        names = [datasets.Recipe.from_dict(spec)]
+    else:
+        names = list(datasets.PAPER_DATASETS) if a.all else [n.strip() for n in a.dataset.split(",") if n.strip()]
+        names = [datasets.get_recipe(n) for n in names]  # fail on a bad name before writing anything
+    seeds = parse_int_list(a.seed)
+    t0 = time.perf_counter()
+    for seed in seeds:
+        for r in names:
+            datasets.save(datasets.generate(r, seed), a.out)
+    print(f"wrote {len(names) * len(seeds)} dataset file(s) and {datasets.MANIFEST} to {a.out} "
+          f"in {time.perf_counter() - t0:.2f} s")
+
+
+def _handle(argv) -> int:
+    a = _parser().parse_args(argv)
+    if a.cmd == "list":
+        for n in datasets.available():
+            print(f"{n:6s} {datasets.get_recipe(n).description}")
+    elif a.cmd == "describe":
+        print(datasets.describe(a.name))
+    elif a.cmd == "generate":
+        _cmd_generate(a)
+    elif a.cmd == "verify":
+        problems = datasets.verify_folder(a.folder)
+        n = len(datasets._read_manifest(a.folder)["datasets"])
+        for msg in problems:
+            print(f"FAIL {msg}")
+        if problems:
+            raise SynthError(f"{len(problems)} of {n} file(s) in {a.folder} failed verification")
+        print(f"ok: {n} file(s) in {a.folder} match {datasets.MANIFEST}")
+    elif a.cmd == "bayes":
+        ds = datasets.load(a.file)
+        for split in ("train", "val", "test"):
+            m = bayes.evaluate(ds, split, band_width=a.band_width)
+            print(f"{split:5s} Top-1 {m['top1']:6.2f}  Top-3 {m['top3']:6.2f}  MRR {m['mrr']:.4f}  (n={m['n']})")
+        print("test per band:  " + "  ".join(f"[{b['lat_lo']:+.0f},{b['lat_hi']:+.0f}] {b['top1']:.0f}%/{b['n']}"
+                                            for b in m["bands"] if b["n"]))
+        print(f"{m['top1']:.2f}")
+    elif a.cmd == "plot":
+        from . import plot
+
+        if a.paper:
+            written = plot.paper_figures(lambda n: datasets.generate(n, a.seed), a.out)
+        elif a.files:
+            dss = [datasets.load(f) for f in a.files]
+            written = plot.save_figure(plot.dataset_figure(dss, a.projection),
+                                       a.out / f"map_{'_'.join(d.name for d in dss)}_{a.projection}")
+        else:
+            raise SynthError("plot needs dataset files or --paper")
+        for w in written:
+            print(w)
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_main(_handle, argv)

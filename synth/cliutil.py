@@ -1,0 +1,51 @@
+"""What both command-line tools share: one-line errors and argument parsing of lists and ranges."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import SynthError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage plus the error; users asked for one line naming the problem."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def run_main(handler, argv=None) -> int:
+    """Call ``handler(argv)``; turn any SynthError (or a missing file) into ``error: ...`` and status 2."""
+    try:
+        return handler(argv) or 0
+    except SynthError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        print(f"error: {e.strerror}: {e.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def parse_int_list(text: str, what: str = "seeds") -> list[int]:
+    """'0-4' or '0,2,7' or '0-2,5' -> a sorted list of unique ints."""
+    out = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-", 1)
+                lo, hi = int(a), int(b)
+                if hi < lo:
+                    raise ValueError
+                out.update(range(lo, hi + 1))
+            elif part:
+                out.add(int(part))
+    except ValueError:
+        raise SynthError(f"cannot read {what} {text!r}: use ranges like 0-4 or lists like 0,2,7") from None
+    if not out or min(out) < 0:
+        raise SynthError(f"{what} {text!r} must name at least one non-negative integer")
+    return sorted(out)

@@ -1,0 +1,113 @@
+"""Coordinates on the unit sphere: validation, conversions, distances, uniform points, bands.
+
+Convention (SPEC.md section 1): a location is (longitude, latitude) in **degrees**, lon in
+[-180, 180), lat in [-90, 90], arrays of shape (..., 2). chi(lon, lat) = (cos φ cos λ, cos φ sin λ, sin φ).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import SynthError
+
+
+def validate_lonlat(lonlat, wrap_longitude: bool = False, name: str = "coordinates") -> np.ndarray:
+    """Return ``lonlat`` as a float64 array of shape (..., 2), or raise a one-line SynthError.
+
+    Longitudes outside [-180, 180) are rejected unless ``wrap_longitude`` is set, in which case
+    they are wrapped; latitudes outside [-90, 90] and non-finite values are always rejected.
+    """
+    a = np.asarray(lonlat, dtype=np.float64)
+    if a.ndim == 0 or a.shape[-1] != 2:
+        raise SynthError(f"{name} must have shape (..., 2) as (lon, lat) in degrees, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise SynthError(f"{name} contain {int(np.sum(~np.isfinite(a)))} non-finite value(s) (NaN or inf)")
+    lat = a[..., 1]
+    if np.any(np.abs(lat) > 90):
+        raise SynthError(f"{name}: latitude outside [-90, 90] degrees (max |lat| = {np.abs(lat).max():.6g})")
+    lon = a[..., 0]
+    if np.any((lon < -180) | (lon >= 180)):
+        if not wrap_longitude:
+            bad = lon[(lon < -180) | (lon >= 180)][0]
+            raise SynthError(f"{name}: longitude {bad:.6g} outside [-180, 180) degrees (pass wrap_longitude=True to wrap)")
+        a = a.copy()
+        a[..., 0] = wrap_lon(lon)
+    return a
+
+
+def wrap_lon(lon):
+    """Wrap longitudes in degrees into [-180, 180)."""
+    w = np.mod(np.asarray(lon, dtype=np.float64) + 180.0, 360.0) - 180.0
+    return np.where(w >= 180.0, w - 360.0, w)
+
+
+def lonlat_to_xyz(lonlat) -> np.ndarray:
+    """(..., 2) degrees -> (..., 3) unit vectors."""
+    a = np.asarray(lonlat, dtype=np.float64)
+    lon, lat = np.deg2rad(a[..., 0]), np.deg2rad(a[..., 1])
+    c = np.cos(lat)
+    return np.stack([c * np.cos(lon), c * np.sin(lon), np.sin(lat)], axis=-1)
+
+
+def xyz_to_lonlat(xyz) -> np.ndarray:
+    """(..., 3) vectors (any length > 0) -> (..., 2) degrees, lon in [-180, 180).
+
+    atan2 for the latitude keeps full precision near the poles, where arcsin(z) does not.
+    """
+    v = np.asarray(xyz, dtype=np.float64)
+    lat = np.rad2deg(np.arctan2(v[..., 2], np.hypot(v[..., 0], v[..., 1])))
+    lon = wrap_lon(np.rad2deg(np.arctan2(v[..., 1], v[..., 0])))
+    return np.stack([lon, lat], axis=-1)
+
+
+def great_circle(a_lonlat, b_lonlat, degrees: bool = False) -> np.ndarray:
+    """Great-circle angle between two sets of points (radians, or degrees).
+
+    atan2(|a x b|, a . b) is accurate for tiny and for nearly antipodal separations,
+    where arccos(a . b) and the haversine formula respectively lose precision.
+    """
+    a, b = lonlat_to_xyz(a_lonlat), lonlat_to_xyz(b_lonlat)
+    ang = np.arctan2(np.linalg.norm(np.cross(a, b), axis=-1), np.sum(a * b, axis=-1))
+    return np.rad2deg(ang) if degrees else ang
+
+
+def uniform_lonlat(n: int, rng: np.random.Generator, lat_range=(-90.0, 90.0)) -> np.ndarray:
+    """n points uniform on the sphere's surface (area-uniform), optionally inside a latitude band.
+
+    Uniform in sin(lat) within the band, so each band gets points in proportion to its area.
+    """
+    lo, hi = np.sin(np.deg2rad(lat_range[0])), np.sin(np.deg2rad(lat_range[1]))
+    lon = rng.uniform(-180.0, 180.0, size=n)
+    lat = np.rad2deg(np.arcsin(np.clip(lo + (hi - lo) * rng.random(n), -1.0, 1.0)))
+    return np.stack([lon, lat], axis=-1)
+
+
+def band_edges(n_bands: int | None = None, width_deg: float | None = None, kind: str = "equal-angle") -> np.ndarray:
+    """Latitude band edges in degrees, from -90 to 90.
+
+    ``equal-angle``: bands of equal latitude width (``n_bands`` or ``width_deg``);
+    ``equal-area``: bands of equal surface area (equal steps in sin(lat)).
+    """
+    if width_deg is not None:
+        n_bands = int(round(180.0 / width_deg))
+        if n_bands < 1 or abs(n_bands * width_deg - 180.0) > 1e-9:
+            raise SynthError(f"band width {width_deg} degrees does not divide 180")
+    if n_bands is None or n_bands < 1:
+        raise SynthError(f"number of latitude bands must be >= 1, got {n_bands}")
+    if kind == "equal-angle":
+        return np.linspace(-90.0, 90.0, n_bands + 1)
+    if kind == "equal-area":
+        return np.rad2deg(np.arcsin(np.linspace(-1.0, 1.0, n_bands + 1)))
+    raise SynthError(f"unknown band kind {kind!r}; use 'equal-angle' or 'equal-area'")
+
+
+def band_areas(edges) -> np.ndarray:
+    """Fraction of the sphere's area in each latitude band: (sin φ_hi − sin φ_lo) / 2."""
+    s = np.sin(np.deg2rad(np.asarray(edges, dtype=np.float64)))
+    return np.diff(s) / 2.0
+
+
+def band_index(lat, edges) -> np.ndarray:
+    """Index of the band each latitude falls in (the north pole belongs to the last band)."""
+    idx = np.searchsorted(np.asarray(edges), np.asarray(lat), side="right") - 1
+    return np.clip(idx, 0, len(edges) - 2)
