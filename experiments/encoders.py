@@ -1,0 +1,470 @@
+"""Every location encoder of the Sphere2Vec paper and of TorchSpatial, from one registry.
+
+    >>> from experiments import encoders
+    >>> encoders.available()
+    >>> G = encoders.position_encoder("sphereM+", frequency_num=32, min_radius=1e-3)
+    >>> G(lonlat_deg).shape            # (N, 2) -> (N, 256) = (N, G.out_dim)
+    >>> model = encoders.build("sphereM+", num_classes=50, hidden_dim=1024)
+    >>> model(lonlat_deg).shape        # (N, 50) logits
+
+A model is e(x) = NN(G(x)): a position encoder G (degrees in, features out; SPEC.md section 4
+and ../shared/reference/encoders-spec.md give the formulas, units and test vectors) and a network
+(``experiments.networks``). Hyper-parameter names follow TorchSpatial: ``frequency_num`` (S),
+``min_radius`` (r_min), ``max_radius`` (r_max), ``num_hidden_layers`` (h), ``hidden_dim`` (k),
+``dropout``, ``activation``.
+
+**Batched configurations.** Value-only hyper-parameters (``min_radius``, ``max_radius``,
+``kernel_size``, ``dropout``, ``seed``) may be given as lists of length M; the module then holds M
+members and returns (M, N, D) from G and (M, N, C) from a model, for input of shape (N, 2)
+(shared by all members) or (M, N, 2) (one set of points per member). With scalars only, G maps
+(..., 2) to (..., D). There is no Python loop over members in any forward pass.
+
+**Published quirks kept on purpose** (SPEC.md section 4): multi-scale terms with frequency ≠ 1 are
+not single-valued on the sphere (λ = −180° and +180° differ, a pole gets a longitude-dependent
+code). ``antimeridian_continuous`` and ``pole_single_valued`` in each encoder's spec record this.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from synth.errors import SynthError
+
+from .harmonics import real_spherical_harmonics
+from .members import MemberRNG, broadcast_members
+from .networks import FFN, ResNet, Siren
+
+CHUNK_VALUES = 1 << 20  # output values per slice of points; see PositionEncoder._chunked
+VECTOR_KEYS = ("min_radius", "max_radius", "kernel_size", "dropout", "seed")
+FFN_KEYS = {"num_hidden_layers": 1, "hidden_dim": 512, "num_filts": 256, "dropout": 0.5, "activation": "relu",
+            "use_layernorm": True, "skip_connection": True}
+RESNET_KEYS = {"num_filts": 256, "num_res_blocks": 4, "dropout": 0.5}
+SIREN_KEYS = {"num_hidden_layers": 2, "hidden_dim": 256, "dropout": 0.0, "w0_initial": 30.0}
+
+
+# ----------------------------------------------------------------------------- position encoders
+class PositionEncoder(nn.Module):
+    """Base class: input handling, validation and output shapes; subclasses define ``features``.
+
+    ``features(lon, lat)`` receives float64 degrees of shape (1 or M, N, 1) and returns
+    (1 or M, N, D) float64; the result is cast to ``out_dtype`` (float32 by default). Scaled angles
+    are formed in float64 because f·φ reaches 10⁴ rad at r_min = 1e-4, where float32 keeps only
+    ~3 decimals of the angle.
+    """
+
+    out_dim: int
+
+    def __init__(self, n_members: int, batched: bool):
+        super().__init__()
+        self.n_members = n_members
+        self.batched = batched
+        self.check_inputs = True
+        self.out_dtype = torch.float32
+        self.chunk_values = CHUNK_VALUES
+
+    def forward(self, lonlat):
+        x = torch.as_tensor(lonlat)
+        if x.dim() == 0 or x.shape[-1] != 2:
+            raise SynthError(f"location input must have shape (..., 2) as (lon, lat) in degrees, got {tuple(x.shape)}")
+        x = x.to(torch.float64)
+        if self.check_inputs:
+            check_lonlat(x)
+        if self.batched:
+            if x.dim() == 2:
+                x3 = x[None]
+            elif x.dim() == 3 and x.shape[0] == self.n_members:
+                x3 = x
+            else:
+                raise SynthError(f"a batched encoder of {self.n_members} members takes (N, 2) or "
+                                 f"({self.n_members}, N, 2) input, got {tuple(x.shape)}")
+            return self._chunked(x3)
+        lead = x.shape[:-1]
+        return self._chunked(x.reshape(1, -1, 2)).reshape(*lead, self.out_dim)
+
+    def _chunked(self, x3):
+        """Features of (1 or M, N, 2) points, computed a slice of points at a time.
+
+        The float64 intermediates of M members x N points x D features run to gigabytes; on a CPU,
+        touching fresh memory of that size costs more than the arithmetic (64 members were 3x
+        slower in one call than in 64 calls). Slices of 2^18 output values stay in cache.
+        """
+        step = max(1, self.chunk_values // max(1, self.n_members * self.out_dim))
+        if step >= x3.shape[1]:
+            f = self.features(x3[..., 0:1], x3[..., 1:2])
+            return f.expand(self.n_members, *f.shape[1:]).to(self.out_dtype)
+        out = torch.empty((self.n_members, x3.shape[1], self.out_dim), dtype=self.out_dtype, device=x3.device)
+        for i in range(0, x3.shape[1], step):
+            xi = x3[:, i:i + step]
+            out[:, i:i + step] = self.features(xi[..., 0:1], xi[..., 1:2])
+        return out
+
+    def _member_param(self, name, values):
+        self.register_buffer(name, torch.tensor(values, dtype=torch.float64).view(-1, 1, 1))
+
+
+def check_lonlat(x) -> None:
+    """One-line errors for NaN/inf or out-of-range coordinates (SPEC.md section 1)."""
+    if not torch.isfinite(x).all():
+        raise SynthError("location input contains non-finite values (NaN or inf)")
+    if (x[..., 1].abs() > 90).any():
+        raise SynthError(f"latitude outside [-90, 90] degrees (max |lat| = {x[..., 1].abs().max().item():.6g})")
+    if ((x[..., 0] < -180) | (x[..., 0] >= 180)).any():
+        raise SynthError("longitude outside [-180, 180) degrees")
+
+
+def scale_frequencies(S: int, r_min, r_max):
+    """f_s = 1/τ_s, τ_s = r_min·(r_max/r_min)^{s/(S−1)}, s = 0 finest; S = 1 is the single scale r_max.
+
+    ``r_min``/``r_max`` have shape (M, 1, 1); returns (M, 1, S).
+    """
+    if S == 1:
+        return 1.0 / r_max
+    s = torch.arange(S, dtype=torch.float64, device=r_min.device) / (S - 1)
+    return 1.0 / (r_min * (r_max / r_min) ** s)
+
+
+def _pairs(sin, cos):
+    """Interleave (..., S) sines and cosines as [sin_0, cos_0, sin_1, cos_1, ...]."""
+    return torch.stack([sin, cos], -1).flatten(-2)
+
+
+_THEORY_DIRS = torch.tensor([[1.0, 0.0], [-0.5, math.sqrt(3) / 2], [-0.5, -math.sqrt(3) / 2]], dtype=torch.float64)
+
+
+def _multiscale_features(kind, lam, phi, f):
+    """The grid/theory/sphere* families: ``lam``/``phi`` (·, N, 1) in the family's unit, ``f`` (M, 1, S)."""
+    ls, ps = lam * f, phi * f
+    if kind == "grid":
+        return torch.cat([_pairs(torch.sin(ls), torch.cos(ls)), _pairs(torch.sin(ps), torch.cos(ps))], -1)
+    if kind == "theory":
+        proj = torch.cat([lam, phi], -1) @ _THEORY_DIRS.to(lam.device).T  # (·, N, 3)
+        ang = f[..., :, None] * proj[..., None, :]  # (M, N, S, 3)
+        return torch.stack([torch.sin(ang), torch.cos(ang)], -1).flatten(-3)
+    sp, cp, sl, cl = torch.sin(ps), torch.cos(ps), torch.sin(ls), torch.cos(ls)
+    if kind == "sphereC":
+        terms = [sp, cp * cl, cp * sl]
+    elif kind == "sphereC+":
+        terms = [sp, cp, sl, cl, cp * cl, cp * sl]
+    elif kind in ("sphereM", "sphereM+"):
+        c1, s1, cphi = torch.cos(lam), torch.sin(lam), torch.cos(phi)  # the single-scale (f = 1) angles
+        mix = [cp * c1, cphi * cl, cp * s1, cphi * sl]
+        terms = [sp] + mix if kind == "sphereM" else [sp, cp, sl, cl] + mix
+    elif kind == "sphereDFS":
+        A = torch.cat([sl, cl], -1)
+        B = torch.cat([sp, cp], -1)
+        outer = (A[..., :, None] * B[..., None, :]).flatten(-2)
+        return torch.cat([outer, torch.stack([sp, cp, sl, cl], -1).flatten(-2)], -1)
+    else:  # pragma: no cover - guarded by the registry
+        raise AssertionError(kind)
+    return torch.stack(terms, -1).flatten(-2)
+
+
+class MultiScale(PositionEncoder):
+    """Space2Vec grid/theory (degrees, r_max = 360) and the Sphere2Vec family (radians, r_max = 1)."""
+
+    TERMS = {"grid": 4, "theory": 6, "sphereC": 3, "sphereC+": 6, "sphereM": 5, "sphereM+": 8}
+
+    def __init__(self, kind, M, batched, frequency_num, min_radius, max_radius):
+        super().__init__(M, batched)
+        S = int(frequency_num)
+        if S < 1:
+            raise SynthError(f"frequency_num (S) must be >= 1, got {frequency_num}")
+        r_min, r_max = np.asarray(min_radius, float), np.asarray(max_radius, float)
+        if np.any(r_min <= 0) or np.any(r_max <= 0) or (S > 1 and np.any(r_min >= r_max)):
+            raise SynthError(f"need 0 < min_radius < max_radius, got min_radius={min_radius}, max_radius={max_radius}")
+        self.kind, self.S = kind, S
+        self.degrees = kind in ("grid", "theory")
+        self._member_param("r_min", r_min)
+        self._member_param("r_max", r_max)
+        self.out_dim = 4 * S * S + 4 * S if kind == "sphereDFS" else self.TERMS[kind] * S
+
+    def features(self, lon, lat):
+        if not self.degrees:
+            lon, lat = torch.deg2rad(lon), torch.deg2rad(lat)
+        return _multiscale_features(self.kind, lon, lat, scale_frequencies(self.S, self.r_min, self.r_max))
+
+
+def _xyz(lon_deg, lat_deg):
+    lam, phi = torch.deg2rad(lon_deg), torch.deg2rad(lat_deg)
+    return torch.cat([torch.cos(phi) * torch.cos(lam), torch.cos(phi) * torch.sin(lam), torch.sin(phi)], -1)
+
+
+class XYZ(PositionEncoder):
+    """χ(x) = (cos φ cos λ, cos φ sin λ, sin φ), the code's (x, y, z) order."""
+
+    out_dim = 3
+
+    def features(self, lon, lat):
+        return _xyz(lon, lat)
+
+
+class Wrap(PositionEncoder):
+    """Mac Aodha et al.: [sin πλ', sin πφ', cos πλ', cos πφ'], λ' = lon/180, φ' = lat/90 (both poles coincide)."""
+
+    out_dim = 4
+
+    def features(self, lon, lat):
+        a, b = math.pi * lon / 180.0, math.pi * lat / 90.0
+        return torch.cat([torch.sin(a), torch.sin(b), torch.cos(a), torch.cos(b)], -1)
+
+
+class NeRF(PositionEncoder):
+    """[sin(π2ˡ p_k)], then [cos(π2ˡ p_k)], for the 3-D point p = χ(x), k in (x, y, z), l < L."""
+
+    def __init__(self, M, batched, frequency_num):
+        super().__init__(M, batched)
+        if int(frequency_num) < 1:
+            raise SynthError(f"frequency_num (L) must be >= 1, got {frequency_num}")
+        self.register_buffer("freq", math.pi * 2.0 ** torch.arange(int(frequency_num), dtype=torch.float64))
+        self.out_dim = 6 * int(frequency_num)
+
+    def features(self, lon, lat):
+        ang = _xyz(lon, lat)[..., :, None] * self.freq  # (·, N, 3, L)
+        return torch.cat([torch.sin(ang).flatten(-2), torch.cos(ang).flatten(-2)], -1)
+
+
+class SphericalHarmonics(PositionEncoder):
+    def __init__(self, M, batched, legendre_polys):
+        super().__init__(M, batched)
+        if int(legendre_polys) < 1:
+            raise SynthError(f"legendre_polys (L) must be >= 1, got {legendre_polys}")
+        self.L = int(legendre_polys)
+        self.out_dim = self.L ** 2
+
+    def features(self, lon, lat):
+        return real_spherical_harmonics(torch.deg2rad(lon[..., 0]), torch.deg2rad(lat[..., 0]), self.L)
+
+
+class RBF(PositionEncoder):
+    """exp(−‖x − a_m‖²/2σ²) in the (lon°, lat°) plane (the public code's metric), σ = kernel_size degrees."""
+
+    def __init__(self, M, batched, rng, num_anchors, kernel_size, anchor_points=None):
+        super().__init__(M, batched)
+        if int(num_anchors) < 1 or np.any(np.asarray(kernel_size) <= 0):
+            raise SynthError(f"rbf needs num_anchors >= 1 and kernel_size > 0, got {num_anchors}, {kernel_size}")
+        A = int(num_anchors)
+        if anchor_points is None:  # no training points given: area-uniform anchors
+            u = rng.rand((A, 2), dtype=torch.float64)
+            anchors = torch.stack([360.0 * u[..., 0] - 180.0, torch.rad2deg(torch.asin(2.0 * u[..., 1] - 1.0))], -1)
+        else:
+            pts = torch.as_tensor(np.asarray(anchor_points), dtype=torch.float64)
+            if pts.dim() != 2 or pts.shape[1] != 2 or len(pts) < A:
+                raise SynthError(f"anchor_points must be (n >= {A}, 2) degrees, got {tuple(pts.shape)}")
+            anchors = pts[rng.permutation(len(pts))[:, :A]]  # per member, without replacement
+        self.register_buffer("anchors", anchors)  # (M, A, 2)
+        self._member_param("sigma", np.asarray(kernel_size, float))
+        self.out_dim = A
+
+    def features(self, lon, lat):
+        x = torch.cat([lon, lat], -1).expand(self.n_members, -1, -1)
+        d2 = ((x * x).sum(-1, keepdim=True) + (self.anchors * self.anchors).sum(-1)[:, None, :]
+              - 2.0 * torch.bmm(x, self.anchors.transpose(1, 2))).clamp_min(0.0)
+        return torch.exp(-d2 / (2.0 * self.sigma**2))
+
+
+class RFF(PositionEncoder):
+    """√(2/D) cos(ωᵀx̃ + b), x̃ = (lon/180, lat/90), ω ~ N(0, κ·I) with κ = kernel_size read as a variance
+    (the public code's reading; ``kernel_reading="std"`` reads it as a standard deviation)."""
+
+    def __init__(self, M, batched, rng, frequency_num, kernel_size, kernel_reading="variance"):
+        super().__init__(M, batched)
+        D = int(frequency_num)
+        if D < 1 or np.any(np.asarray(kernel_size) <= 0):
+            raise SynthError(f"rff needs frequency_num >= 1 and kernel_size > 0, got {frequency_num}, {kernel_size}")
+        if kernel_reading not in ("variance", "std"):
+            raise SynthError(f"kernel_reading must be 'variance' or 'std', got {kernel_reading!r}")
+        k = torch.tensor(np.asarray(kernel_size, float), dtype=torch.float64).view(-1, 1, 1)
+        std = k.sqrt() if kernel_reading == "variance" else k
+        self.register_buffer("omega", rng.normal((2, D), dtype=torch.float64) * std)  # (M, 2, D)
+        self.register_buffer("phase", 2 * math.pi * rng.rand((1, D), dtype=torch.float64))  # (M, 1, D)
+        self.out_dim = D
+
+    def features(self, lon, lat):
+        x = torch.cat([lon / 180.0, lat / 90.0], -1).expand(self.n_members, -1, -1)
+        return math.sqrt(2.0 / self.out_dim) * torch.cos(torch.bmm(x, self.omega) + self.phase)
+
+
+class Tile(PositionEncoder):
+    """A learned embedding per equal-angle cell of ``cell_size`` degrees over the globe (the intended
+    tile_ffn; TorchSpatial never passes the cell size, so its grid has a single cell)."""
+
+    def __init__(self, M, batched, rng, cell_size, embed_dim):
+        super().__init__(M, batched)
+        if not cell_size > 0 or int(embed_dim) < 1:
+            raise SynthError(f"tile needs cell_size > 0 degrees and embed_dim >= 1, got {cell_size}, {embed_dim}")
+        self.cell = float(cell_size)
+        self.n_col, self.n_row = math.ceil(360.0 / self.cell), math.ceil(180.0 / self.cell)
+        E = int(embed_dim)
+        self.embedding = nn.Parameter(rng.normal((self.n_row * self.n_col, E)) / E)  # N(0, (1/E)²)
+        self.out_dim = E
+
+    def features(self, lon, lat):
+        col = torch.floor((lon[..., 0] + 180.0) / self.cell).long().clamp(0, self.n_col - 1)
+        row = torch.floor((lat[..., 0] + 90.0) / self.cell).long().clamp(0, self.n_row - 1)
+        idx = (row * self.n_col + col).expand(self.n_members, -1)
+        return self.embedding[torch.arange(self.n_members, device=idx.device)[:, None], idx]
+
+
+# ----------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class EncoderSpec:
+    name: str
+    aliases: tuple
+    make: Callable  # (M, batched, rng, hparams) -> PositionEncoder
+    position_defaults: dict
+    network: str  # "ffn", "resnet" or "siren"
+    antimeridian_continuous: bool
+    pole_single_valued: bool
+    dim: str
+    description: str
+    networks: tuple = field(default=())
+
+
+def _multi(kind):
+    return lambda M, b, rng, hp: MultiScale(kind, M, b, hp["frequency_num"], hp["min_radius"], hp["max_radius"])
+
+
+_SPECS = [
+    EncoderSpec("xyz", ("cartesian3d",), lambda M, b, rng, hp: XYZ(M, b), {}, "ffn", True, True, "3",
+                "3-D unit vector (x, y, z)"),
+    EncoderSpec("wrap", ("geo_net",), lambda M, b, rng, hp: Wrap(M, b), {}, "resnet", True, False, "4",
+                "sin/cos of lon/180·π and lat/90·π, Mac Aodha et al.'s residual network"),
+    EncoderSpec("wrap_ffn", ("wrap+ffn", "geo_net_fft"), lambda M, b, rng, hp: Wrap(M, b), {}, "ffn", True, False,
+                "4", "wrap's features with NN_ffn"),
+    EncoderSpec("tile_ffn", ("tile",), lambda M, b, rng, hp: Tile(M, b, rng, hp["cell_size"], hp["embed_dim"]),
+                {"cell_size": 5.0, "embed_dim": 64}, "ffn", False, False, "embed_dim",
+                "learned embedding of an equal-angle lat/lon cell"),
+    EncoderSpec("rbf", (), lambda M, b, rng, hp: RBF(M, b, rng, hp["num_anchors"], hp["kernel_size"],
+                                                     hp["anchor_points"]),
+                {"num_anchors": 200, "kernel_size": 1.0, "anchor_points": None}, "ffn", False, False, "num_anchors",
+                "Gaussian kernels at anchors drawn from the training points, in degrees"),
+    EncoderSpec("rff", (), lambda M, b, rng, hp: RFF(M, b, rng, hp["frequency_num"], hp["kernel_size"],
+                                                     hp["kernel_reading"]),
+                {"frequency_num": 64, "kernel_size": 1.0, "kernel_reading": "variance"}, "ffn", False, False,
+                "frequency_num", "random Fourier features of (lon/180, lat/90)"),
+    EncoderSpec("grid", ("Space2Vec-grid", "gridcell"), _multi("grid"),
+                {"frequency_num": 32, "min_radius": 0.01, "max_radius": 360.0}, "ffn", False, False, "4S",
+                "Space2Vec grid: multi-scale sin/cos of lon and lat in degrees"),
+    EncoderSpec("theory", ("Space2Vec-theory",), _multi("theory"),
+                {"frequency_num": 32, "min_radius": 0.01, "max_radius": 360.0}, "ffn", False, False, "6S",
+                "Space2Vec theory: three directions 120° apart, degrees"),
+    EncoderSpec("nerf", ("NeRF",), lambda M, b, rng, hp: NeRF(M, b, hp["frequency_num"]), {"frequency_num": 16},
+                "ffn", True, True, "6S", "NeRF positional encoding of the 3-D point"),
+    EncoderSpec("sphereC", ("Sphere2Vec-sphereC", "sphere"), _multi("sphereC"),
+                {"frequency_num": 32, "min_radius": 0.001, "max_radius": 1.0}, "ffn", False, False, "3S",
+                "Sphere2Vec sphereC"),
+    EncoderSpec("sphereC+", ("Sphere2Vec-sphereC+", "spheregrid", "sphereCplus"), _multi("sphereC+"),
+                {"frequency_num": 32, "min_radius": 0.001, "max_radius": 1.0}, "ffn", False, False, "6S",
+                "Sphere2Vec sphereC+ (sphereC and grid terms)"),
+    EncoderSpec("sphereM", ("Sphere2Vec-sphereM", "spheremixscale"), _multi("sphereM"),
+                {"frequency_num": 32, "min_radius": 0.001, "max_radius": 1.0}, "ffn", False, False, "5S",
+                "Sphere2Vec sphereM (multi-scale mixed with single-scale)"),
+    EncoderSpec("sphereM+", ("Sphere2Vec-sphereM+", "spheregridmixscale", "sphereMplus"), _multi("sphereM+"),
+                {"frequency_num": 32, "min_radius": 0.001, "max_radius": 1.0}, "ffn", False, False, "8S",
+                "Sphere2Vec sphereM+ (the paper's Table 8 model)"),
+    EncoderSpec("sphereDFS", ("Sphere2Vec-dfs", "dfs", "dft"), _multi("sphereDFS"),
+                {"frequency_num": 8, "min_radius": 0.001, "max_radius": 1.0}, "ffn", False, False, "4S²+4S",
+                "Sphere2Vec double Fourier sphere: all cross-scale products"),
+    EncoderSpec("spherical_harmonics", ("sphericalharmonics", "Siren(SH)", "sh"),
+                lambda M, b, rng, hp: SphericalHarmonics(M, b, hp["legendre_polys"]), {"legendre_polys": 20},
+                "siren", True, True, "L²", "real spherical harmonics of degree < L, SirenNet by default",
+                networks=("siren", "ffn")),
+]
+_REGISTRY = {s.name: s for s in _SPECS}
+_ALIASES = {a.lower(): s.name for s in _SPECS for a in (s.name,) + s.aliases}
+TABLE8 = ("xyz", "wrap", "wrap_ffn", "rff", "rbf", "grid", "theory", "sphereM+")
+
+
+def available() -> list[str]:
+    return list(_REGISTRY)
+
+
+def canonical_name(name: str) -> str:
+    try:
+        return _ALIASES[str(name).lower()]
+    except KeyError:
+        raise SynthError(f"unknown encoder {name!r}; valid: {', '.join(_REGISTRY)}") from None
+
+
+def spec(name: str) -> EncoderSpec:
+    return _REGISTRY[canonical_name(name)]
+
+
+def network_defaults(name: str, network: str | None = None) -> dict:
+    net = network or spec(name).network
+    return dict({"ffn": FFN_KEYS, "resnet": RESNET_KEYS, "siren": SIREN_KEYS}[net])
+
+
+def _split_hparams(name: str, hparams: dict, with_network: bool):
+    s = spec(name)
+    network = hparams.pop("network", None) or s.network
+    if network != s.network and network not in s.networks:
+        raise SynthError(f"encoder {s.name} supports network(s) {', '.join(s.networks or (s.network,))}, got {network!r}")
+    allowed = dict(s.position_defaults)
+    if with_network:
+        allowed.update(network_defaults(s.name, network))
+    allowed["seed"] = 0
+    unknown = sorted(set(hparams) - set(allowed))
+    if unknown:
+        raise SynthError(f"unknown hyper-parameter(s) {', '.join(unknown)} for {s.name}; valid: {', '.join(sorted(allowed))}")
+    merged = {**allowed, **hparams}
+    anchor_points = merged.pop("anchor_points", None) if "anchor_points" in merged else None
+    M, batched, values = broadcast_members(merged, VECTOR_KEYS)
+    if "anchor_points" in s.position_defaults:
+        values["anchor_points"] = anchor_points
+    return s, network, M, batched, values
+
+
+def position_encoder(name: str, rng: MemberRNG | None = None, **hparams) -> PositionEncoder:
+    """The position encoder G alone (an ``nn.Module`` with ``out_dim``)."""
+    s, _, M, batched, hp = _split_hparams(name, dict(hparams), with_network=False)
+    rng = rng or MemberRNG(hp["seed"])
+    return s.make(M, batched, rng, hp)
+
+
+class LocationModel(nn.Module):
+    """G followed by the network and class layer; forward returns logits."""
+
+    def __init__(self, encoder: PositionEncoder, network: nn.Module, name: str, hparams: dict):
+        super().__init__()
+        self.position_encoder = encoder
+        self.network = network
+        self.name = name
+        self.hparams = hparams
+
+    @property
+    def n_members(self) -> int:
+        return self.position_encoder.n_members
+
+    def forward(self, lonlat):
+        feats = self.position_encoder(lonlat)
+        if self.position_encoder.batched:
+            return self.network(feats)
+        lead = feats.shape[:-1]
+        return self.network(feats.reshape(1, -1, feats.shape[-1])).reshape(*lead, -1)
+
+
+def build(name: str, num_classes: int, rng: MemberRNG | None = None, **hparams) -> LocationModel:
+    """The full location model (G + network + class layer, logits out)."""
+    if int(num_classes) < 1:
+        raise SynthError(f"num_classes must be >= 1, got {num_classes}")
+    s, network, M, batched, hp = _split_hparams(name, dict(hparams), with_network=True)
+    rng = rng or MemberRNG(hp["seed"])
+    if len(rng) != M:
+        raise SynthError(f"the random streams are for {len(rng)} members but the hyper-parameters describe {M}")
+    G = s.make(M, batched, rng, hp)
+    if network == "ffn":
+        net = FFN(rng, G.out_dim, num_classes, hp["num_hidden_layers"], hp["hidden_dim"], hp["num_filts"],
+                  hp["dropout"], hp["activation"], hp["use_layernorm"], hp["skip_connection"])
+    elif network == "resnet":
+        net = ResNet(rng, G.out_dim, num_classes, hp["num_filts"], hp["num_res_blocks"], hp["dropout"])
+    else:
+        net = Siren(rng, G.out_dim, num_classes, hp["num_hidden_layers"], hp["hidden_dim"], hp["dropout"],
+                    hp["w0_initial"])
+    return LocationModel(G, net, s.name, hp)

@@ -1,0 +1,93 @@
+"""Per-member hyper-parameters and random streams of a population of M models.
+
+A *population* is M models with identical array shapes trained side by side as stacked
+weights. Hyper-parameters that only change values (learning rate, r_min, kernel size, dropout,
+weight decay, seed) may differ per member; those that change shapes (S, h, k, ...) may not.
+
+Each member draws all of its random numbers (initial weights, rbf anchors, rff frequencies,
+dropout masks, batch order, negative locations) from its own ``torch.Generator`` seeded by its
+own seed, so a member's run depends on its configuration alone, never on which other members
+share its population (tests/test_train.py checks this).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from synth.errors import SynthError
+
+
+def broadcast_members(hparams: dict, vector_keys: Sequence[str]) -> tuple[int, bool, dict]:
+    """Split hyper-parameters into scalars and per-member vectors.
+
+    Returns (M, batched, values) where vector keys are lists of length M. A key outside
+    ``vector_keys`` given as a list must hold one repeated value (it changes array shapes).
+    """
+    lengths = set()
+    for k, v in hparams.items():
+        if isinstance(v, (list, tuple)) or (isinstance(v, torch.Tensor) and v.dim() > 0):
+            vals = list(v.tolist() if isinstance(v, torch.Tensor) else v)
+            if k not in vector_keys:
+                if len(set(map(repr, vals))) > 1:
+                    raise SynthError(f"hyper-parameter {k} changes array shapes and must be the same for every "
+                                     f"member of a population (got {vals[:4]}...)")
+                continue
+            lengths.add(len(vals))
+    if len(lengths) > 1:
+        raise SynthError(f"per-member hyper-parameters have different lengths {sorted(lengths)}")
+    M = lengths.pop() if lengths else 1
+    batched = M > 1 or any(isinstance(v, (list, tuple)) or (isinstance(v, torch.Tensor) and v.dim() > 0)
+                           for k, v in hparams.items() if k in vector_keys)
+    out = {}
+    for k, v in hparams.items():
+        seq = isinstance(v, (list, tuple)) or (isinstance(v, torch.Tensor) and v.dim() > 0)
+        vals = list(v.tolist() if isinstance(v, torch.Tensor) else v) if seq else None
+        if k in vector_keys:
+            out[k] = vals if seq else [v] * M
+        else:
+            out[k] = vals[0] if seq else v
+    return M, batched, out
+
+
+class MemberRNG:
+    """One ``torch.Generator`` per member; draws come back stacked as (M, *shape)."""
+
+    def __init__(self, seeds: Sequence[int], device="cpu"):
+        self.seeds = [int(s) for s in seeds]
+        self.device = torch.device(device)
+        self.generators = []
+        for s in self.seeds:
+            g = torch.Generator(device=self.device)
+            g.manual_seed(s)
+            self.generators.append(g)
+
+    def __len__(self):
+        return len(self.generators)
+
+    def _fill(self, fn, shape, dtype):
+        out = torch.empty((len(self.generators),) + tuple(shape), dtype=dtype, device=self.device)
+        for m, g in enumerate(self.generators):
+            fn(out[m], g)
+        return out
+
+    def rand(self, shape, dtype=torch.float32):
+        return self._fill(lambda o, g: o.uniform_(0, 1, generator=g), shape, dtype)
+
+    def normal(self, shape, dtype=torch.float32):
+        return self._fill(lambda o, g: o.normal_(0, 1, generator=g), shape, dtype)
+
+    def uniform(self, shape, low, high, dtype=torch.float32):
+        """U(low, high) with per-member bounds (tensors of shape (M,)) or scalars."""
+        u = self.rand(shape, dtype)
+        low = torch.as_tensor(low, dtype=dtype, device=self.device).reshape(-1, *[1] * len(shape))
+        high = torch.as_tensor(high, dtype=dtype, device=self.device).reshape(-1, *[1] * len(shape))
+        return low + (high - low) * u
+
+    def permutation(self, n: int):
+        """(M, n) independent permutations."""
+        out = torch.empty((len(self.generators), n), dtype=torch.int64, device=self.device)
+        for m, g in enumerate(self.generators):
+            out[m] = torch.randperm(n, generator=g, device=self.device)
+        return out
