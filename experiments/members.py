@@ -52,31 +52,55 @@ def broadcast_members(hparams: dict, vector_keys: Sequence[str]) -> tuple[int, b
 
 
 class MemberRNG:
-    """One ``torch.Generator`` per member; draws come back stacked as (M, *shape)."""
+    """Per-member random streams; every draw comes back stacked as (M, *shape).
 
-    def __init__(self, seeds: Sequence[int], device="cpu"):
+    Two interchangeable back-ends, chosen by device: on the CPU one ``torch.Generator`` per member
+    (a short loop over members that costs nothing next to the arithmetic); on a GPU, where M
+    kernel launches per draw would dominate, the counter-based hash of :mod:`synth.random` keyed
+    by (member seed, draw number) fills all members in one go. Either way a member's numbers
+    depend on its own seed and the sequence of draws only.
+    """
+
+    def __init__(self, seeds: Sequence[int], device="cpu", mode: str | None = None):
         self.seeds = [int(s) for s in seeds]
         self.device = torch.device(device)
-        self.generators = []
-        for s in self.seeds:
-            g = torch.Generator(device=self.device)
-            g.manual_seed(s)
-            self.generators.append(g)
+        self.mode = mode or ("generators" if self.device.type == "cpu" else "counter")
+        if self.mode == "generators":
+            self.generators = []
+            for s in self.seeds:
+                g = torch.Generator(device=self.device)
+                g.manual_seed(s)
+                self.generators.append(g)
+        elif self.mode == "counter":
+            self.keys = torch.tensor(self.seeds, dtype=torch.int64, device=self.device)
+            self.draws = 0
+        else:
+            raise SynthError(f"unknown random-stream mode {mode!r}")
 
     def __len__(self):
-        return len(self.generators)
-
-    def _fill(self, fn, shape, dtype):
-        out = torch.empty((len(self.generators),) + tuple(shape), dtype=dtype, device=self.device)
-        for m, g in enumerate(self.generators):
-            fn(out[m], g)
-        return out
+        return len(self.seeds)
 
     def rand(self, shape, dtype=torch.float32):
-        return self._fill(lambda o, g: o.uniform_(0, 1, generator=g), shape, dtype)
+        """Uniforms in [0, 1)."""
+        shape = tuple(shape)
+        if self.mode == "counter":
+            from synth.random import uniform_torch
+
+            self.draws += 1
+            return 1.0 - uniform_torch(self.keys, self.draws, shape, device=self.device, dtype=dtype)
+        out = torch.empty((len(self.seeds),) + shape, dtype=dtype, device=self.device)
+        for m, g in enumerate(self.generators):
+            out[m].uniform_(0, 1, generator=g)
+        return out
 
     def normal(self, shape, dtype=torch.float32):
-        return self._fill(lambda o, g: o.normal_(0, 1, generator=g), shape, dtype)
+        if self.mode == "counter":  # Box-Muller on two uniform draws
+            u1, u2 = 1.0 - self.rand(shape, dtype), self.rand(shape, dtype)
+            return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2 * torch.pi * u2)
+        out = torch.empty((len(self.seeds),) + tuple(shape), dtype=dtype, device=self.device)
+        for m, g in enumerate(self.generators):
+            out[m].normal_(0, 1, generator=g)
+        return out
 
     def uniform(self, shape, low, high, dtype=torch.float32):
         """U(low, high) with per-member bounds (tensors of shape (M,)) or scalars."""
@@ -87,7 +111,9 @@ class MemberRNG:
 
     def permutation(self, n: int):
         """(M, n) independent permutations."""
-        out = torch.empty((len(self.generators), n), dtype=torch.int64, device=self.device)
+        if self.mode == "counter":
+            return torch.argsort(self.rand((n,), torch.float64), dim=1)
+        out = torch.empty((len(self.seeds), n), dtype=torch.int64, device=self.device)
         for m, g in enumerate(self.generators):
             out[m] = torch.randperm(n, generator=g, device=self.device)
         return out

@@ -92,8 +92,10 @@ class StackedDropout(nn.Module):
         if not self.training or not torch.any(self.p > 0):
             return x
         p = self.p.view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
-        keep = self.rng.rand(x.shape[1:], dtype=x.dtype) >= p
-        return x * keep / (1 - p)
+        # One scaled mask built in place: on a CPU, passes over population-sized tensors cost
+        # more than the arithmetic, so dropout is a single multiply forward and backward.
+        mask = self.rng.rand(x.shape[1:], dtype=x.dtype).ge_(p).mul_(1.0 / (1.0 - p))
+        return x * mask
 
 
 class FFN(nn.Module):

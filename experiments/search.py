@@ -1,0 +1,343 @@
+"""Hyper-parameter search: spaces from TOML files, plans packed into populations, resumable sweeps.
+
+A *space* is a TOML file (``experiments/spaces/quick.toml``, ``paper.toml`` or your own) with
+``[settings]`` (TrainSettings fields), ``[grid]`` (lists applied to every encoder for which the key
+is a valid hyper-parameter) and ``[encoders.NAME]`` (lists for one encoder, overriding ``[grid]``).
+A *plan* expands the grid per encoder (exhaustive, a random subset, or successive halving), crosses
+it with the datasets and training seeds, and packs members that share array shapes into
+populations sized for the device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synth import datasets as synth_datasets
+from synth.errors import SynthError
+
+from . import encoders, results
+from .train import OPTIMIZER_KEYS, TrainSettings, resolve_device, train_population
+
+SPACES_DIR = Path(__file__).parent / "spaces"
+CPU_MAX_MEMBERS = 16  # measured (benchmarks/bench_train.py): beyond this the activations leave the CPU cache
+
+
+def _toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SynthError(f"{path}: not valid TOML ({e})") from None
+
+
+def valid_keys(encoder: str) -> set:
+    s = encoders.spec(encoder)
+    keys = set(s.position_defaults) | set(encoders.network_defaults(s.name)) | set(OPTIMIZER_KEYS)
+    for net in s.networks:
+        keys |= set(encoders.network_defaults(s.name, net))
+    return keys - {"anchor_points", "seed"}
+
+
+@dataclass
+class Space:
+    name: str
+    settings: TrainSettings
+    grid: dict
+    per_encoder: dict
+    description: str = ""
+
+    def configs(self, encoder: str) -> list[dict]:
+        """The exhaustive grid for one encoder, as a list of hyper-parameter dicts."""
+        enc = encoders.canonical_name(encoder)
+        ok = valid_keys(enc)
+        axes = {k: v for k, v in self.grid.items() if k in ok}
+        axes.update(self.per_encoder.get(enc, {}))
+        keys = sorted(axes)
+        return [dict(zip(keys, vals)) for vals in itertools.product(*(axes[k] for k in keys))]
+
+
+def load_space(name_or_path: str) -> Space:
+    path = Path(name_or_path)
+    if not path.suffix and (SPACES_DIR / f"{name_or_path}.toml").exists():
+        path = SPACES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.toml")))
+        raise SynthError(f"unknown search space {name_or_path!r}: not a file and not one of {known}")
+    raw = _toml(path)
+    unknown = set(raw) - {"description", "settings", "grid", "encoders"}
+    if unknown:
+        raise SynthError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+    fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    bad = set(raw.get("settings", {})) - fields
+    if bad:
+        raise SynthError(f"{path}: unknown [settings] key(s) {', '.join(sorted(bad))}; valid: {', '.join(sorted(fields))}")
+    settings = TrainSettings(**raw.get("settings", {}))
+    all_keys = set().union(*(valid_keys(e) for e in encoders.available()))
+
+    def lists(table, where, allowed):
+        out = {}
+        for k, v in table.items():
+            if k not in allowed:
+                raise SynthError(f"{path}: unknown hyper-parameter {k!r} in {where}")
+            v = v if isinstance(v, list) else [v]
+            if not v:
+                raise SynthError(f"{path}: empty grid for {k!r} in {where}")
+            out[k] = v
+        return out
+
+    grid = lists(raw.get("grid", {}), "[grid]", all_keys)
+    per_encoder = {}
+    for enc, table in raw.get("encoders", {}).items():
+        name = encoders.canonical_name(enc)
+        per_encoder[name] = lists(table, f"[encoders.{enc}]", valid_keys(name))
+    return Space(path.stem, settings, grid, per_encoder, raw.get("description", ""))
+
+
+def parse_names(text: str, kind: str) -> list[str]:
+    if kind == "datasets":
+        if text == "all":
+            return list(synth_datasets.PAPER_DATASETS)
+        names = [t.strip() for t in text.split(",") if t.strip()]
+        for n in names:
+            synth_datasets.get_recipe(n)
+        return names
+    if text == "all":
+        return encoders.available()
+    if text == "table8":
+        return list(encoders.TABLE8)
+    return [encoders.canonical_name(t.strip()) for t in text.split(",") if t.strip()]
+
+
+@dataclass
+class Population:
+    dataset: str
+    data_seed: int
+    encoder: str
+    members: list  # of (config_without_seed, train_seed)
+    stage: str = "final"
+
+
+@dataclass
+class Plan:
+    space: Space
+    populations: list
+    n_configs: int
+    member_memory_mb: dict = field(default_factory=dict)
+    skipped: int = 0
+
+    @property
+    def n_members(self) -> int:
+        return sum(len(p.members) for p in self.populations)
+
+
+def shape_key(config: dict) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in config.items()
+                        if k not in encoders.VECTOR_KEYS and k not in OPTIMIZER_KEYS))
+
+
+def member_memory_mb(encoder: str, config: dict, num_classes: int, batch: int) -> float:
+    """Rough peak memory of one member: weights, gradients and Adam state, the best-weights copy,
+    and the activations of a batch (positives + negatives) kept for the backward pass."""
+    hp = {k: v for k, v in config.items() if k not in OPTIMIZER_KEYS}
+    model = encoders.build(encoder, num_classes, **hp)
+    n_params = sum(p.numel() for p in model.parameters())
+    widths = model.position_encoder.out_dim * 2  # float64 features and their float32 copy
+    for m in model.network.modules():
+        if hasattr(m, "weight") and getattr(m, "weight") is not None and m.weight.dim() == 3:
+            widths += m.weight.shape[-1] * 4  # output, activation, dropout mask, norm
+    return (n_params * 4 * 5 + 2 * batch * widths * 4) / 2**20
+
+
+def max_members(device: torch.device, per_member_mb: float, cap: int | None = None) -> int:
+    if cap:
+        return cap
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(max(1, min(4096, 0.6 * free / 2**20 / per_member_mb)))
+    return int(max(1, min(CPU_MAX_MEMBERS, 4096 / per_member_mb)))
+
+
+def make_plan(space: Space, dataset_names, data_seeds, encoder_names, train_seeds, device, mode="grid",
+              n_random: int | None = None, max_pop: int | None = None, skip: set | None = None,
+              num_classes: int = 50, configs: dict | None = None, stage: str = "final") -> Plan:
+    pops, n_configs, mem = [], 0, {}
+    skipped = 0
+    settings_hash = results.digest(space.settings.to_dict())
+    for enc in encoder_names:
+        cfgs = configs[enc] if configs is not None else space.configs(enc)
+        if not cfgs:
+            raise SynthError(f"the search space {space.name} gives no configuration for {enc}")
+        if mode == "random" and n_random and n_random < len(cfgs):
+            cfgs = random.Random(0).sample(cfgs, n_random)
+        n_configs += len(cfgs)
+        groups: dict = {}
+        for c in cfgs:
+            groups.setdefault(shape_key(c), []).append(c)
+        for key, group in groups.items():
+            per = member_memory_mb(enc, group[0], num_classes, space.settings.batch_size)
+            mem[(enc, key)] = per
+            size = max_members(device, per, max_pop)
+            for ds in dataset_names:
+                for dseed in data_seeds:
+                    members = []
+                    for c in group:
+                        chash = results.digest(c)
+                        for s in train_seeds:
+                            if skip and (ds, dseed, enc, chash, s, settings_hash, stage) in skip:
+                                skipped += 1
+                                continue
+                            members.append((c, s))
+                    for i in range(0, len(members), size):
+                        pops.append(Population(ds, dseed, enc, members[i:i + size], stage))
+    return Plan(space, pops, n_configs, mem, skipped)
+
+
+def estimate_seconds(plan: Plan, device: torch.device, n_train: int = 3500) -> float:
+    """Time estimate from the plan's multiply-adds and a short measurement of this device."""
+    a = torch.randn(16, 2048, 256, device=device)
+    b = torch.randn(16, 256, 256, device=device)
+    torch.bmm(a, b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(3):
+        torch.bmm(a, b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    flops_per_s = 3 * 2 * 16 * 2048 * 256 * 256 / (time.perf_counter() - t) * 0.35  # 35%: measured efficiency
+    total = 0.0
+    for p in plan.populations:
+        cfg = {k: v for k, v in p.members[0][0].items() if k not in OPTIMIZER_KEYS}
+        model = encoders.build(p.encoder, 50, **cfg)
+        macs = sum(m.weight[0].numel() for m in model.network.modules()
+                   if hasattr(m, "weight") and getattr(m, "weight") is not None and m.weight.dim() == 3)
+        total += len(p.members) * plan.space.settings.epochs * 2 * n_train * macs * 6
+    return total / flops_per_s
+
+
+def describe_plan(plan: Plan, device, est: float | None) -> str:
+    sizes = [len(p.members) for p in plan.populations]
+    lines = [f"space {plan.space.name}: {plan.n_configs} configuration(s) over the encoders; "
+             f"{plan.n_members} member(s) to train in {len(plan.populations)} population(s) on {device}",
+             f"  population sizes: min {min(sizes) if sizes else 0}, max {max(sizes) if sizes else 0}, "
+             f"mean {np.mean(sizes) if sizes else 0:.1f}"]
+    for (enc, key), mb in sorted(plan.member_memory_mb.items(), key=lambda kv: kv[0][0])[:12]:
+        shape = ", ".join(f"{k}={v}" for k, v in key)
+        lines.append(f"  {enc}: ~{mb:.1f} MB per member ({shape})")
+    if plan.skipped:
+        lines.append(f"  {plan.skipped} member(s) already in the database are skipped (--resume)")
+    if est is not None:
+        lines.append(f"  estimated time: {est / 60:.1f} min (settings: {plan.space.settings.epochs} epochs, "
+                     f"early stopping can shorten it)")
+    return "\n".join(lines)
+
+
+class DatasetCache:
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.cache = {}
+
+    def __call__(self, name, seed):
+        if (name, seed) not in self.cache:
+            if self.folder is not None:
+                self.cache[(name, seed)] = synth_datasets.load(self.folder / synth_datasets.file_name(name, seed))
+            else:
+                self.cache[(name, seed)] = synth_datasets.generate(name, seed)
+        return self.cache[(name, seed)]
+
+
+def run_population(pop: Population, data, settings: TrainSettings, device, progress=None) -> list[dict]:
+    cfgs = [dict(c, seed=s) for c, s in pop.members]
+    t = time.perf_counter()
+    res = train_population(data, pop.encoder, cfgs, settings, device=device, progress=progress)
+    seconds = (time.perf_counter() - t) / len(cfgs)
+    settings_json = results.canonical(settings.to_dict())
+    rows = []
+    for (c, s), r in zip(pop.members, res):
+        rows.append(dict(dataset=pop.dataset, data_seed=pop.data_seed, encoder=pop.encoder,
+                         config_hash=results.digest(c), config=results.canonical(c), train_seed=s,
+                         settings_hash=results.digest(settings.to_dict()), settings=settings_json, stage=pop.stage,
+                         val_top1=r.val["top1"], val_top3=r.val["top3"], val_mrr=r.val["mrr"],
+                         test_top1=r.test["top1"], test_top3=r.test["top3"], test_mrr=r.test["mrr"],
+                         best_epoch=r.best_epoch, epochs_run=r.epochs_run, bands=results.canonical(r.bands),
+                         seconds=seconds, population=len(cfgs), device=str(device)))
+    return rows
+
+
+def sweep(plan: Plan, db_path, device, data_folder=None, show_progress=True) -> int:
+    """Train every population of the plan and store each as soon as it finishes; returns rows written."""
+    from tqdm import tqdm
+
+    conn = results.connect(db_path)
+    get = DatasetCache(Path(data_folder) if data_folder else None)
+    epochs = plan.space.settings.epochs
+    total = plan.n_members * epochs
+    written = 0
+    import sys
+
+    tty = sys.stderr.isatty()  # in a log file, a line every 30 s rather than a redraw every 0.1 s
+    bar = tqdm(total=total, unit="member-epoch", disable=not show_progress, smoothing=0.1, dynamic_ncols=True,
+               mininterval=0.5 if tty else 30.0,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} member-epochs [{elapsed}<{remaining}] {postfix}")
+    t0 = time.perf_counter()
+    try:
+        for i, pop in enumerate(plan.populations):
+            M = len(pop.members)
+            seen = [0]
+
+            def progress(epoch, _total, M=M, seen=seen):
+                bar.update(M * (epoch - seen[0]))
+                seen[0] = epoch
+
+            rows = run_population(pop, get(pop.dataset, pop.data_seed), plan.space.settings, device, progress)
+            results.write_population(conn, rows)
+            bar.update(M * (epochs - seen[0]))  # members that stopped early
+            written += len(rows)
+            bar.set_postfix_str(f"pop {i + 1}/{len(plan.populations)}, {written / (time.perf_counter() - t0):.2f} cfg/s")
+    finally:
+        bar.close()
+        conn.close()
+    return written
+
+
+def successive_halving(space: Space, dataset_names, data_seeds, encoder_names, train_seeds, device, db_path,
+                       data_folder=None, eta: int = 3, rungs: int = 3, show_progress=True) -> int:
+    """Per (dataset, encoder): train every configuration briefly, keep the best 1/eta by mean
+    validation Top-1, train those longer, and so on.
+
+    Rung r trains for epochs / eta^(rungs−1−r) epochs. Only the last rung is stored as stage
+    'final', which the reports read; earlier rungs are stored as 'rung<r>' for inspection."""
+    written = 0
+    for ds in dataset_names:
+        for enc in encoder_names:
+            survivors = space.configs(enc)
+            for r in range(rungs):
+                epochs = max(1, round(space.settings.epochs / eta ** (rungs - 1 - r)))
+                sub = dataclasses.replace(space, settings=dataclasses.replace(space.settings, epochs=epochs))
+                stage = "final" if r == rungs - 1 else f"rung{r}"
+                plan = make_plan(sub, [ds], data_seeds, [enc], train_seeds, device, configs={enc: survivors},
+                                 stage=stage)
+                written += sweep(plan, db_path, device, data_folder, show_progress)
+                if r == rungs - 1:
+                    break
+                conn = results.connect(db_path)
+                scores: dict = {}
+                for row in results.fetch(conn, stage):
+                    if row["encoder"] == enc and row["dataset"] == ds and row["data_seed"] in data_seeds:
+                        scores.setdefault(row["config_hash"], []).append(row["val_top1"])
+                conn.close()
+                survivors = sorted(survivors, key=lambda c: -np.mean(scores.get(results.digest(c), [0.0])))
+                survivors = survivors[:max(1, math.ceil(len(survivors) / eta))]
+    return written

@@ -1,0 +1,183 @@
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from synth import SynthError
+from experiments import results, search
+
+TINY_SPACE = """
+description = "test"
+[settings]
+epochs = 2
+patience = 5
+batch_size = 512
+[grid]
+lr = [0.01, 0.02]
+hidden_dim = [16]
+num_filts = [8]
+[encoders.grid]
+frequency_num = [4]
+min_radius = [1.0, 5.0]
+"""
+
+
+@pytest.fixture
+def space_file(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY_SPACE)
+    return p
+
+
+def sweep(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_shipped_spaces_load_and_expand():
+    quick = search.load_space("quick")
+    for enc in ("xyz", "wrap", "wrap_ffn", "rff", "rbf", "grid", "theory", "sphereM+"):
+        assert len(quick.configs(enc)) >= 2
+    assert all("hidden_dim" not in c for c in quick.configs("wrap"))  # wrap's ResNet has no hidden_dim
+    paper = search.load_space("paper")
+    assert len(paper.configs("sphereM+")) == 6 * 4 * 3 * 3 * 7
+    assert len(paper.configs("rbf")) == 6 * 4 * 3 * 3 * 4
+
+
+def test_plan_packs_shape_compatible_members(space_file):
+    import torch
+
+    space = search.load_space(str(space_file))
+    plan = search.make_plan(space, ["U1", "S2.1"], [0], ["grid", "xyz"], [0, 1, 2], torch.device("cpu"), max_pop=5)
+    # grid: 2 lr x 2 r_min = 4 configs x 3 seeds = 12 members per dataset, packed 5 + 5 + 2
+    grid_pops = [p for p in plan.populations if p.encoder == "grid"]
+    assert sorted(len(p.members) for p in grid_pops) == [2, 2, 5, 5, 5, 5]
+    assert plan.n_members == 2 * (12 + 6)
+    for p in plan.populations:
+        assert len({search.shape_key(c) for c, _ in p.members}) == 1
+
+
+@pytest.mark.parametrize("text,word", [
+    ("[grid]\nlr = []\n", "empty grid"),
+    ("[grid]\nlearning_rate = [0.1]\n", "unknown hyper-parameter"),
+    ("[settings]\nepoch = 3\n", "unknown \\[settings\\]"),
+    ("[encoders.grid]\nkernel_size = [1.0]\n", "unknown hyper-parameter"),
+    ("[encoders.gird]\nmin_radius = [1.0]\n", "unknown encoder"),
+    ("[whatever]\n", "unknown top-level"),
+    ("[grid\n", "not valid TOML"),
+])
+def test_bad_space_files(tmp_path, text, word):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(SynthError, match=word):
+        search.load_space(str(p))
+
+
+def test_sweep_dry_run_then_run_then_resume(tmp_path, space_file):
+    db = tmp_path / "r.sqlite"
+    dry = sweep("--datasets", "U1", "--encoders", "grid,xyz", "--space", str(space_file), "--seeds", "0-1",
+                "--db", str(db), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "12 member(s)" in dry.stdout and "estimated time" in dry.stdout and not db.exists()
+    run = sweep("--datasets", "U1", "--encoders", "grid,xyz", "--space", str(space_file), "--seeds", "0-1",
+                "--db", str(db))
+    assert run.returncode == 0, run.stderr
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT dataset, encoder, train_seed, val_top1, test_top1, bands FROM runs").fetchall()
+    assert len(rows) == 12 and all(0 <= r[3] <= 100 and 0 <= r[4] <= 100 for r in rows)
+    again = sweep("--datasets", "U1", "--encoders", "grid,xyz", "--space", str(space_file), "--seeds", "0-2",
+                  "--db", str(db), "--resume")
+    assert again.returncode == 0 and "12 member(s) already in the database" in again.stdout
+    assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 18
+
+
+def test_killed_sweep_resumes_without_redoing_finished_work(tmp_path, space_file):
+    db = tmp_path / "r.sqlite"
+    args = ["--datasets", "U1,U2,U3,U4", "--encoders", "grid", "--space", str(space_file), "--seeds", "0",
+            "--db", str(db), "--max-members", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                done = sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            except sqlite3.OperationalError:
+                continue
+            if done >= 2:
+                break
+    proc.kill()
+    proc.wait()
+    conn = sqlite3.connect(db)
+    before = dict(conn.execute("SELECT id, created FROM runs").fetchall())
+    assert 2 <= len(before) < 16 and len(before) % 2 == 0  # whole populations only
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    resumed = sweep(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    after = dict(conn.execute("SELECT id, created FROM runs").fetchall())
+    assert len(after) == 16
+    assert all(after[i] == t for i, t in before.items())  # finished work was not redone
+
+
+def test_two_sweeps_writing_one_database_at_once(tmp_path, space_file):
+    db = tmp_path / "r.sqlite"
+    common = ["--encoders", "grid", "--space", str(space_file), "--seeds", "0-1", "--db", str(db), "--max-members", "1"]
+    procs = [subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu",
+                               "--datasets", d, *common], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for d in ("U1", "S1.1")]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    counts = dict(conn.execute("SELECT dataset, COUNT(*) FROM runs GROUP BY dataset").fetchall())
+    assert counts == {"U1": 8, "S1.1": 8}
+
+
+def test_random_subset_and_successive_halving(tmp_path, space_file):
+    import torch
+
+    space = search.load_space(str(space_file))
+    plan = search.make_plan(space, ["U1"], [0], ["grid"], [0], torch.device("cpu"), mode="random", n_random=2)
+    assert plan.n_configs == 2 and plan.n_members == 2
+    db = tmp_path / "h.sqlite"
+    search.successive_halving(space, ["U1"], [0], ["grid"], [0, 1], torch.device("cpu"), db, eta=2, rungs=2,
+                              show_progress=False)
+    conn = results.connect(db)
+    rung0 = results.fetch(conn, "rung0")
+    final = results.fetch(conn, "final")
+    assert len({r["config_hash"] for r in rung0}) == 4 and len({r["config_hash"] for r in final}) == 2
+    best = sorted({r["config_hash"] for r in rung0},
+                  key=lambda h: -sum(r["val_top1"] for r in rung0 if r["config_hash"] == h))[:2]
+    assert {r["config_hash"] for r in final} == set(best)
+    assert all(r["epochs_run"] <= 2 for r in final)
+
+
+def test_database_from_a_newer_schema_is_refused(tmp_path):
+    db = tmp_path / "r.sqlite"
+    results.connect(db).execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(SynthError, match="newer"):
+        results.connect(db)
+    r = sweep("--datasets", "U1", "--encoders", "grid", "--db", str(db))
+    assert r.returncode == 2 and "newer" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--datasets", "U9"], "unknown dataset"),
+    (["--encoders", "gridd"], "unknown encoder"),
+    (["--space", "nope"], "unknown search space"),
+    (["--seeds", "a-b"], "cannot read seeds"),
+    (["--device", "tpu9"], "unknown device"),
+    (["--mode", "random"], "n-random"),
+    (["--data", "/nonexistent"], "not found"),
+])
+def test_sweep_errors_are_one_line_before_any_work(tmp_path, args, word):
+    db = tmp_path / "r.sqlite"
+    r = sweep("--db", str(db), *args)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and word in r.stderr, r.stderr
+    assert not db.exists() or sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
