@@ -1,37 +1,52 @@
 # The README's two commands: `make reproduce` (main job) and `make test` (test suite).
 # Each creates .venv on first use; torch is pinned first so pip takes the CPU wheel here instead
 # of pulling a multi-GB CUDA build (users with their own torch can `pip install -e .` directly).
-PYTHON ?= python3
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
-TORCH  ?= torch==2.13.0
-PRESET ?= quick
-SEEDS  ?= 0-4
-DATA   ?= data
-RESULTS ?= results
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       ?= $(VENV)/bin/python
+TORCH    ?= torch==2.13.0
+PRESET   ?= quick
+SEEDS    ?= 0-2
+DATASETS ?= all
+DEVICE   ?= auto
+DATA     ?= data
+RESULTS  ?= results
+FIGURES  ?= figures
 
-.PHONY: reproduce test setup bench clean
+.PHONY: reproduce run-reproduce test setup bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q "$(TORCH)"
+	$(VENV)/bin/python -m pip install -q -e ".[test]"
 	touch $@
 
 setup: $(VENV)/.installed
 
+# Regenerate the 20 datasets, sweep the Table-8 encoders, write tables and figures.
+# PRESET=paper SEEDS=0-4 runs the paper's full grid (for a GPU); a killed run resumes where it stopped.
 reproduce: $(VENV)/.installed
-	$(PY) -m synth generate --all --seed 0 --out $(DATA)
-	$(PY) -m synth verify $(DATA)
-	$(PY) -m synth plot --paper --seed 0 --out figures
-	@echo "datasets in $(DATA)/, figures in figures/"
+	@$(MAKE) --no-print-directory run-reproduce PY=$(PY)
+
+run-reproduce:
+	@start=$$(date +%s); \
+	$(PY) -m synth generate --all --seed 0 --out $(DATA) && \
+	$(PY) -m synth verify $(DATA) && \
+	$(PY) -m synth plot --paper --seed 0 --out $(FIGURES) > /dev/null && \
+	$(PY) -m experiments sweep --datasets $(DATASETS) --encoders table8 --space $(PRESET) --seeds $(SEEDS) \
+	    --data $(DATA) --device $(DEVICE) --db $(RESULTS)/results.sqlite --resume && \
+	$(PY) -m experiments report --db $(RESULTS)/results.sqlite --datasets $(DATASETS) --out $(RESULTS) \
+	    --figures $(FIGURES) --device $(DEVICE) && \
+	echo "done in $$(( $$(date +%s) - start )) s: datasets in $(DATA)/, tables in $(RESULTS)/ (table8.md, summary.md), figures in $(FIGURES)/"
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_vmf.py
+	$(PY) benchmarks/bench_encoders.py
+	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) $(DATA) $(RESULTS)

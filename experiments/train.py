@@ -201,9 +201,10 @@ def _split_configs(configs: list[dict]) -> tuple[dict, dict]:
 
 
 def train_population(data: Dataset, encoder: str, configs: list[dict], settings: TrainSettings | None = None,
-                     device="auto", progress=None) -> list[MemberResult]:
+                     device="auto", progress=None, return_model: bool = False):
     """Train one member per config (each a dict of encoder/network hyper-parameters plus ``lr``,
-    optional ``weight_decay`` and ``seed``); returns their validation and test results."""
+    optional ``weight_decay`` and ``seed``); returns their validation and test results (and the
+    trained population model, with the selected weights, if ``return_model``)."""
     settings = settings or TrainSettings()
     if not configs:
         raise SynthError("a population needs at least one configuration")
@@ -302,4 +303,7 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
             loss_curve=[c[m] for c in curves],
             bands={kind: {"edges": b["edges"], "n": b["n"], "top1": [x[m] for x in b["top1"]],
                           "mrr": [x[m] for x in b["mrr"]]} for kind, b in bands.items()}))
+    if return_model:
+        model.eval()
+        return out, model
     return out

@@ -1,0 +1,384 @@
+"""Reports from a results database: the paper's Table 8 with error bars and the Bayes ceiling,
+a summary answering the paper's claims, and per-latitude-band diagnostics.
+
+Selection is honest by default: for each (dataset, encoder) the configuration with the best mean
+*validation* Top-1 over training seeds is chosen, and its *test* Top-1 is reported as mean ± std
+over seeds. The paper's optimistic reading (the best mean test Top-1 over the grid) is written
+separately and labelled as such. Significance of sphereM+ against the best baseline is a paired
+bootstrap over training seeds: the 95% percentile interval of the mean paired difference.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synth import bayes, datasets as synth_datasets
+from synth.errors import SynthError
+
+from . import encoders, results
+
+PAPER_TABLE = Path(__file__).parent / "data" / "table8.csv"
+PAPER_COLUMNS = {"xyz": "xyz", "wrap": "wrap", "wrap_ffn": "wrap_ffn", "rff": "rff", "rbf": "rbf", "grid": "grid",
+                 "theory": "theory", "sphereM+": "sphereM_plus"}
+LABELS = {"wrap_ffn": "wrap+ffn"}
+TARGET = "sphereM+"
+
+
+@dataclass
+class Cell:
+    """The chosen configuration of one encoder on one dataset."""
+
+    config: dict
+    test: list  # test Top-1 per (data seed, training seed), aligned with ``keys``
+    keys: list
+    val_mean: float
+    optimistic: float  # best mean test Top-1 over all configurations (the paper's reading)
+    n_configs: int
+    mrr: list = field(default_factory=list)
+    bands: list = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.test))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.test, ddof=1)) if len(self.test) > 1 else 0.0
+
+
+def choose(rows: list[dict]) -> dict:
+    """{(dataset, encoder): Cell} with the configuration chosen on validation."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["config_hash"], []).append(r)
+    out = {}
+    for key, by_config in groups.items():
+        def val(rs):
+            return float(np.mean([r["val_top1"] for r in rs]))
+
+        best_hash = max(sorted(by_config), key=lambda h: val(by_config[h]))
+        rs = sorted(by_config[best_hash], key=lambda r: (r["data_seed"], r["train_seed"]))
+        out[key] = Cell(config=json.loads(rs[0]["config"]), test=[r["test_top1"] for r in rs],
+                        keys=[(r["data_seed"], r["train_seed"]) for r in rs], val_mean=val(rs),
+                        optimistic=max(float(np.mean([r["test_top1"] for r in g])) for g in by_config.values()),
+                        n_configs=len(by_config), mrr=[r["test_mrr"] for r in rs],
+                        bands=[json.loads(r["bands"]) for r in rs])
+    return out
+
+
+def error_reduction(top1_new: float, top1_best: float) -> float:
+    """ER in the paper's sign convention: (E_new − E_best) / E_best × 100, negative = fewer errors."""
+    e_new, e_best = 100.0 - top1_new, 100.0 - top1_best
+    return float("nan") if e_best == 0 else (e_new - e_best) / e_best * 100.0
+
+
+def paired_bootstrap(a: dict, b: dict, n: int = 10000, seed: int = 0) -> tuple[float, float] | None:
+    """95% percentile interval of mean(a − b) over the (data seed, training seed) pairs both have."""
+    common = sorted(set(a) & set(b))
+    if len(common) < 2:
+        return None
+    d = np.array([a[k] - b[k] for k in common])
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(n, len(d)))
+    means = d[idx].mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def paper_numbers() -> dict:
+    with open(PAPER_TABLE) as f:
+        return {r["dataset"]: r for r in csv.DictReader(f)}
+
+
+def bayes_ceilings(dataset_names, data_seeds_by_dataset, data_folder=None) -> dict:
+    out = {}
+    for d in dataset_names:
+        vals = []
+        for s in data_seeds_by_dataset.get(d, [0]):
+            ds = _load(d, s, data_folder)
+            vals.append(bayes.evaluate(ds, "test"))
+        out[d] = vals
+    return out
+
+
+def _load(name, seed, folder=None):
+    if folder is not None and (Path(folder) / synth_datasets.file_name(name, seed)).exists():
+        return synth_datasets.load(Path(folder) / synth_datasets.file_name(name, seed))
+    return synth_datasets.generate(name, seed)
+
+
+@dataclass
+class Table8:
+    rows: list  # one dict per dataset
+    encoders: list
+    warnings: list
+
+
+def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict) -> Table8:
+    paper = paper_numbers()
+    baselines = [e for e in encoder_names if e != TARGET]
+    rows, warnings = [], []
+    for d in dataset_names:
+        row = {"dataset": d, "cells": {}, "bayes": float(np.mean([c["top1"] for c in ceilings[d]]))}
+        for e in encoder_names:
+            c = cells.get((d, e))
+            if c is None:
+                warnings.append(f"no results for encoder {e} on dataset {d}: run `python -m experiments sweep "
+                                f"--datasets {d} --encoders {e}`")
+            row["cells"][e] = c
+        present = [e for e in baselines if row["cells"][e] is not None]
+        best = max(present, key=lambda e: row["cells"][e].mean) if present else None
+        row["best_baseline"] = best
+        t = row["cells"].get(TARGET)
+        if best is not None and t is not None:
+            bb = row["cells"][best]
+            row["delta"] = t.mean - bb.mean
+            row["er"] = error_reduction(t.mean, bb.mean)
+            row["ci"] = paired_bootstrap(dict(zip(t.keys, t.test)), dict(zip(bb.keys, bb.test)))
+            ob = max(row["cells"][e].optimistic for e in present)
+            row["opt_delta"], row["opt_er"] = t.optimistic - ob, error_reduction(t.optimistic, ob)
+        else:
+            row.update(delta=float("nan"), er=float("nan"), ci=None, opt_delta=float("nan"), opt_er=float("nan"))
+        p = paper.get(d)
+        row["paper"] = None if p is None else {"sphereM+": float(p["sphereM_plus"]), "delta": float(p["delta_top1"]),
+                                               "er": float(p["er_percent"]),
+                                               **{e: float(p[PAPER_COLUMNS[e]]) for e in encoder_names
+                                                  if e in PAPER_COLUMNS}}
+        rows.append(row)
+    return Table8(rows, list(encoder_names), warnings)
+
+
+def _sig(ci) -> str:
+    if ci is None:
+        return ""
+    return "*" if ci[0] > 0 else ("†" if ci[1] < 0 else "")
+
+
+def _fmt(c: Cell | None, optimistic=False) -> str:
+    if c is None:
+        return "—"
+    return f"{c.optimistic:.1f}" if optimistic else f"{c.mean:.1f} ± {c.std:.1f}"
+
+
+def table_records(t: Table8, optimistic=False) -> list[dict]:
+    recs = []
+    for r in t.rows:
+        rec = {"dataset": r["dataset"]}
+        for e in t.encoders:
+            rec[LABELS.get(e, e)] = _fmt(r["cells"][e], optimistic)
+        d, er = (r["opt_delta"], r["opt_er"]) if optimistic else (r["delta"], r["er"])
+        rec["best baseline"] = LABELS.get(r["best_baseline"], r["best_baseline"] or "—")
+        rec["ΔTop1"] = "—" if np.isnan(d) else f"{d:+.1f}" + ("" if optimistic else _sig(r["ci"]))
+        rec["ER %"] = "—" if np.isnan(er) else f"{er:+.1f}"
+        rec["Bayes"] = f"{r['bayes']:.1f}"
+        p = r["paper"]
+        rec["paper sphereM+"] = "—" if p is None else f"{p['sphereM+']:.1f}"
+        rec["paper ΔTop1"] = "—" if p is None else f"{p['delta']:+.1f}"
+        rec["paper ER %"] = "—" if p is None else f"{p['er']:+.1f}"
+        recs.append(rec)
+    return recs
+
+
+def to_markdown(recs: list[dict]) -> str:
+    cols = list(recs[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in recs]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(t: Table8, optimistic=False) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    head = ["dataset"]
+    for e in t.encoders:
+        head += [f"{e}_mean", f"{e}_std", f"{e}_n"] if not optimistic else [f"{e}_best_test"]
+    head += ["best_baseline", "delta_top1", "er_percent", "ci_low", "ci_high", "bayes_top1", "paper_sphereM_plus",
+             "paper_delta_top1", "paper_er_percent"]
+    w.writerow(head)
+    for r in t.rows:
+        row = [r["dataset"]]
+        for e in t.encoders:
+            c = r["cells"][e]
+            if optimistic:
+                row.append("" if c is None else f"{c.optimistic:.3f}")
+            else:
+                row += ["", "", 0] if c is None else [f"{c.mean:.3f}", f"{c.std:.3f}", len(c.test)]
+        d, er = (r["opt_delta"], r["opt_er"]) if optimistic else (r["delta"], r["er"])
+        ci = r["ci"] if not optimistic and r["ci"] else ("", "")
+        p = r["paper"] or {}
+        row += [r["best_baseline"] or "", f"{d:.3f}", f"{er:.3f}", *[f"{x:.3f}" if x != "" else "" for x in ci],
+                f"{r['bayes']:.3f}", p.get("sphereM+", ""), p.get("delta", ""), p.get("er", "")]
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def to_latex(recs: list[dict], caption: str) -> str:
+    cols = list(recs[0])
+    esc = lambda s: str(s).replace("%", r"\%").replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("†", r"$\dagger$").replace("—", "--")  # noqa: E731
+    lines = [r"\begin{table}[t]", r"\centering", r"\scriptsize", r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}",
+             r"\toprule", " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
+    lines += [" & ".join(esc(r[c]) for c in cols) + r" \\" for r in recs]
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{esc(caption)}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def summary(t: Table8) -> str:
+    """Answers to the paper's claims with our numbers."""
+    rows = [r for r in t.rows if not np.isnan(r["delta"])]
+    lines = ["# Summary: the paper's claims against our numbers", ""]
+    if not rows:
+        return "\n".join(lines + ["No dataset has both sphereM+ and a baseline: nothing to compare."]) + "\n"
+    wins = [r for r in rows if r["delta"] > 0]
+    sig_w = [r for r in rows if _sig(r["ci"]) == "*"]
+    sig_l = [r for r in rows if _sig(r["ci"]) == "†"]
+    lines += ["## 1. Does sphereM+ beat every baseline on all datasets? (paper: yes, on all 20)", "",
+              f"sphereM+ has the best mean test Top-1 on {len(wins)} of {len(rows)} datasets "
+              f"(significantly, by the paired bootstrap, on {len(sig_w)}; significantly worse on {len(sig_l)}).",
+              "Datasets where a baseline is ahead: " + (", ".join(
+                  f"{r['dataset']} ({LABELS.get(r['best_baseline'], r['best_baseline'])} by {-r['delta']:.1f})"
+                  for r in rows if r["delta"] <= 0) or "none") + ".", ""]
+    lines += ["## 2. Does ER grow with N_mu at fixed kappa_max? (paper observation 3: yes)", ""]
+    by = {r["dataset"]: r for r in rows}
+    for j, k in enumerate((16, 32, 64, 128), 1):
+        seq = [(nm, by[f"S{i}.{j}"]["er"]) for i, nm in zip(range(1, 5), (5, 10, 25, 50)) if f"S{i}.{j}" in by]
+        if len(seq) < 3:
+            lines.append(f"- kappa_max = {k}: fewer than 3 stratified datasets in the results")
+            continue
+        from scipy.stats import spearmanr
+
+        rho = spearmanr([s[0] for s in seq], [-s[1] for s in seq]).statistic
+        trend = "grows" if rho > 0.5 else ("shrinks" if rho < -0.5 else "shows no clear trend")
+        lines.append(f"- kappa_max = {k}: ER by N_mu " + ", ".join(f"{nm}: {er:+.1f}%" for nm, er in seq)
+                     + f" — the reduction {trend} (Spearman rho of N_mu vs −ER = {rho:+.2f})")
+    lines += ["", "## 3. How far is each encoder from the Bayes-optimal ceiling?", "",
+              "| encoder | mean gap to Bayes (points) | worst dataset |", "|---|---|---|"]
+    for e in t.encoders:
+        gaps = [(r["bayes"] - r["cells"][e].mean, r["dataset"]) for r in t.rows if r["cells"][e] is not None]
+        if gaps:
+            worst = max(gaps)
+            lines.append(f"| {LABELS.get(e, e)} | {np.mean([g for g, _ in gaps]):.1f} | {worst[1]} ({worst[0]:.1f}) |")
+    lines += ["", "Selection on validation, test Top-1 mean ± std over seeds; `*`/`†`: sphereM+ significantly "
+              "better/worse than the best baseline (95% paired-bootstrap interval of the mean difference over "
+              "training seeds excludes 0)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(t: Table8, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    honest = table_records(t)
+    opt = table_records(t, optimistic=True)
+    cap = ("Table 8 replica: test Top-1 (mean ± std over seeds) with the configuration chosen on validation; "
+           "ΔTop1 and ER of sphereM+ against the best baseline (ER negative = fewer errors); * / † significant "
+           "by paired bootstrap; Bayes = Bayes-optimal Top-1.")
+    for name, text in [("table8.md", to_markdown(honest)), ("table8.csv", to_csv(t)), ("table8.tex", to_latex(honest, cap)),
+                       ("table8_optimistic.md", "OPTIMISTIC (the paper's reading: best test Top-1 over the grid, "
+                        "no validation selection)\n\n" + to_markdown(opt)),
+                       ("table8_optimistic.csv", to_csv(t, optimistic=True)), ("summary.md", summary(t))]:
+        p = out / name
+        synth_datasets.atomic_write_bytes(p, text.encode())
+        written.append(p)
+    return written
+
+
+def band_table(cells: dict, dataset_names, encoder_names, ceilings: dict, kind="equal-angle") -> list[dict]:
+    """Per band, pooled over the given datasets: test counts, Top-1 and MRR per encoder, Δ vs grid, Bayes."""
+    out = []
+    edges = None
+    acc: dict = {}
+    for d in dataset_names:
+        for e in encoder_names:
+            c = cells.get((d, e))
+            if c is None:
+                continue
+            for b in c.bands:
+                bk = b[kind]
+                edges = bk["edges"]
+                n = np.array(bk["n"], float)
+                a = acc.setdefault(e, {"n": np.zeros_like(n), "top1": np.zeros_like(n), "mrr": np.zeros_like(n), "w": 0})
+                a["n"] += n
+                a["top1"] += np.nan_to_num(np.array(bk["top1"], float)) * n
+                a["mrr"] += np.nan_to_num(np.array(bk["mrr"], float)) * n
+        for cdict in ceilings[d]:
+            bands_b = cdict.get(f"bands_{kind}")
+            if bands_b is None:
+                continue
+            a = acc.setdefault("bayes", {"n": np.zeros(len(bands_b)), "top1": np.zeros(len(bands_b)),
+                                         "mrr": np.zeros(len(bands_b))})
+            n = np.array([b["n"] for b in bands_b], float)
+            a["n"] += n
+            a["top1"] += np.nan_to_num(np.array([b["top1"] for b in bands_b])) * n
+            a["mrr"] += np.nan_to_num(np.array([b["mrr"] for b in bands_b])) * n
+    if edges is None:
+        return out
+    for i in range(len(edges) - 1):
+        rec = {"lat_lo": edges[i], "lat_hi": edges[i + 1]}
+        for e, a in acc.items():
+            n = a["n"][i]
+            rec[f"{e}_n"] = int(n)
+            rec[f"{e}_top1"] = a["top1"][i] / n if n else float("nan")
+            rec[f"{e}_mrr"] = a["mrr"][i] / n if n else float("nan")
+        if "grid" in acc:
+            for e in acc:
+                if e not in ("grid", "bayes"):
+                    rec[f"{e}_dmrr_vs_grid"] = rec[f"{e}_mrr"] - rec["grid_mrr"]
+        out.append(rec)
+    return out
+
+
+def main_report(a) -> None:
+    from .search import parse_names
+
+    conn = results.connect(a.db, create=False)
+    rows = results.fetch(conn)
+    conn.close()
+    if not rows:
+        raise SynthError(f"{a.db} holds no results; run `python -m experiments sweep` first")
+    enc_names = parse_names(a.encoders, "encoders")
+    stored = sorted({r["dataset"] for r in rows})
+    ds_names = [d for d in parse_names(a.datasets, "datasets") if d in stored] if a.datasets == "all" else \
+        parse_names(a.datasets, "datasets")
+    missing = [e for e in enc_names if not any(r["encoder"] == e for r in rows)]
+    if TARGET in enc_names and TARGET in missing:
+        raise SynthError(f"{a.db} has no results for {TARGET}, the encoder Table 8 compares: run "
+                         f"`python -m experiments sweep --encoders {TARGET}`")
+    rows = [r for r in rows if r["dataset"] in ds_names]
+    cells = choose(rows)
+    seeds = {}
+    for r in rows:
+        seeds.setdefault(r["dataset"], set()).add(r["data_seed"])
+    ceilings = {}
+    for d in ds_names:
+        ceilings[d] = []
+        for s in sorted(seeds.get(d, {0})):
+            ds = _load(d, s)
+            c = bayes.evaluate(ds, "test")
+            c["bands_equal-angle"] = c.pop("bands")
+            c["bands_equal-area"] = bayes.evaluate(ds, "test", band_kind="equal-area")["bands"]
+            ceilings[d].append(c)
+    t = build_table8(cells, ds_names, enc_names, ceilings)
+    for w in t.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    written = write_tables(t, a.out)
+    for kind in ("equal-angle", "equal-area"):
+        bt = band_table(cells, ds_names, enc_names, ceilings, kind)
+        if bt:
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=list(bt[0]))
+            w.writeheader()
+            w.writerows(bt)
+            p = a.out / f"bands_{kind}.csv"
+            synth_datasets.atomic_write_bytes(p, buf.getvalue().encode())
+            written.append(p)
+    if not a.no_figures:
+        from . import diagnostics
+
+        written += diagnostics.all_figures(cells, ds_names, enc_names, ceilings, a.figures, a.out, device=a.device)
+    print(to_markdown(table_records(t)))
+    for p in written:
+        print(p)
