@@ -216,14 +216,17 @@ def estimate_seconds(plan: Plan, device: torch.device, n_train: int = 3500) -> f
         torch.bmm(a, b)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    flops_per_s = 3 * 2 * 16 * 2048 * 256 * 256 / (time.perf_counter() - t) * 0.35  # 35%: measured efficiency
+    flops_per_s = 3 * 2 * 16 * 2048 * 256 * 256 / (time.perf_counter() - t) * 0.5  # matmul efficiency seen in sweeps here (small models less, large ones more)
     total = 0.0
+    macs_of: dict = {}
     for p in plan.populations:
-        cfg = {k: v for k, v in p.members[0][0].items() if k not in OPTIMIZER_KEYS}
-        model = encoders.build(p.encoder, 50, **cfg)
-        macs = sum(m.weight[0].numel() for m in model.network.modules()
-                   if hasattr(m, "weight") and getattr(m, "weight") is not None and m.weight.dim() == 3)
-        total += len(p.members) * plan.space.settings.epochs * 2 * n_train * macs * 6
+        cfg = p.members[0][0]
+        key = (p.encoder, shape_key(cfg))
+        if key not in macs_of:
+            model = encoders.build(p.encoder, 50, **{k: v for k, v in cfg.items() if k not in OPTIMIZER_KEYS})
+            macs_of[key] = sum(m.weight[0].numel() for m in model.network.modules()
+                               if hasattr(m, "weight") and getattr(m, "weight") is not None and m.weight.dim() == 3)
+        total += len(p.members) * plan.space.settings.epochs * 2 * n_train * macs_of[key] * 6
     return total / flops_per_s
 
 
@@ -305,7 +308,8 @@ def sweep(plan: Plan, db_path, device, data_folder=None, show_progress=True) -> 
             results.write_population(conn, rows)
             bar.update(M * (epochs - seen[0]))  # members that stopped early
             written += len(rows)
-            bar.set_postfix_str(f"pop {i + 1}/{len(plan.populations)}, {written / (time.perf_counter() - t0):.2f} cfg/s")
+            bar.set_postfix_str(f"pop {i + 1}/{len(plan.populations)}, {written / (time.perf_counter() - t0):.2f} cfg/s",
+                                refresh=False)
     finally:
         bar.close()
         conn.close()

@@ -227,8 +227,6 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
     rng = MemberRNG(seeds, dev)
     model = encoders.build(encoder, C, rng=rng, seed=list(seeds), **hp).to(dev)
     model.position_encoder.check_inputs = False  # validated once above
-    if encoder != "rbf":
-        hp.pop("anchor_points", None)
 
     t = {s: (torch.as_tensor(ll, dtype=torch.float64, device=dev), torch.as_tensor(y, dtype=torch.int64, device=dev))
          for s, (ll, y) in arrays.items()}

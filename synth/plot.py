@@ -107,7 +107,8 @@ def save_figure(fig: Figure, path_stem) -> list[Path]:
     out = []
     for ext in ("png", "pdf"):
         p = stem.with_suffix(f".{ext}")
-        fig.savefig(p, dpi=150)
+        # no creation date in the PDF, so an unchanged figure is an unchanged file
+        fig.savefig(p, dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
         out.append(p)
     return out
 

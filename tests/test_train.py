@@ -147,3 +147,28 @@ def test_sphereM_plus_on_U3_reaches_the_bayes_ceiling():
     cfg = dict(frequency_num=32, min_radius=0.01, num_hidden_layers=1, hidden_dim=1024, dropout=0.5, lr=0.001, seed=0)
     res = train_population(ds, "sphereM+", [cfg], TrainSettings(epochs=60, patience=20), device="cpu")[0]
     assert res.test["top1"] >= ceiling - 3.0, (res.test["top1"], ceiling)
+
+
+@pytest.mark.parametrize("mode", ["generators", "counter"])
+def test_member_streams_depend_only_on_their_own_seed(mode):
+    # "counter" is the GPU back-end; it runs on the CPU too, so both are checked here.
+    a = MemberRNG([7, 8, 9], mode=mode)
+    b = MemberRNG([9, 1], mode=mode)
+    ua, ub = a.rand((1000,)), b.rand((1000,))
+    assert torch.equal(ua[2], ub[0]) and not torch.equal(ua[0], ua[1])
+    assert ua.min() >= 0 and ua.max() < 1 and abs(float(ua.mean()) - 0.5) < 0.05
+    pa, pb = a.permutation(50), b.permutation(50)
+    assert torch.equal(pa[2], pb[0]) and torch.equal(pa[0].sort().values, torch.arange(50))
+    n = a.normal((20000,))
+    assert abs(float(n.mean())) < 0.05 and abs(float(n.std()) - 1) < 0.05
+
+
+def test_population_trains_with_the_counter_streams_too(tiny, monkeypatch):
+    import experiments.train as T
+
+    monkeypatch.setattr(T, "MemberRNG", lambda seeds, dev: MemberRNG(seeds, dev, mode="counter"))
+    cfg = dict(SMALL, dropout=0.5, lr=0.01, seed=3)
+    twin = train_population(tiny, "sphereM+", [cfg, cfg, dict(cfg, seed=4)], TrainSettings(epochs=3, batch_size=64),
+                            device="cpu")
+    assert twin[0].loss_curve == twin[1].loss_curve != twin[2].loss_curve
+    assert twin[0].loss_curve[-1] < twin[0].loss_curve[0]
