@@ -40,7 +40,7 @@ from .harmonics import real_spherical_harmonics
 from .members import MemberRNG, broadcast_members
 from .networks import FFN, ResNet, Siren
 
-CHUNK_VALUES = 1 << 20  # output values per slice of points; see PositionEncoder._chunked
+CHUNK_VALUES = 1 << 20  # output values per slice of points on a CPU; see PositionEncoder._chunked
 VECTOR_KEYS = ("min_radius", "max_radius", "kernel_size", "dropout", "seed")
 FFN_KEYS = {"num_hidden_layers": 1, "hidden_dim": 512, "num_filts": 256, "dropout": 0.5, "activation": "relu",
             "use_layernorm": True, "skip_connection": True}
@@ -92,9 +92,11 @@ class PositionEncoder(nn.Module):
 
         The float64 intermediates of M members x N points x D features run to gigabytes; on a CPU,
         touching fresh memory of that size costs more than the arithmetic (64 members were 3x
-        slower in one call than in 64 calls). Slices of 2^18 output values stay in cache.
+        slower in one call than in 64 calls). Slices of 2^20 output values stay in cache. A GPU
+        wants the opposite (few, large kernels), so there the slices are 128 times larger.
         """
-        step = max(1, self.chunk_values // max(1, self.n_members * self.out_dim))
+        limit = self.chunk_values if x3.device.type == "cpu" else self.chunk_values << 7
+        step = max(1, limit // max(1, self.n_members * self.out_dim))
         if step >= x3.shape[1]:
             f = self.features(x3[..., 0:1], x3[..., 1:2])
             return f.expand(self.n_members, *f.shape[1:]).to(self.out_dtype)

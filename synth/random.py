@@ -29,40 +29,51 @@ def _signed(c: int) -> int:
 
 
 def _mix_numpy(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, in place (fresh temporaries cost more than the arithmetic)."""
+    t = np.empty_like(z)
     with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(_M1)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(_M2)
-        return z ^ (z >> np.uint64(31))
-
-
-def _srl(z, k: int):
-    """Logical right shift of an int64 torch tensor."""
-    return (z >> k) & ((1 << (64 - k)) - 1)
+        for shift, mult in ((30, _M1), (27, _M2)):
+            np.right_shift(z, np.uint64(shift), out=t)
+            np.bitwise_xor(z, t, out=z)
+            np.multiply(z, np.uint64(mult), out=z)
+        np.right_shift(z, np.uint64(31), out=t)
+        np.bitwise_xor(z, t, out=z)
+    return z
 
 
 def _mix_torch(z):
-    z = (z ^ _srl(z, 30)) * _signed(_M1)
-    z = (z ^ _srl(z, 27)) * _signed(_M2)
-    return z ^ _srl(z, 31)
+    """As :func:`_mix_numpy`; logical shifts are arithmetic shifts with the sign bits masked off."""
+    for shift, mult in ((30, _M1), (27, _M2)):
+        z.bitwise_xor_(torch_srl(z, shift)).mul_(_signed(mult))
+    return z.bitwise_xor_(torch_srl(z, 31))
 
 
-def uniform_numpy(key, stream: int, shape) -> np.ndarray:
+def torch_srl(z, k: int):
+    return (z >> k).bitwise_and_((1 << (64 - k)) - 1)
+
+
+def uniform_numpy(key, stream: int, shape, offset: int = 0) -> np.ndarray:
     """Uniforms in (0, 1] as float64 (53 random bits), shape ``key.shape + shape``.
 
     (0, 1] rather than [0, 1): inverse-CDF samplers take log(u), which must stay finite.
+    ``offset`` starts the counter there, so a long stream can be drawn a slice at a time.
     """
     key = np.asarray(key, dtype=np.int64).astype(np.uint64)
     shape = tuple(np.atleast_1d(shape).tolist()) if not isinstance(shape, tuple) else shape
     n = int(np.prod(shape)) if shape else 1
-    counter = np.arange(n, dtype=np.uint64).reshape(shape)
     with np.errstate(over="ignore"):
         base = key.reshape(key.shape + (1,) * len(shape)) * np.uint64(_GOLDEN)
-        base = base + np.uint64((stream * _STREAM) & _MASK64)
-        z = _mix_numpy(base + (counter + np.uint64(1)) * np.uint64(_GOLDEN))
-    return ((z >> np.uint64(11)) + np.uint64(1)).astype(np.float64) * _INV_2_53
+        base = base + np.uint64((stream * _STREAM + _GOLDEN) & _MASK64)  # + GOLDEN: counter 0 is not 0
+        z = np.arange(offset, offset + n, dtype=np.uint64).reshape(shape) * np.uint64(_GOLDEN)
+        z = _mix_numpy(z + base)
+        np.right_shift(z, np.uint64(11), out=z)
+    out = z.astype(np.float64)
+    out += 1.0
+    out *= _INV_2_53
+    return out
 
 
-def uniform_torch(key, stream: int, shape, device=None, dtype=None):
+def uniform_torch(key, stream: int, shape, device=None, dtype=None, offset: int = 0):
     """Same numbers as :func:`uniform_numpy` (float64), or float32 in (0, 1] with 24 random bits."""
     import torch
 
@@ -72,11 +83,10 @@ def uniform_torch(key, stream: int, shape, device=None, dtype=None):
     n = 1
     for s in shape:
         n *= int(s)
-    counter = torch.arange(n, dtype=torch.int64, device=device).reshape(shape)
-    base = key.reshape(key.shape + (1,) * len(shape)) * _signed(_GOLDEN)
-    base = base + _signed(stream * _STREAM)
-    z = _mix_torch(base + (counter + 1) * _signed(_GOLDEN))
+    base = key.reshape(key.shape + (1,) * len(shape)) * _signed(_GOLDEN) + _signed(stream * _STREAM + _GOLDEN)
+    z = torch.arange(offset, offset + n, dtype=torch.int64, device=device).reshape(shape).mul_(_signed(_GOLDEN))
+    z = _mix_torch(z.add_(base) if z.shape == base.shape else z + base)
     if dtype is None or dtype == torch.float64:
-        return (_srl(z, 11) + 1).to(torch.float64) * _INV_2_53
+        return torch_srl(z, 11).to(torch.float64).add_(1.0).mul_(_INV_2_53)
     # float32: 24 bits, so that every value is exactly representable and lies in (0, 1].
-    return (_srl(z, 40) + 1).to(dtype) * _INV_2_24
+    return torch_srl(z, 40).to(dtype).add_(1.0).mul_(_INV_2_24)

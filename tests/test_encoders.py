@@ -273,3 +273,15 @@ def test_bad_input_gets_one_line_errors(call, word):
     with pytest.raises(SynthError, match=word) as e:
         call()
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["rbf", "rff", "tile_ffn"])
+def test_saved_models_reload_exactly(name, tmp_path):
+    # anchors / frequencies / embeddings are buffers or parameters: a state dict restores them
+    x = random_lonlat(30, 11).float()
+    m = E.build(name, 4, seed=0, hidden_dim=16).eval()
+    torch.save(m.state_dict(), tmp_path / "m.pt")
+    other = E.build(name, 4, seed=5, hidden_dim=16).eval()
+    assert not torch.allclose(other(x), m(x))
+    other.load_state_dict(torch.load(tmp_path / "m.pt"))
+    assert torch.equal(other(x), m(x))

@@ -181,3 +181,10 @@ def test_sweep_errors_are_one_line_before_any_work(tmp_path, args, word):
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and word in r.stderr, r.stderr
     assert not db.exists() or sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+
+
+def test_a_corrupt_database_file_is_refused_in_one_line(tmp_path):
+    db = tmp_path / "r.sqlite"
+    db.write_bytes(b"this is not sqlite" * 100)
+    r = sweep("--datasets", "U1", "--encoders", "grid", "--db", str(db))
+    assert r.returncode == 2 and "not a usable SQLite" in r.stderr and len(r.stderr.strip().splitlines()) == 1
