@@ -91,11 +91,12 @@ class StackedDropout(nn.Module):
     def forward(self, x):
         if not self.training or not torch.any(self.p > 0):
             return x
-        p = self.p.view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
+        p = self.p.view(-1, *[1] * (x.dim() - 1))
         # One scaled mask built in place: on a CPU, passes over population-sized tensors cost
-        # more than the arithmetic, so dropout is a single multiply forward and backward.
-        mask = self.rng.rand(x.shape[1:], dtype=x.dtype).ge_(p).mul_(1.0 / (1.0 - p))
-        return x * mask
+        # more than the arithmetic, so dropout is a single multiply forward and backward. Drawn in
+        # float32 whatever x is: bfloat16 uniforms would quantise the dropout rate.
+        mask = self.rng.rand(x.shape[1:], dtype=torch.float32).ge_(p).mul_(1.0 / (1.0 - p))
+        return x * mask.to(x.dtype)
 
 
 class FFN(nn.Module):

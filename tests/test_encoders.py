@@ -123,8 +123,8 @@ def test_other_dimensions():
     assert E.position_encoder("spherical_harmonics", legendre_polys=7).out_dim == 49
 
 
-def test_spherical_harmonics_gram_matrix_is_identity():
-    L = 20
+@pytest.mark.parametrize("L", [20, 40])
+def test_spherical_harmonics_gram_matrix_is_identity(L):
     # Gauss-Legendre in cos θ (exact for the Legendre part) x uniform in φ (exact for sin/cos mφ)
     z, w = np.polynomial.legendre.leggauss(L + 2)
     phi = np.linspace(-np.pi, np.pi, 2 * L + 2, endpoint=False)
