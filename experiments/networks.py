@@ -105,7 +105,7 @@ class FFN(nn.Module):
                  use_layernorm: bool = True, skip_connection: bool = True):
         super().__init__()
         if num_hidden_layers < 0 or hidden_dim < 1 or num_filts < 1:
-            raise SynthError(f"need num_hidden_layers >= 0, hidden_dim >= 1, num_filts >= 1")
+            raise SynthError("need num_hidden_layers >= 0, hidden_dim >= 1, num_filts >= 1")
         M = len(rng)
         widths = [in_dim] + [hidden_dim] * num_hidden_layers + [num_filts]
         self.act = activation(activation_name)

@@ -22,7 +22,7 @@ import numpy as np
 from synth import bayes, datasets as synth_datasets
 from synth.errors import SynthError
 
-from . import encoders, results
+from . import results
 
 PAPER_TABLE = Path(__file__).parent / "data" / "table8.csv"
 PAPER_COLUMNS = {"xyz": "xyz", "wrap": "wrap", "wrap_ffn": "wrap_ffn", "rff": "rff", "rbf": "rbf", "grid": "grid",

@@ -25,7 +25,7 @@ from synth import datasets as synth_datasets
 from synth.errors import SynthError
 
 from . import encoders, results
-from .train import OPTIMIZER_KEYS, TrainSettings, resolve_device, train_population
+from .train import OPTIMIZER_KEYS, TrainSettings, train_population
 
 SPACES_DIR = Path(__file__).parent / "spaces"
 CPU_MAX_MEMBERS = 16  # measured (benchmarks/bench_train.py): beyond this the activations leave the CPU cache
@@ -147,6 +147,13 @@ def shape_key(config: dict) -> tuple:
                         if k not in encoders.VECTOR_KEYS and k not in OPTIMIZER_KEYS))
 
 
+def _layers(model):
+    """The stacked linear layers of a model's network (weights of shape (M, in, out))."""
+    from .networks import StackedLinear
+
+    return [m for m in model.network.modules() if isinstance(m, StackedLinear)]
+
+
 def member_memory_mb(encoder: str, config: dict, num_classes: int, batch: int) -> float:
     """Rough peak memory of one member: weights, gradients and Adam state, the best-weights copy,
     and the activations of a batch (positives + negatives) kept for the backward pass."""
@@ -154,9 +161,7 @@ def member_memory_mb(encoder: str, config: dict, num_classes: int, batch: int) -
     model = encoders.build(encoder, num_classes, **hp)
     n_params = sum(p.numel() for p in model.parameters())
     widths = model.position_encoder.out_dim * 2  # float64 features and their float32 copy
-    for m in model.network.modules():
-        if hasattr(m, "weight") and getattr(m, "weight") is not None and m.weight.dim() == 3:
-            widths += m.weight.shape[-1] * 4  # output, activation, dropout mask, norm
+    widths += sum(layer.weight.shape[-1] * 4 for layer in _layers(model))  # output, activation, mask, norm
     return (n_params * 4 * 5 + 2 * batch * widths * 4) / 2**20
 
 
@@ -224,8 +229,7 @@ def estimate_seconds(plan: Plan, device: torch.device, n_train: int = 3500) -> f
         key = (p.encoder, shape_key(cfg))
         if key not in macs_of:
             model = encoders.build(p.encoder, 50, **{k: v for k, v in cfg.items() if k not in OPTIMIZER_KEYS})
-            macs_of[key] = sum(m.weight[0].numel() for m in model.network.modules()
-                               if hasattr(m, "weight") and getattr(m, "weight") is not None and m.weight.dim() == 3)
+            macs_of[key] = sum(layer.weight[0].numel() for layer in _layers(model))
         total += len(p.members) * plan.space.settings.epochs * 2 * n_train * macs_of[key] * 6
     return total / flops_per_s
 

@@ -11,10 +11,8 @@ lr × 0.98 per epoch, selection on validation Top-1).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 
 from synth.datasets import Dataset

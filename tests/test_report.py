@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-from synth import SynthError
 from experiments import report, results
 
 EDGES_A = list(np.linspace(-90, 90, 19))
