@@ -135,8 +135,8 @@ def _train_chosen(cells, dataset, names, device):
         c = cells.get((dataset, e))
         if c is None:
             continue
-        (res,), model = train_population(ds, e, [dict(c.config, seed=0)], TrainSettings(epochs=40, patience=10),
-                                         device=device, return_model=True)
+        settings = TrainSettings(**c.settings) if c.settings else TrainSettings()  # as in the sweep
+        (res,), model = train_population(ds, e, [dict(c.config, seed=0)], settings, device=device, return_model=True)
         models[e] = model
     return ds, models
 

@@ -43,6 +43,7 @@ class Cell:
     n_configs: int
     mrr: list = field(default_factory=list)
     bands: list = field(default_factory=list)
+    settings: dict = field(default_factory=dict)  # the TrainSettings the sweep used
 
     @property
     def mean(self) -> float:
@@ -69,7 +70,7 @@ def choose(rows: list[dict]) -> dict:
                         keys=[(r["data_seed"], r["train_seed"]) for r in rs], val_mean=val(rs),
                         optimistic=max(float(np.mean([r["test_top1"] for r in g])) for g in by_config.values()),
                         n_configs=len(by_config), mrr=[r["test_mrr"] for r in rs],
-                        bands=[json.loads(r["bands"]) for r in rs])
+                        bands=[json.loads(r["bands"]) for r in rs], settings=json.loads(rs[0]["settings"]))
     return out
 
 
@@ -95,21 +96,21 @@ def paper_numbers() -> dict:
         return {r["dataset"]: r for r in csv.DictReader(f)}
 
 
-def bayes_ceilings(dataset_names, data_seeds_by_dataset, data_folder=None) -> dict:
+def bayes_ceilings(dataset_names, data_seeds_by_dataset: dict) -> dict:
+    """{dataset: [Bayes test metrics per dataset seed]}, with per-band results of both band kinds.
+
+    The datasets are regenerated from (name, seed): generation is deterministic and takes
+    milliseconds, so the report needs no data folder."""
     out = {}
     for d in dataset_names:
-        vals = []
-        for s in data_seeds_by_dataset.get(d, [0]):
-            ds = _load(d, s, data_folder)
-            vals.append(bayes.evaluate(ds, "test"))
-        out[d] = vals
+        out[d] = []
+        for s in sorted(data_seeds_by_dataset.get(d, {0})):
+            ds = synth_datasets.generate(d, s)
+            c = bayes.evaluate(ds, "test")
+            c["bands_equal-angle"] = c.pop("bands")
+            c["bands_equal-area"] = bayes.evaluate(ds, "test", band_kind="equal-area")["bands"]
+            out[d].append(c)
     return out
-
-
-def _load(name, seed, folder=None):
-    if folder is not None and (Path(folder) / synth_datasets.file_name(name, seed)).exists():
-        return synth_datasets.load(Path(folder) / synth_datasets.file_name(name, seed))
-    return synth_datasets.generate(name, seed)
 
 
 @dataclass
@@ -349,18 +350,10 @@ def main_report(a) -> None:
                          f"`python -m experiments sweep --encoders {TARGET}`")
     rows = [r for r in rows if r["dataset"] in ds_names]
     cells = choose(rows)
-    seeds = {}
+    seeds: dict = {}
     for r in rows:
         seeds.setdefault(r["dataset"], set()).add(r["data_seed"])
-    ceilings = {}
-    for d in ds_names:
-        ceilings[d] = []
-        for s in sorted(seeds.get(d, {0})):
-            ds = _load(d, s)
-            c = bayes.evaluate(ds, "test")
-            c["bands_equal-angle"] = c.pop("bands")
-            c["bands_equal-area"] = bayes.evaluate(ds, "test", band_kind="equal-area")["bands"]
-            ceilings[d].append(c)
+    ceilings = bayes_ceilings(ds_names, seeds)
     t = build_table8(cells, ds_names, enc_names, ceilings)
     for w in t.warnings:
         print(f"warning: {w}", file=sys.stderr)
