@@ -15,8 +15,18 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run_main(handler, argv=None) -> int:
-    """Call ``handler(argv)``; turn any SynthError (or a missing file) into ``error: ...`` and status 2."""
+    """Call ``handler(argv)``; turn any SynthError (or a missing file) into ``error: ...`` and status 2.
+
+    SIGTERM is handled like Ctrl-C, so a sweep stopped by a scheduler says so in one line; what it
+    had finished is already in the database (one transaction per population)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return handler(argv) or 0
     except SynthError as e:
@@ -26,7 +36,7 @@ def run_main(handler, argv=None) -> int:
         print(f"error: {e.strerror}: {e.filename}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print("error: interrupted; finished work is saved (rerun with --resume to continue)", file=sys.stderr)
         return 130
 
 

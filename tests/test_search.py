@@ -188,3 +188,26 @@ def test_a_corrupt_database_file_is_refused_in_one_line(tmp_path):
     db.write_bytes(b"this is not sqlite" * 100)
     r = sweep("--datasets", "U1", "--encoders", "grid", "--db", str(db))
     assert r.returncode == 2 and "not a usable SQLite" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_terminated_sweep_says_so_in_one_line(tmp_path, space_file):
+    db = tmp_path / "r.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu",
+                             "--datasets", "all", "--encoders", "grid", "--space", str(space_file), "--seeds", "0-4",
+                             "--db", str(db), "--max-members", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (db.exists() and _count(db) > 0):
+        time.sleep(0.2)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["error: interrupted; finished work is saved (rerun with --resume to continue)"]
+    assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _count(db):
+    try:
+        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
