@@ -297,22 +297,26 @@ def band_table(cells: dict, dataset_names, encoder_names, ceilings: dict, kind="
             c = cells.get((d, e))
             if c is None:
                 continue
-            for b in c.bands:
+            for i, b in enumerate(c.bands):  # one entry per seed: all seeds weigh in, samples count once
                 bk = b[kind]
                 edges = bk["edges"]
                 n = np.array(bk["n"], float)
-                a = acc.setdefault(e, {"n": np.zeros_like(n), "top1": np.zeros_like(n), "mrr": np.zeros_like(n), "w": 0})
-                a["n"] += n
+                a = acc.setdefault(e, {"n": np.zeros_like(n), "w": np.zeros_like(n), "top1": np.zeros_like(n),
+                                       "mrr": np.zeros_like(n)})
+                if i == 0:
+                    a["n"] += n
+                a["w"] += n
                 a["top1"] += np.nan_to_num(np.array(bk["top1"], float)) * n
                 a["mrr"] += np.nan_to_num(np.array(bk["mrr"], float)) * n
         for cdict in ceilings[d]:
             bands_b = cdict.get(f"bands_{kind}")
             if bands_b is None:
                 continue
-            a = acc.setdefault("bayes", {"n": np.zeros(len(bands_b)), "top1": np.zeros(len(bands_b)),
-                                         "mrr": np.zeros(len(bands_b))})
+            a = acc.setdefault("bayes", {"n": np.zeros(len(bands_b)), "w": np.zeros(len(bands_b)),
+                                         "top1": np.zeros(len(bands_b)), "mrr": np.zeros(len(bands_b))})
             n = np.array([b["n"] for b in bands_b], float)
             a["n"] += n
+            a["w"] += n
             a["top1"] += np.nan_to_num(np.array([b["top1"] for b in bands_b])) * n
             a["mrr"] += np.nan_to_num(np.array([b["mrr"] for b in bands_b])) * n
     if edges is None:
@@ -320,10 +324,10 @@ def band_table(cells: dict, dataset_names, encoder_names, ceilings: dict, kind="
     for i in range(len(edges) - 1):
         rec = {"lat_lo": edges[i], "lat_hi": edges[i + 1]}
         for e, a in acc.items():
-            n = a["n"][i]
-            rec[f"{e}_n"] = int(n)
-            rec[f"{e}_top1"] = a["top1"][i] / n if n else float("nan")
-            rec[f"{e}_mrr"] = a["mrr"][i] / n if n else float("nan")
+            w = a["w"][i]
+            rec[f"{e}_n"] = int(a["n"][i])
+            rec[f"{e}_top1"] = a["top1"][i] / w if w else float("nan")
+            rec[f"{e}_mrr"] = a["mrr"][i] / w if w else float("nan")
         if "grid" in acc:
             for e in acc:
                 if e not in ("grid", "bayes"):
