@@ -29,6 +29,12 @@ def best_of(fn, repeat=3):
 
 
 def main():
+    import argparse
+
+    global N
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=N, help="samples per measurement (default 10^6)")
+    N = ap.parse_args().n
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"numpy {np.__version__}, torch {torch.__version__}")
     try:

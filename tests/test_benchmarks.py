@@ -1,0 +1,28 @@
+"""The benchmark scripts run and print what the README quotes (no timing is asserted here)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parent.parent / "benchmarks"
+
+
+def run(script, *args):
+    r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.strip().splitlines()
+
+
+def test_bench_train_ends_with_the_speedup_line():
+    out = run("bench_train.py", "--members", "4", "--epochs", "1", "--hidden", "8", "--filts", "8")
+    assert re.fullmatch(r"speedup \d+\.\dx", out[-1])
+    assert any(line.startswith("naive loop") for line in out) and any(line.startswith("population") for line in out)
+
+
+def test_bench_vmf_and_encoders_run():
+    out = run("bench_vmf.py", "--n", "20000")
+    assert out[-1].startswith("generate all 20 paper datasets")
+    assert len([line for line in out if re.match(r"\s*(1|100|10000) ", line)]) == 3
+    out = run("bench_encoders.py", "--points", "2000", "--members", "4", "--batch-points", "256")
+    assert "ratio" in out[-1] and len([line for line in out if "e+" in line]) == 15
