@@ -72,7 +72,10 @@ class PositionEncoder(nn.Module):
         x = torch.as_tensor(lonlat)
         if x.dim() == 0 or x.shape[-1] != 2:
             raise SynthError(f"location input must have shape (..., 2) as (lon, lat) in degrees, got {tuple(x.shape)}")
-        x = x.to(torch.float64)
+        state = next(iter(self.buffers()), None)
+        if state is None:
+            state = next(iter(self.parameters()), None)
+        x = x.to(dtype=torch.float64, device=state.device if state is not None else x.device)
         if self.check_inputs:
             check_lonlat(x)
         if self.batched:
@@ -255,7 +258,7 @@ class RBF(PositionEncoder):
             u = rng.rand((A, 2), dtype=torch.float64)
             anchors = torch.stack([360.0 * u[..., 0] - 180.0, torch.rad2deg(torch.asin(2.0 * u[..., 1] - 1.0))], -1)
         else:
-            pts = torch.as_tensor(np.asarray(anchor_points), dtype=torch.float64)
+            pts = torch.as_tensor(np.asarray(anchor_points), dtype=torch.float64, device=rng.device)
             if pts.dim() != 2 or pts.shape[1] != 2 or len(pts) < A:
                 raise SynthError(f"anchor_points must be (n >= {A}, 2) degrees, got {tuple(pts.shape)}")
             anchors = pts[rng.permutation(len(pts))[:, :A]]  # per member, without replacement
@@ -281,7 +284,7 @@ class RFF(PositionEncoder):
             raise SynthError(f"rff needs frequency_num >= 1 and kernel_size > 0, got {frequency_num}, {kernel_size}")
         if kernel_reading not in ("variance", "std"):
             raise SynthError(f"kernel_reading must be 'variance' or 'std', got {kernel_reading!r}")
-        k = torch.tensor(np.asarray(kernel_size, float), dtype=torch.float64).view(-1, 1, 1)
+        k = torch.tensor(np.asarray(kernel_size, float), dtype=torch.float64, device=rng.device).view(-1, 1, 1)
         std = k.sqrt() if kernel_reading == "variance" else k
         self.register_buffer("omega", rng.normal((2, D), dtype=torch.float64) * std)  # (M, 2, D)
         self.register_buffer("phase", 2 * math.pi * rng.rand((1, D), dtype=torch.float64))  # (M, 1, D)
