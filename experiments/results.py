@@ -44,6 +44,39 @@ def digest(obj) -> str:
     return hashlib.sha1(canonical(obj).encode()).hexdigest()[:16]
 
 
+def _retry_locked(conn, fn, tries: int = 60):
+    """Run ``fn()``, retrying while another process holds the lock.
+
+    The busy timeout covers ordinary writes, but SQLite answers some lock conflicts at once, for
+    instance two processes switching a new file to WAL at the same moment (seen here: 6 of 30
+    four-process races failed before this retry)."""
+    for attempt in range(tries):
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if "locked" not in str(e) or attempt == tries - 1:
+                raise
+            time.sleep(min(0.05 * 2 ** attempt, 2.0))
+
+
+def _setup(conn, path):
+    conn.execute("PRAGMA busy_timeout = 120000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("BEGIN IMMEDIATE")
+    for statement in filter(str.strip, _SCHEMA.split(";")):
+        conn.execute(statement)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    conn.execute("COMMIT")
+    if row is not None and int(row[0]) > SCHEMA_VERSION:
+        raise SynthError(f"{path} was written by a newer sphere-synth (schema {row[0]} > {SCHEMA_VERSION}); "
+                         "upgrade to read it")
+
+
 def connect(path, create: bool = True) -> sqlite3.Connection:
     path = Path(path)
     if not create and not path.exists():
@@ -51,22 +84,7 @@ def connect(path, create: bool = True) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(str(path), timeout=120.0, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 120000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                conn.execute(statement)
-        finally:
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise SynthError(f"{path} was written by a newer sphere-synth (schema {row[0]} > {SCHEMA_VERSION}); "
-                             "upgrade to read it")
+        _retry_locked(conn, lambda: _setup(conn, path))
     except sqlite3.DatabaseError as e:
         raise SynthError(f"{path} is not a usable SQLite results database ({e})") from None
     return conn
@@ -85,18 +103,13 @@ def write_population(conn, rows: list[dict]) -> None:
     now = time.time()
     values = [tuple({**r, "code_version": __version__, "created": now}[c] for c in cols) for r in rows]
     sql = f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-    for attempt in range(5):
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql, values)
-            conn.execute("COMMIT")
-            return
-        except sqlite3.OperationalError as e:  # "database is locked" past the busy timeout
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if "locked" not in str(e) or attempt == 4:
-                raise
-            time.sleep(1.0 + attempt)
+
+    def write():
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, values)
+        conn.execute("COMMIT")
+
+    _retry_locked(conn, write)
 
 
 def fetch(conn, stage: str = "final") -> list[dict]:

@@ -13,6 +13,7 @@ train/val/test split, 70/10/20 by default.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -271,6 +272,24 @@ def save(ds: Dataset, folder) -> Path:
     data = _npz_bytes(ds.arrays)
     path = folder / ds.file_name
     atomic_write_bytes(path, data)
+    with _manifest_lock(folder):  # read-modify-write: two generators in one folder must not drop entries
+        _record(ds, data, folder)
+    return path
+
+
+@contextlib.contextmanager
+def _manifest_lock(folder: Path):
+    import fcntl
+
+    with open(Path(folder) / ".manifest.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _record(ds: Dataset, data: bytes, folder: Path) -> None:
     manifest = _read_manifest(folder)
     manifest["package_version"] = __version__
     n_tr, n_va, n_te = ds.recipe.split_sizes()
@@ -287,7 +306,6 @@ def save(ds: Dataset, folder) -> Path:
         "kappa": ds["kappa"].tolist(),
     }
     atomic_write_bytes(folder / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
-    return path
 
 
 def load(path, verify: bool = True) -> Dataset:

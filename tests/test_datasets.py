@@ -112,3 +112,14 @@ def test_user_recipes_and_bad_recipes():
         datasets.generate("U9")
     with pytest.raises(SynthError, match="seed"):
         datasets.generate("U1", -1)
+
+
+def test_two_generators_writing_one_folder_keep_every_manifest_entry(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-m", "synth", "generate", "--dataset", names, "--seed", "0-2",
+                               "--out", str(tmp_path)], stderr=subprocess.PIPE, text=True)
+             for names in ("U1,U2,U3,U4", "S1.1,S2.1,S3.1,S4.1")]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert len(json.loads((tmp_path / "manifest.json").read_text())["datasets"]) == 24
+    assert datasets.verify_folder(tmp_path) == []
