@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets import SPLITS, Dataset
+from .datasets import Dataset
 from .metrics import default_bands, per_band, summarize_ranks, true_class_ranks
 from .sphere import lonlat_to_xyz
 from .vmf import log_normalizer
@@ -25,8 +25,7 @@ def log_posterior_scores(lonlat, centers_lonlat, kappa) -> np.ndarray:
 def evaluate(ds: Dataset, split: str = "test", band_kind: str = "equal-angle", band_width: float = 10.0,
              n_bands: int = 18) -> dict:
     """Top-1, Top-3, MRR of the Bayes classifier on a split, overall and per latitude band."""
-    lonlat, labels = (np.concatenate([ds.split(s)[i] for s in SPLITS]) for i in (0, 1)) if split == "all" \
-        else ds.split(split)
+    lonlat, labels = ds.split(split)
     ranks = true_class_ranks(log_posterior_scores(lonlat, ds["centers_lonlat"], ds["kappa"]), labels)
     out = summarize_ranks(ranks)
     out["bands"] = per_band(ranks, lonlat[:, 1], default_bands(band_kind, band_width, n_bands))

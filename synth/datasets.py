@@ -152,8 +152,12 @@ class Dataset:
         return self.arrays[key]
 
     def split(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+        """(lonlat, labels) of ``train``, ``val``, ``test``, or ``all`` three concatenated."""
+        if which == "all":
+            parts = [self.split(s) for s in SPLITS]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         if which not in SPLITS:
-            raise SynthError(f"unknown split {which!r}; use one of {', '.join(SPLITS)}")
+            raise SynthError(f"unknown split {which!r}; use one of {', '.join(SPLITS)} or all")
         return self.arrays[f"{which}_lonlat"], self.arrays[f"{which}_label"]
 
     @property

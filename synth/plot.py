@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .datasets import SPLITS, Dataset
+from .datasets import Dataset
 from .sphere import lonlat_to_xyz
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -47,16 +47,12 @@ def class_colors(n: int) -> np.ndarray:
     return base[np.random.default_rng(7).permutation(n)]
 
 
-def all_points(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    return (np.concatenate([ds.split(s)[0] for s in SPLITS]), np.concatenate([ds.split(s)[1] for s in SPLITS]))
-
-
 def draw_map(ax, ds: Dataset, title: str | None = None, s: float = 1.5) -> None:
     """Scatter all points of ``ds`` coloured by class, with centres, on a cartopy GeoAxes."""
     import cartopy.crs as ccrs
 
     use_offline_natural_earth()
-    lonlat, labels = all_points(ds)
+    lonlat, labels = ds.split("all")
     colors = class_colors(ds.recipe.n_classes)
     ax.set_global()
     ax.coastlines("110m", linewidth=0.4, color="0.4")
@@ -70,7 +66,7 @@ def draw_map(ax, ds: Dataset, title: str | None = None, s: float = 1.5) -> None:
 
 def draw_globe(ax, ds: Dataset, title: str | None = None, elev: float = 25, azim: float = 30) -> None:
     """3-D view of the points on the unit sphere (the paper's Figure 13e)."""
-    lonlat, labels = all_points(ds)
+    lonlat, labels = ds.split("all")
     xyz = lonlat_to_xyz(lonlat)
     u, v = np.mgrid[0:2 * np.pi:40j, 0:np.pi:20j]
     ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.85", linewidth=0.3)
