@@ -22,10 +22,12 @@ from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
 from synth import datasets as synth_datasets
+from synth.metrics import true_class_ranks
 from synth.plot import save_figure, use_offline_natural_earth
 from synth.sphere import lonlat_to_xyz, xyz_to_lonlat
 
 from . import encoders
+from .train import predict_logits
 
 DISTORTION_ENCODERS = ("grid", "theory", "wrap", "rbf", "rff", "xyz", "nerf", "sphereC", "sphereM+",
                        "spherical_harmonics")
@@ -142,9 +144,7 @@ def _train_chosen(cells, dataset, names, device):
 
 
 def _logits(model, lonlat, device):
-    with torch.no_grad():
-        x = torch.tensor(lonlat, device=device)
-        return torch.cat([model(x[i:i + 8192]) for i in range(0, len(x), 8192)], 1)[0].float().cpu().numpy()
+    return predict_logits(model, torch.tensor(lonlat, device=device))[0].cpu().numpy()
 
 
 def model_maps(cells, dataset, device="cpu") -> list[Figure]:
@@ -159,8 +159,7 @@ def model_maps(cells, dataset, device="cpu") -> list[Figure]:
         lab = np.concatenate([ds.split("val")[1], ds.split("test")[1]])
 
         def rr(m):
-            lg = _logits(m, pts, device)
-            return 1.0 / (1 + (lg > lg[np.arange(len(lab)), lab][:, None]).sum(1))
+            return 1.0 / true_class_ranks(_logits(m, pts, device), lab)
 
         delta = rr(models["sphereM+"]) - rr(models["grid"])
         cell = 15.0

@@ -37,7 +37,7 @@ from torch import nn
 from synth.errors import SynthError
 
 from .harmonics import real_spherical_harmonics
-from .members import MemberRNG, broadcast_members
+from .members import MemberRNG, broadcast_members, uniform_lonlat
 from .networks import FFN, ResNet, Siren
 
 CHUNK_VALUES = 1 << 20  # output values per slice of points on a CPU; see PositionEncoder._chunked
@@ -255,8 +255,7 @@ class RBF(PositionEncoder):
             raise SynthError(f"rbf needs num_anchors >= 1 and kernel_size > 0, got {num_anchors}, {kernel_size}")
         A = int(num_anchors)
         if anchor_points is None:  # no training points given: area-uniform anchors
-            u = rng.rand((A, 2), dtype=torch.float64)
-            anchors = torch.stack([360.0 * u[..., 0] - 180.0, torch.rad2deg(torch.asin(2.0 * u[..., 1] - 1.0))], -1)
+            anchors = uniform_lonlat(rng, A)
         else:
             pts = torch.as_tensor(np.asarray(anchor_points), dtype=torch.float64, device=rng.device)
             if pts.dim() != 2 or pts.shape[1] != 2 or len(pts) < A:

@@ -51,6 +51,13 @@ def broadcast_members(hparams: dict, vector_keys: Sequence[str]) -> tuple[int, b
     return M, batched, out
 
 
+def uniform_lonlat(rng: "MemberRNG", n: int):
+    """(M, n, 2) (lon, lat) degrees, area-uniform on the sphere, from each member's own stream."""
+    u = rng.rand((n, 2), dtype=torch.float64)
+    lat = torch.rad2deg(torch.asin((2.0 * u[..., 1] - 1.0).clamp(-1.0, 1.0)))
+    return torch.stack([360.0 * u[..., 0] - 180.0, lat], -1)
+
+
 class MemberRNG:
     """Per-member random streams; every draw comes back stacked as (M, *shape).
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from synth import datasets as synth_datasets
+from synth.cliutil import read_toml
 from synth.errors import SynthError
 
 from . import encoders, results
@@ -29,17 +30,6 @@ from .train import OPTIMIZER_KEYS, TrainSettings, train_population
 
 SPACES_DIR = Path(__file__).parent / "spaces"
 CPU_MAX_MEMBERS = 16  # measured (benchmarks/bench_train.py): beyond this the activations leave the CPU cache
-
-
-def _toml(path: Path) -> dict:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise SynthError(f"{path}: not valid TOML ({e})") from None
 
 
 def valid_keys(encoder: str) -> set:
@@ -75,7 +65,7 @@ def load_space(name_or_path: str) -> Space:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.toml")))
         raise SynthError(f"unknown search space {name_or_path!r}: not a file and not one of {known}")
-    raw = _toml(path)
+    raw = read_toml(path)
     unknown = set(raw) - {"description", "settings", "grid", "encoders"}
     if unknown:
         raise SynthError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}")

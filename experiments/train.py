@@ -21,7 +21,7 @@ from synth.metrics import default_bands
 from synth.sphere import band_index, validate_lonlat
 
 from . import encoders
-from .members import MemberRNG
+from .members import MemberRNG, uniform_lonlat
 
 OPTIMIZER_KEYS = ("lr", "weight_decay")
 
@@ -105,11 +105,10 @@ def softmax_loss(logits_pos, labels):
 
 def random_locations(rng: MemberRNG, n: int, kind: str = "uniform"):
     """(M, n, 2) random (lon, lat) degrees per member: area-uniform, or the released code's quadrant."""
-    u = rng.rand((n, 2), dtype=torch.float64)
     if kind == "public-code":
+        u = rng.rand((n, 2), dtype=torch.float64)
         return torch.stack([180.0 * u[..., 0], 90.0 * u[..., 1]], -1)
-    lat = torch.rad2deg(torch.asin((2.0 * u[..., 1] - 1.0).clamp(-1.0, 1.0)))
-    return torch.stack([360.0 * u[..., 0] - 180.0, lat], -1)
+    return uniform_lonlat(rng, n)
 
 
 def epoch_batches(rng: MemberRNG, n_train: int, batch_size: int):
@@ -161,10 +160,12 @@ def _ranks(logits, labels):
 
 
 @torch.no_grad()
-def _predict(model, x, batch=8192):
+def predict_logits(model, x, batch=8192):
+    """Logits (M, N, C) of every member for points x (N, 2), in eval mode, a batch at a time."""
+    was_training = model.training
     model.eval()
     out = torch.cat([model(x[i:i + batch]) for i in range(0, x.shape[0], batch)], 1)
-    model.train()
+    model.train(was_training)
     return out.float()
 
 
@@ -215,7 +216,6 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
     if torch.any(lr <= 0) or torch.any(wd < 0):
         raise SynthError("learning rates must be > 0 and weight decay >= 0")
     seeds = hp.pop("seed", [0] * M)
-    hp = {k: (v if len(set(map(repr, v))) > 1 or k in encoders.VECTOR_KEYS else v[0]) for k, v in hp.items()}
     arrays = {s: data.split(s) for s in ("train", "val", "test")}
     for s, (ll, _) in arrays.items():
         validate_lonlat(ll, name=f"{data.name} {s} coordinates")
@@ -265,7 +265,7 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
         if progress is not None:
             progress(epoch + 1, settings.epochs)
         if settings.select == "best-val" and (epoch + 1) % settings.eval_every == 0:
-            top1 = (_ranks(_predict(model, t["val"][0]), t["val"][1]) <= 1).double().mean(-1).float()
+            top1 = (_ranks(predict_logits(model, t["val"][0]), t["val"][1]) <= 1).double().mean(-1).float()
             better = (top1 > best_top1) & active
             if better.any():
                 best_top1 = torch.where(better, top1, best_top1)
@@ -284,7 +284,7 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
     results = {}
     ranks = {}
     for s in ("val", "test"):
-        ranks[s] = _ranks(_predict(model, t[s][0]), t[s][1])
+        ranks[s] = _ranks(predict_logits(model, t[s][0]), t[s][1])
         results[s] = _metrics(ranks[s])
     lat = arrays["test"][0][:, 1]
     bands = {kind: _band_metrics(ranks["test"], lat, kind) for kind in ("equal-angle", "equal-area")}

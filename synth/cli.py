@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from . import __version__, bayes, datasets
-from .cliutil import OneLineParser, parse_int_list, run_main
+from .cliutil import OneLineParser, parse_int_list, read_toml, run_main
 from .errors import SynthError
 
 
@@ -40,12 +40,7 @@ def _parser() -> OneLineParser:
 
 def _cmd_generate(a) -> None:
     if a.recipe is not None:
-        import tomllib
-
-        try:
-            spec = tomllib.loads(a.recipe.read_text()).get("recipe")
-        except tomllib.TOMLDecodeError as e:
-            raise SynthError(f"{a.recipe}: not valid TOML ({e})") from None
+        spec = read_toml(a.recipe).get("recipe")
         if not isinstance(spec, dict):
             raise SynthError(f"{a.recipe}: needs a [recipe] table")
         names = [datasets.Recipe.from_dict(spec)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import SynthError
 
@@ -38,6 +39,18 @@ def run_main(handler, argv=None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; finished work is saved (rerun with --resume to continue)", file=sys.stderr)
         return 130
+
+
+def read_toml(path) -> dict:
+    """Parse a TOML file; a syntax error becomes a one-line SynthError naming the file."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SynthError(f"{path}: not valid TOML ({e})") from None
 
 
 def parse_int_list(text: str, what: str = "seeds") -> list[int]:

@@ -193,21 +193,26 @@ def _kappas(recipe: Recipe, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(lo, hi, size=recipe.n_classes) ** 2
 
 
+def _stored(lonlat: np.ndarray) -> np.ndarray:
+    """Round to DECIMALS; a longitude that rounds up to 180 becomes -180 (the range is [-180, 180))."""
+    out = np.round(lonlat, DECIMALS)
+    out[..., 0] = np.where(out[..., 0] >= 180, -180.0, out[..., 0])
+    return out
+
+
 def generate(name_or_recipe, seed: int = 0) -> Dataset:
     """Generate a dataset deterministically from (recipe, seed)."""
     recipe = name_or_recipe if isinstance(name_or_recipe, Recipe) else get_recipe(name_or_recipe)
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SynthError(f"seed must be a non-negative integer, got {seed!r}")
     rng = _rng(recipe, int(seed))
-    centers = np.round(_centers(recipe, rng), DECIMALS)
-    centers[:, 0] = np.where(centers[:, 0] >= 180, -180.0, centers[:, 0])
+    centers = _stored(_centers(recipe, rng))
     kappa = _kappas(recipe, rng)
     sample_seed = int(rng.integers(0, 2**62))
     mu = lonlat_to_xyz(centers)
     mu /= np.linalg.norm(mu, axis=-1, keepdims=True)
     points = xyz_to_lonlat(vmf_sample(mu, kappa, recipe.samples_per_class, seed=sample_seed))  # (C, n, 2)
-    points = np.round(points, DECIMALS)
-    points[..., 0] = np.where(points[..., 0] >= 180, -180.0, points[..., 0])
+    points = _stored(points)
     n_tr, n_va, n_te = recipe.split_sizes()
     order = np.argsort(rng.random(points.shape[:2]), axis=1)  # a per-class permutation
     cuts = {"train": (0, n_tr), "val": (n_tr, n_tr + n_va), "test": (n_tr + n_va, n_tr + n_va + n_te)}
