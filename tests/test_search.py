@@ -93,7 +93,20 @@ def test_sweep_dry_run_then_run_then_resume(tmp_path, space_file):
     assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 18
 
 
-def test_killed_sweep_resumes_without_redoing_finished_work(tmp_path, space_file):
+@pytest.fixture
+def slow_space_file(tmp_path):
+    # For the tests that stop a running sweep: each population must take long enough (~0.7 s on
+    # the 2-core machine) that the sweep cannot finish between two polls of the database. With
+    # the 2-epoch space a fast machine ran all 8 populations of the kill test in 0.2 s.
+    slow = TINY_SPACE.replace("epochs = 2\npatience = 5", "epochs = 60\npatience = 100")
+    assert slow != TINY_SPACE
+    p = tmp_path / "slow.toml"
+    p.write_text(slow)
+    return p
+
+
+def test_killed_sweep_resumes_without_redoing_finished_work(tmp_path, slow_space_file):
+    space_file = slow_space_file
     db = tmp_path / "r.sqlite"
     args = ["--datasets", "U1,U2,U3,U4", "--encoders", "grid", "--space", str(space_file), "--seeds", "0",
             "--db", str(db), "--max-members", "2"]
@@ -102,7 +115,7 @@ def test_killed_sweep_resumes_without_redoing_finished_work(tmp_path, space_file
     deadline = time.time() + 120
     done = 0
     while time.time() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.01)
         if db.exists():
             try:
                 done = sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
@@ -190,15 +203,15 @@ def test_a_corrupt_database_file_is_refused_in_one_line(tmp_path):
     assert r.returncode == 2 and "not a usable SQLite" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_a_terminated_sweep_says_so_in_one_line(tmp_path, space_file):
+def test_a_terminated_sweep_says_so_in_one_line(tmp_path, slow_space_file):
     db = tmp_path / "r.sqlite"
     proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu",
-                             "--datasets", "all", "--encoders", "grid", "--space", str(space_file), "--seeds", "0-4",
+                             "--datasets", "all", "--encoders", "grid", "--space", str(slow_space_file), "--seeds", "0-4",
                              "--db", str(db), "--max-members", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (db.exists() and _count(db) > 0):
-        time.sleep(0.2)
+        time.sleep(0.01)
     proc.terminate()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
