@@ -80,6 +80,31 @@ def test_torch_and_numpy_give_the_same_samples():
     assert not np.array_equal(a, vmf.sample(mu, kappa, 1000, seed=12))
 
 
+def test_fast_unit_circle_matches_libm_cos_and_sin():
+    # The NumPy path's octant-reduced Taylor polynomials replace np.cos/np.sin (see _unit_circle):
+    # octant edges (and their neighbours), the ends of (0, 1] and random points.
+    edges = np.arange(9) / 8.0
+    u = np.concatenate([edges, np.nextafter(edges, 2), np.nextafter(edges, -1), [2.0**-53, 1e-12, 1e-6],
+                        np.random.default_rng(0).random(200_000)])
+    u = u[(u > 0) & (u <= 1)]
+    c, s = vmf._unit_circle(u, np)
+    theta = 2 * np.pi * u
+    assert np.abs(c - np.cos(theta)).max() < 2e-15 and np.abs(s - np.sin(theta)).max() < 2e-15
+    assert np.abs(c * c + s * s - 1).max() < 4e-16 * 8
+
+
+def test_slicing_and_threads_do_not_change_the_samples(monkeypatch):
+    # 3 components x 50_000 samples cross slice boundaries, inside and between components.
+    mu = lonlat_to_xyz(np.array([[0, 90], [120, -30], [-60, 10]], dtype=float))
+    kappa = np.array([0.5, 20.0, 3e4])
+    one = vmf.sample(mu, kappa, 50_000, seed=13, threads=1)
+    two = vmf.sample(mu, kappa, 50_000, seed=13, threads=2)
+    assert np.array_equal(one, two)
+    monkeypatch.setattr(vmf, "_SLICE", 7_777)
+    assert np.array_equal(one, vmf.sample(mu, kappa, 50_000, seed=13, threads=3))
+    assert np.abs(one - vmf.sample(torch.tensor(mu), torch.tensor(kappa), 50_000, seed=13).numpy()).max() < 1e-12
+
+
 def test_vectorised_over_many_components_matches_one_at_a_time():
     mu = lonlat_to_xyz(np.array([[10, 20], [100, -40]], dtype=float))
     kappa = np.array([5.0, 50.0])
