@@ -247,12 +247,20 @@ class SphericalHarmonics(PositionEncoder):
 
 
 class RBF(PositionEncoder):
-    """exp(−‖x − a_m‖²/2σ²) in the (lon°, lat°) plane (the public code's metric), σ = kernel_size degrees."""
+    """exp(−d(x, a_m)²/2σ²), σ = kernel_size degrees, at anchors a_m.
 
-    def __init__(self, M, batched, rng, num_anchors, kernel_size, anchor_points=None):
+    ``distance="euclidean"`` (default, the public code's metric): d is the distance in the
+    (lon°, lat°) plane, which jumps at the antimeridian and stretches near the poles.
+    ``distance="great_circle"``: d is the great-circle angle in degrees (SPEC.md's optional
+    haversine variant), a function on the sphere: continuous everywhere, one code per pole.
+    """
+
+    def __init__(self, M, batched, rng, num_anchors, kernel_size, anchor_points=None, distance="euclidean"):
         super().__init__(M, batched)
         if int(num_anchors) < 1 or np.any(np.asarray(kernel_size) <= 0):
             raise SynthError(f"rbf needs num_anchors >= 1 and kernel_size > 0, got {num_anchors}, {kernel_size}")
+        if distance not in ("euclidean", "great_circle"):
+            raise SynthError(f"rbf distance must be 'euclidean' or 'great_circle', got {distance!r}")
         A = int(num_anchors)
         if anchor_points is None:  # no training points given: area-uniform anchors
             anchors = uniform_lonlat(rng, A)
@@ -263,12 +271,18 @@ class RBF(PositionEncoder):
             anchors = pts[rng.permutation(len(pts))[:, :A]]  # per member, without replacement
         self.register_buffer("anchors", anchors)  # (M, A, 2)
         self._member_param("sigma", np.asarray(kernel_size, float))
+        self.distance = distance
         self.out_dim = A
 
     def features(self, lon, lat):
-        x = torch.cat([lon, lat], -1).expand(self.n_members, -1, -1)
-        d2 = ((x * x).sum(-1, keepdim=True) + (self.anchors * self.anchors).sum(-1)[:, None, :]
-              - 2.0 * torch.bmm(x, self.anchors.transpose(1, 2))).clamp_min(0.0)
+        if self.distance == "euclidean":
+            x, a = torch.cat([lon, lat], -1).expand(self.n_members, -1, -1), self.anchors
+        else:  # chords between unit vectors, turned into angles below
+            x, a = _xyz(lon, lat).expand(self.n_members, -1, -1), _xyz(*self.anchors.split(1, -1))
+        d2 = ((x * x).sum(-1, keepdim=True) + (a * a).sum(-1)[:, None, :]
+              - 2.0 * torch.bmm(x, a.transpose(1, 2))).clamp_min(0.0)
+        if self.distance == "great_circle":
+            d2 = torch.rad2deg(2.0 * torch.asin((d2.sqrt() / 2.0).clamp_max(1.0))) ** 2
         return torch.exp(-d2 / (2.0 * self.sigma**2))
 
 
@@ -345,9 +359,11 @@ _SPECS = [
                 {"cell_size": 5.0, "embed_dim": 64}, "ffn", False, False, "embed_dim",
                 "learned embedding of an equal-angle lat/lon cell"),
     EncoderSpec("rbf", (), lambda M, b, rng, hp: RBF(M, b, rng, hp["num_anchors"], hp["kernel_size"],
-                                                     hp["anchor_points"]),
-                {"num_anchors": 200, "kernel_size": 1.0, "anchor_points": None}, "ffn", False, False, "num_anchors",
-                "Gaussian kernels at anchors drawn from the training points, in degrees"),
+                                                     hp["anchor_points"], hp["distance"]),
+                {"num_anchors": 200, "kernel_size": 1.0, "anchor_points": None, "distance": "euclidean"}, "ffn",
+                False, False, "num_anchors",
+                "Gaussian kernels at anchors drawn from the training points, in degrees "
+                "(distance='great_circle': continuous, one code per pole)"),
     EncoderSpec("rff", (), lambda M, b, rng, hp: RFF(M, b, rng, hp["frequency_num"], hp["kernel_size"],
                                                      hp["kernel_reading"]),
                 {"frequency_num": 64, "kernel_size": 1.0, "kernel_reading": "variance"}, "ffn", False, False,

@@ -9,7 +9,7 @@ import torch
 from scipy import special
 
 from synth import SynthError
-from synth.sphere import great_circle
+from synth.sphere import great_circle, lonlat_to_xyz
 from experiments import encoders as E
 from experiments.harmonics import real_spherical_harmonics
 
@@ -238,6 +238,29 @@ def test_names_aliases_and_rbf_anchors():
     assert np.array_equal(again.anchors.numpy()[0], a[1])  # stored per seed: reloads exactly
     state = g.state_dict()
     assert "anchors" in state and "omega" in E.position_encoder("rff").state_dict()
+
+
+def test_rbf_great_circle_distance_is_a_function_on_the_sphere():
+    # SPEC.md's optional haversine variant: kernel of the great-circle angle, so the code is
+    # continuous at the antimeridian and single-valued at the poles (the default is not).
+    a = np.array([[179.5, 20.0], [-179.5, 20.0], [0.0, 89.0], [90.0, 89.5]])
+    g = G("rbf", num_anchors=4, anchor_points=a, kernel_size=30.0, distance="great_circle", seed=0)
+    eps = 1e-9
+    f = g(torch.tensor([[180.0 - eps, 20.0], [-180.0 + eps, 20.0]], dtype=torch.float64)).detach()
+    assert float((f[0] - f[1]).abs().max()) < 1e-9
+    lons = torch.linspace(-180, 170, 8, dtype=torch.float64)
+    pole = g(torch.stack([lons, torch.full_like(lons, 90.0)], -1)).detach()
+    assert float((pole - pole[0]).abs().max()) < 1e-9
+    # hand-computed: the kernel value is exp(-angle^2 / 2 sigma^2) with the angle in degrees
+    x = torch.tensor([[10.0, 0.0], [0.0, 50.0], [-100.0, -30.0]], dtype=torch.float64)
+    got = g(x).detach().numpy()
+    anchors = g.anchors.numpy()[0]
+    for i, p in enumerate(x.numpy()):
+        for j, q in enumerate(anchors):
+            ang = np.degrees(np.arccos(np.clip(lonlat_to_xyz(p) @ lonlat_to_xyz(q), -1, 1)))
+            assert got[i, j] == pytest.approx(np.exp(-ang**2 / (2 * 30.0**2)), rel=1e-9, abs=1e-12)
+    with pytest.raises(SynthError, match="distance"):
+        G("rbf", distance="haversine")
 
 
 def test_models_run_and_differentiate_on_every_encoder():
