@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synth.cliutil import OneLineParser, parse_int_list, run_main
+from synth.cliutil import OneLineParser, command_parser, parse_int_list, run_main
 from synth.errors import SynthError
-
-from . import __version__
 
 
 def _parser() -> OneLineParser:
-    p = OneLineParser(prog="python -m experiments", description="Train, search and report location encoders.")
-    p.add_argument("--version", action="version", version=f"sphere-synth {__version__}")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=OneLineParser)
+    p, sub = command_parser("python -m experiments", "Train, search and report location encoders.")
     sub.add_parser("encoders", help="list the encoders, their dimensions and behaviour at the antimeridian/poles")
     s = sub.add_parser("sweep", help="train a search space on datasets, storing every result in SQLite")
     s.add_argument("--datasets", default="all", help="comma list (U1,S2.3) or 'all' (default)")

@@ -344,6 +344,12 @@ class EncoderSpec:
     networks: tuple = field(default=())
 
 
+# Default scales: grid and theory work in degrees (r_max = 360), the sphere encoders in radians
+# (r_max = 1); SPEC.md section 4.
+_DEGREE_SCALES = {"frequency_num": 32, "min_radius": 0.01, "max_radius": 360.0}
+_SPHERE_SCALES = {"frequency_num": 32, "min_radius": 0.001, "max_radius": 1.0}
+
+
 def _multi(kind):
     return lambda M, b, rng, hp: MultiScale(kind, M, b, hp["frequency_num"], hp["min_radius"], hp["max_radius"])
 
@@ -369,24 +375,24 @@ _SPECS = [
                 {"frequency_num": 64, "kernel_size": 1.0, "kernel_reading": "variance"}, "ffn", False, False,
                 "frequency_num", "random Fourier features of (lon/180, lat/90)"),
     EncoderSpec("grid", ("Space2Vec-grid", "gridcell"), _multi("grid"),
-                {"frequency_num": 32, "min_radius": 0.01, "max_radius": 360.0}, "ffn", False, False, "4S",
+                _DEGREE_SCALES, "ffn", False, False, "4S",
                 "Space2Vec grid: multi-scale sin/cos of lon and lat in degrees"),
     EncoderSpec("theory", ("Space2Vec-theory",), _multi("theory"),
-                {"frequency_num": 32, "min_radius": 0.01, "max_radius": 360.0}, "ffn", False, False, "6S",
+                _DEGREE_SCALES, "ffn", False, False, "6S",
                 "Space2Vec theory: three directions 120° apart, degrees"),
     EncoderSpec("nerf", ("NeRF",), lambda M, b, rng, hp: NeRF(M, b, hp["frequency_num"]), {"frequency_num": 16},
                 "ffn", True, True, "6S", "NeRF positional encoding of the 3-D point"),
     EncoderSpec("sphereC", ("Sphere2Vec-sphereC", "sphere"), _multi("sphereC"),
-                {"frequency_num": 32, "min_radius": 0.001, "max_radius": 1.0}, "ffn", False, False, "3S",
+                _SPHERE_SCALES, "ffn", False, False, "3S",
                 "Sphere2Vec sphereC"),
     EncoderSpec("sphereC+", ("Sphere2Vec-sphereC+", "spheregrid", "sphereCplus"), _multi("sphereC+"),
-                {"frequency_num": 32, "min_radius": 0.001, "max_radius": 1.0}, "ffn", False, False, "6S",
+                _SPHERE_SCALES, "ffn", False, False, "6S",
                 "Sphere2Vec sphereC+ (sphereC and grid terms)"),
     EncoderSpec("sphereM", ("Sphere2Vec-sphereM", "spheremixscale"), _multi("sphereM"),
-                {"frequency_num": 32, "min_radius": 0.001, "max_radius": 1.0}, "ffn", False, False, "5S",
+                _SPHERE_SCALES, "ffn", False, False, "5S",
                 "Sphere2Vec sphereM (multi-scale mixed with single-scale)"),
     EncoderSpec("sphereM+", ("Sphere2Vec-sphereM+", "spheregridmixscale", "sphereMplus"), _multi("sphereM+"),
-                {"frequency_num": 32, "min_radius": 0.001, "max_radius": 1.0}, "ffn", False, False, "8S",
+                _SPHERE_SCALES, "ffn", False, False, "8S",
                 "Sphere2Vec sphereM+ (the paper's Table 8 model)"),
     EncoderSpec("sphereDFS", ("Sphere2Vec-dfs", "dfs", "dft"), _multi("sphereDFS"),
                 {"frequency_num": 8, "min_radius": 0.001, "max_radius": 1.0}, "ffn", False, False, "4S²+4S",

@@ -5,15 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import __version__, bayes, datasets
-from .cliutil import OneLineParser, parse_int_list, read_toml, run_main
+from . import bayes, datasets
+from .cliutil import OneLineParser, command_parser, parse_int_list, read_toml, run_main
 from .errors import SynthError
 
 
 def _parser() -> OneLineParser:
-    p = OneLineParser(prog="python -m synth", description="Synthetic vMF datasets of the Sphere2Vec paper (Appendix 9.15).")
-    p.add_argument("--version", action="version", version=f"sphere-synth {__version__}")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=OneLineParser)
+    p, sub = command_parser("python -m synth", "Synthetic vMF datasets of the Sphere2Vec paper (Appendix 9.15).")
     sub.add_parser("list", help="list the registered datasets")
     d = sub.add_parser("describe", help="show a dataset's recipe")
     d.add_argument("name")

@@ -16,6 +16,15 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+def command_parser(prog: str, description: str):
+    """A one-line-error parser with ``--version`` and required sub-commands: (parser, subparsers)."""
+    from . import __version__
+
+    p = OneLineParser(prog=prog, description=description)
+    p.add_argument("--version", action="version", version=f"sphere-synth {__version__}")
+    return p, p.add_subparsers(dest="cmd", required=True, parser_class=OneLineParser)
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt
 

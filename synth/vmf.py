@@ -210,8 +210,8 @@ _OCTANT = np.array([[0, 1, 0, 1, 0, 1, 0, 1, 0],
 def _unit_circle(u, xp):
     """(cos 2πu, sin 2πu): the uniform tangent direction.
 
-    torch's cos/sin are vectorised; NumPy's float64 cos is a scalar libm call (~15 ns, a third
-    of the sampler's time before this), so the NumPy path reduces the angle to an octant,
+    torch's cos/sin are vectorised; NumPy's float64 cos is a scalar libm call (~15 ns a value,
+    more than all the rest of a sample), so the NumPy path reduces the angle to an octant,
     x = (π/4)g with g in [0, 1], evaluates sin x by its Taylor polynomial and cos x as
     √((1 − sin x)(1 + sin x)) (well conditioned there: cos x ≥ 0.7), then maps the octant back
     by swaps and sign flips, written as arithmetic with a table because np.where costs more than

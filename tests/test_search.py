@@ -106,23 +106,14 @@ def slow_space_file(tmp_path):
 
 
 def test_killed_sweep_resumes_without_redoing_finished_work(tmp_path, slow_space_file):
-    space_file = slow_space_file
     db = tmp_path / "r.sqlite"
-    args = ["--datasets", "U1,U2,U3,U4", "--encoders", "grid", "--space", str(space_file), "--seeds", "0",
+    args = ["--datasets", "U1,U2,U3,U4", "--encoders", "grid", "--space", str(slow_space_file), "--seeds", "0",
             "--db", str(db), "--max-members", "2"]
     proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    done = 0
-    while time.time() < deadline:
+    while time.time() < deadline and not (db.exists() and _count(db) >= 2):
         time.sleep(0.01)
-        if db.exists():
-            try:
-                done = sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-            except sqlite3.DatabaseError:  # the file may be mid-creation
-                continue
-            if done >= 2:
-                break
     proc.kill()
     proc.wait()
     conn = sqlite3.connect(db)
