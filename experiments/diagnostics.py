@@ -197,11 +197,13 @@ def model_maps(cells, dataset, device="cpu") -> list[Figure]:
                 val = val / val.max()
             else:
                 val = 1 / (1 + np.exp(-_logits(models[name], grid_pts, device)[:, c]))
-            ax.pcolormesh(lon_g, lat_g, val.reshape(lon_g.shape), cmap="viridis", vmin=0, vmax=1,
-                          transform=ccrs.PlateCarree(), rasterized=True)
+            mesh = ax.pcolormesh(lon_g, lat_g, val.reshape(lon_g.shape), cmap="viridis", vmin=0, vmax=1,
+                                 transform=ccrs.PlateCarree(), rasterized=True)
             ax.coastlines("110m", linewidth=0.3, color="w")
             ax.gridlines(linewidth=0.2, color="w")
             ax.set_title(f"{name}\nclass {c} at ({lon0:.0f}°, {lat0:.0f}°), κ = {ds['kappa'][c]:.0f}", fontsize=8)
+    fig.colorbar(mesh, ax=fig.axes, shrink=0.6, pad=0.02,
+                 label="models: P(class | x) (sigmoid of the logit); true vMF: density / its maximum")
     fig.suptitle(f"{dataset}: predicted P(class | x) of a polar and an equatorial class (orthographic, centred on the class)")
     figs.append(("predicted_maps", fig))
     return figs
