@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from synth.cliutil import OneLineParser, command_parser, parse_int_list, run_main
 from synth.errors import SynthError
 
 
+def _number(kind, lo, what):
+    """An argparse type: ``kind`` (int or float) >= lo, finite."""
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            v = None
+        if v is None or v != v or v in (float("inf"), float("-inf")) or v < lo:
+            raise argparse.ArgumentTypeError(f"{what} must be {'an integer' if kind is int else 'a number'} >= {lo}, "
+                                             f"got {text!r}")
+        return v
+    return parse
+
+
 def _parser() -> OneLineParser:
     p, sub = command_parser("python -m experiments", "Train, search and report location encoders.")
-    sub.add_parser("encoders", help="list the encoders, their dimensions and behaviour at the antimeridian/poles")
+    e = sub.add_parser("encoders", help="list the encoders, their dimensions and behaviour at the antimeridian/poles")
+    e.add_argument("--params", action="store_true", help="also list every declared hyper-parameter: role, default, "
+                   "valid values")
     s = sub.add_parser("sweep", help="train a search space on datasets, storing every result in SQLite")
     s.add_argument("--datasets", default="all", help="comma list (U1,S2.3) or 'all' (default)")
     s.add_argument("--encoders", default="table8", help="comma list, 'table8' (default) or 'all'")
@@ -22,11 +39,15 @@ def _parser() -> OneLineParser:
     s.add_argument("--db", type=Path, default=Path("results/results.sqlite"))
     s.add_argument("--mode", default="grid", choices=["grid", "random", "halving"],
                    help="exhaustive grid, a random subset (--n-random), or successive halving")
-    s.add_argument("--n-random", type=int, default=None, help="configurations per encoder for --mode random")
-    s.add_argument("--max-members", type=int, default=None, help="cap on the population size (default: by memory)")
+    s.add_argument("--n-random", type=_number(int, 1, "--n-random"), default=None,
+                   help="configurations per encoder for --mode random")
+    s.add_argument("--max-members", type=_number(int, 1, "--max-members"), default=None,
+                   help="cap on the population size (default: by memory)")
+    s.add_argument("--lock-timeout", type=_number(float, 0, "--lock-timeout"), default=600.0,
+                   help="seconds to wait for another process's write lock on --db before giving up (default 600)")
     s.add_argument("--resume", action="store_true", help="skip members already stored in the database")
     s.add_argument("--dry-run", action="store_true", help="print the plan and an estimated time, train nothing")
-    s.add_argument("--epochs", type=int, help="override the space's epochs")
+    s.add_argument("--epochs", type=_number(int, 1, "--epochs"), help="override the space's epochs (a new experiment)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     r = sub.add_parser("report", help="Table 8 replica, diagnostics and figures from a results database")
     r.add_argument("--db", type=Path, default=Path("results/results.sqlite"))
@@ -34,6 +55,7 @@ def _parser() -> OneLineParser:
     r.add_argument("--figures", type=Path, default=Path("figures"))
     r.add_argument("--encoders", default="table8", help="encoders for the table (default: the paper's 8)")
     r.add_argument("--datasets", default="all")
+    r.add_argument("--experiment", help="the experiment to report (default: the only one in --db)")
     r.add_argument("--no-figures", action="store_true")
     r.add_argument("--device", default="auto", help="device for the distortion and map figures")
     return p
@@ -42,71 +64,87 @@ def _parser() -> OneLineParser:
 def _cmd_sweep(a) -> None:
     import dataclasses
 
-    from . import results, search
+    from synth import datasets as sd
+
+    from . import encoders, results, search
     from .train import resolve_device
 
+    # Everything is checked before any work: the space and its values, names, seeds, the device,
+    # every data file, and the database (a foreign, older or newer file is refused untouched).
     space = search.load_space(a.space)
-    if a.epochs:
+    if a.epochs is not None:
         space = dataclasses.replace(space, settings=dataclasses.replace(space.settings, epochs=a.epochs))
-    ds = search.parse_names(a.datasets, "datasets")
-    encs = search.parse_names(a.encoders, "encoders")
+    if a.data is not None and not a.data.is_dir():
+        raise SynthError(f"--data {a.data} not found (or not a folder); run python -m synth generate first")
+    ds = sd.parse_names(a.datasets, a.data)
+    encs = encoders.parse_names(a.encoders)
     seeds, data_seeds = parse_int_list(a.seeds, "seeds"), parse_int_list(a.data_seeds, "dataset seeds")
-    device = resolve_device(a.device)
-    if a.data is not None:
-        from synth import datasets as sd
-
-        for n in ds:
-            for s in data_seeds:
-                if not (a.data / sd.file_name(n, s)).exists():
-                    raise SynthError(f"{a.data / sd.file_name(n, s)} not found; run python -m synth generate first")
     if a.mode == "random" and not a.n_random:
         raise SynthError("--mode random needs --n-random K")
-    conn = results.connect(a.db) if (a.resume or not a.dry_run) else None  # refuses a newer schema up front
-    skip = results.stored_keys(conn) if (conn is not None and a.resume) else None
-    if conn is not None:
-        conn.close()
-    if a.mode == "halving":
-        if a.dry_run:
-            plan = search.make_plan(space, ds, data_seeds, encs, seeds, device, max_pop=a.max_members)
+    if a.n_random and a.mode != "random":
+        raise SynthError("--n-random is only used with --mode random")
+    device = resolve_device(a.device)
+    data = sd.load_many(ds, data_seeds, a.data)
+    hashes = {n: results.digest(data[(n, data_seeds[0])].recipe.to_dict()) for n in ds}
+    for (n, s), d in data.items():
+        if results.digest(d.recipe.to_dict()) != hashes[n]:
+            raise SynthError(f"dataset {n}: seeds {data_seeds[0]} and {s} follow different recipes in {a.data}")
+    store = None
+    if a.resume or not a.dry_run:
+        store = results.ResultsStore(a.db, lock_timeout=a.lock_timeout)
+    try:
+        skip = store.stored_keys(space.experiment) if (store is not None and a.resume) else None
+        if a.mode == "halving":
+            plan = search.make_plan(space, ds, data_seeds, encs, seeds, device, max_pop=a.max_members, skip=skip,
+                                    recipe_hashes=hashes)
             print(search.describe_plan(plan, device, None) + "\n  (successive halving: rung 0 shown; later rungs "
                   "train a third of the configurations each, for three times as many epochs)")
+            if a.dry_run:
+                return
+            n = search.successive_halving(space, data, encs, seeds, device, store, max_pop=a.max_members,
+                                          resume=a.resume, show_progress=not a.no_progress)
+            print(f"wrote {n} row(s) to {a.db} (experiment {space.experiment})")
             return
-        n = search.successive_halving(space, ds, data_seeds, encs, seeds, device, a.db, a.data,
-                                      show_progress=not a.no_progress)
-        print(f"wrote {n} row(s) to {a.db}")
-        return
-    plan = search.make_plan(space, ds, data_seeds, encs, seeds, device, mode=a.mode, n_random=a.n_random,
-                            max_pop=a.max_members, skip=skip)
-    est = search.estimate_seconds(plan, device) if plan.populations else 0.0
-    print(search.describe_plan(plan, device, est))
-    if a.dry_run or not plan.populations:
-        if not plan.populations:
-            print("nothing to do")
-        return
-    n = search.sweep(plan, a.db, device, a.data, show_progress=not a.no_progress)
-    print(f"wrote {n} row(s) to {a.db}")
+        plan = search.make_plan(space, ds, data_seeds, encs, seeds, device, mode=a.mode, n_random=a.n_random,
+                                max_pop=a.max_members, skip=skip, recipe_hashes=hashes)
+        est = search.estimate_seconds(plan, device) if plan.populations else 0.0
+        print(search.describe_plan(plan, device, est))
+        if a.dry_run or not plan.populations:
+            if not plan.populations:
+                print("nothing to do")
+            return
+        n = search.sweep(plan, store, data, device, show_progress=not a.no_progress)
+        print(f"wrote {n} row(s) to {a.db} (experiment {space.experiment})")
+    finally:
+        if store is not None:
+            store.close()
 
 
-def _cmd_encoders() -> None:
+def _cmd_encoders(show_params: bool) -> None:
     from . import encoders
+
+    from synth.params import table
 
     print(f"{'name':22s} {'dim':>13s} {'network':8s} {'antimeridian':13s} {'poles':14s} aliases")
     for n in encoders.available():
         s = encoders.spec(n)
         print(f"{n:22s} {s.dim:>13s} {s.network:8s} {'continuous' if s.antimeridian_continuous else 'jumps':13s} "
               f"{'single-valued' if s.pole_single_valued else 'lon-dependent':14s} {', '.join(s.aliases)}")
+        if show_params:
+            print("\n".join(table(encoders.hyperparameters(n).values())))
 
 
 def _handle(argv) -> int:
     a = _parser().parse_args(argv)
     if a.cmd == "encoders":
-        _cmd_encoders()
+        _cmd_encoders(a.params)
     elif a.cmd == "sweep":
         _cmd_sweep(a)
     elif a.cmd == "report":
         from .report import main_report
 
-        main_report(a)
+        main_report(a.db, a.out, a.figures, encoders=a.encoders, datasets=a.datasets, experiment=a.experiment,
+                    figures_on=not a.no_figures, device=a.device)
     return 0
 
 

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
 from synth import datasets as synth_datasets
+from synth.fileio import atomic_write_bytes
 from synth.metrics import true_class_ranks
 from synth.plot import save_figure, use_offline_natural_earth
 from synth.sphere import lonlat_to_xyz, xyz_to_lonlat
@@ -132,7 +133,8 @@ def _train_chosen(cells, dataset, names, device):
     from .train import TrainSettings, train_population
 
     models = {}
-    ds = synth_datasets.generate(dataset, 0)
+    recipe = next((c.recipe for (d, _), c in cells.items() if d == dataset and c.recipe), None)
+    ds = synth_datasets.generate(synth_datasets.Recipe.from_dict(recipe) if recipe else dataset, 0)
     for e in names:
         c = cells.get((dataset, e))
         if c is None:
@@ -214,7 +216,7 @@ def _write_csv(path: Path, header, rows):
     w = csv.writer(buf)
     w.writerow(header)
     w.writerows(rows)
-    synth_datasets.atomic_write_bytes(path, buf.getvalue().encode())
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def all_figures(cells, ds_names, enc_names, ceilings, fig_dir: Path, out_dir: Path, device="auto") -> list[Path]:
@@ -241,7 +243,7 @@ def all_figures(cells, ds_names, enc_names, ceilings, fig_dir: Path, out_dir: Pa
     md = ["| band | " + " | ".join(f"{e} ρ" for e in dist) + " |", "|---|" + "---|" * len(dist)]
     md += [f"| [{edges[i]:+.0f}, {edges[i + 1]:+.0f}] | " + " | ".join(f"{dist[e]['rho'][i]:.2f}" for e in dist) + " |"
            for i in range(len(edges) - 1)]
-    synth_datasets.atomic_write_bytes(Path(out_dir) / "distortion.md", ("\n".join(md) + "\n").encode())
+    atomic_write_bytes(Path(out_dir) / "distortion.md", ("\n".join(md) + "\n").encode())
     written.append(Path(out_dir) / "distortion.md")
     target = next((d for d in ("S4.3", "S4.4", "S3.3", "S4.2") if d in ds_names), ds_names[0] if ds_names else None)
     if target is not None:

@@ -35,17 +35,14 @@ import torch
 from torch import nn
 
 from synth.errors import SynthError
+from synth.params import Interval, Param
+from synth.sphere import great_circle, lonlat_to_xyz, validate_lonlat
 
 from .harmonics import real_spherical_harmonics
-from .members import MemberRNG, broadcast_members, uniform_lonlat
-from .networks import FFN, ResNet, Siren
+from .members import SEED, MemberRNG, broadcast_members, uniform_lonlat
+from .networks import FFN, NETWORK_PARAMS, ResNet, Siren
 
 CHUNK_VALUES = 1 << 20  # output values per slice of points on a CPU; see PositionEncoder._chunked
-VECTOR_KEYS = ("min_radius", "max_radius", "kernel_size", "dropout", "seed")
-FFN_KEYS = {"num_hidden_layers": 1, "hidden_dim": 512, "num_filts": 256, "dropout": 0.5, "activation": "relu",
-            "use_layernorm": True, "skip_connection": True}
-RESNET_KEYS = {"num_filts": 256, "num_res_blocks": 4, "dropout": 0.5}
-SIREN_KEYS = {"num_hidden_layers": 2, "hidden_dim": 256, "dropout": 0.0, "w0_initial": 30.0}
 
 
 # ----------------------------------------------------------------------------- position encoders
@@ -114,13 +111,8 @@ class PositionEncoder(nn.Module):
 
 
 def check_lonlat(x) -> None:
-    """One-line errors for NaN/inf or out-of-range coordinates (SPEC.md section 1)."""
-    if not torch.isfinite(x).all():
-        raise SynthError("location input contains non-finite values (NaN or inf)")
-    if (x[..., 1].abs() > 90).any():
-        raise SynthError(f"latitude outside [-90, 90] degrees (max |lat| = {x[..., 1].abs().max().item():.6g})")
-    if ((x[..., 0] < -180) | (x[..., 0] >= 180)).any():
-        raise SynthError("longitude outside [-180, 180) degrees")
+    """One-line errors for NaN/inf or out-of-range coordinates (SPEC.md section 1; synth.sphere's check)."""
+    validate_lonlat(x, name="location input")
 
 
 def scale_frequencies(S: int, r_min, r_max):
@@ -196,8 +188,8 @@ class MultiScale(PositionEncoder):
 
 
 def _xyz(lon_deg, lat_deg):
-    lam, phi = torch.deg2rad(lon_deg), torch.deg2rad(lat_deg)
-    return torch.cat([torch.cos(phi) * torch.cos(lam), torch.cos(phi) * torch.sin(lam), torch.sin(phi)], -1)
+    """(·, N, 1) lon and lat in degrees -> (·, N, 3) unit vectors, by synth.sphere's formula."""
+    return lonlat_to_xyz(torch.cat([lon_deg, lat_deg], -1))
 
 
 class XYZ(PositionEncoder):
@@ -275,14 +267,12 @@ class RBF(PositionEncoder):
         self.out_dim = A
 
     def features(self, lon, lat):
-        if self.distance == "euclidean":
-            x, a = torch.cat([lon, lat], -1).expand(self.n_members, -1, -1), self.anchors
-        else:  # chords between unit vectors, turned into angles below
-            x, a = _xyz(lon, lat).expand(self.n_members, -1, -1), _xyz(*self.anchors.split(1, -1))
+        if self.distance == "great_circle":  # (M, N, A) angles in degrees, synth.sphere's formula
+            d2 = great_circle(torch.cat([lon, lat], -1)[:, :, None, :], self.anchors[:, None, :, :], degrees=True) ** 2
+            return torch.exp(-d2 / (2.0 * self.sigma**2))
+        x, a = torch.cat([lon, lat], -1).expand(self.n_members, -1, -1), self.anchors
         d2 = ((x * x).sum(-1, keepdim=True) + (a * a).sum(-1)[:, None, :]
               - 2.0 * torch.bmm(x, a.transpose(1, 2))).clamp_min(0.0)
-        if self.distance == "great_circle":
-            d2 = torch.rad2deg(2.0 * torch.asin((d2.sqrt() / 2.0).clamp_max(1.0))) ** 2
         return torch.exp(-d2 / (2.0 * self.sigma**2))
 
 
@@ -332,22 +322,35 @@ class Tile(PositionEncoder):
 # ----------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class EncoderSpec:
+    """One encoder: its names, its position encoder and its declared hyper-parameters."""
+
     name: str
     aliases: tuple
     make: Callable  # (M, batched, rng, hparams) -> PositionEncoder
-    position_defaults: dict
-    network: str  # "ffn", "resnet" or "siren"
+    params: tuple  # of synth.params.Param: the position encoder's hyper-parameters
+    network: str  # the default network: "ffn", "resnet" or "siren"
     antimeridian_continuous: bool
     pole_single_valued: bool
     dim: str
     description: str
-    networks: tuple = field(default=())
+    networks: tuple = field(default=())  # other networks it may use (hyper-parameter ``network``)
+
+    @property
+    def position_defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+
+def _scales(frequency_num: int, min_radius: float, max_radius: float, max_frequency_num: int = 1024):
+    return (Param("frequency_num", int, frequency_num, Interval(1, max_frequency_num), help="S, number of scales"),
+            Param("min_radius", float, min_radius, Interval(0, None, "neither"), "member", help="r_min"),
+            Param("max_radius", float, max_radius, Interval(0, None, "neither"), "member", help="r_max"))
 
 
 # Default scales: grid and theory work in degrees (r_max = 360), the sphere encoders in radians
 # (r_max = 1); SPEC.md section 4.
-_DEGREE_SCALES = {"frequency_num": 32, "min_radius": 0.01, "max_radius": 360.0}
-_SPHERE_SCALES = {"frequency_num": 32, "min_radius": 0.001, "max_radius": 1.0}
+_DEGREE_SCALES = _scales(32, 0.01, 360.0)
+_SPHERE_SCALES = _scales(32, 0.001, 1.0)
+_KERNEL = Param("kernel_size", float, 1.0, Interval(0, None, "neither"), "member")
 
 
 def _multi(kind):
@@ -355,24 +358,27 @@ def _multi(kind):
 
 
 _SPECS = [
-    EncoderSpec("xyz", ("cartesian3d",), lambda M, b, rng, hp: XYZ(M, b), {}, "ffn", True, True, "3",
+    EncoderSpec("xyz", ("cartesian3d",), lambda M, b, rng, hp: XYZ(M, b), (), "ffn", True, True, "3",
                 "3-D unit vector (x, y, z)"),
-    EncoderSpec("wrap", ("geo_net",), lambda M, b, rng, hp: Wrap(M, b), {}, "resnet", True, False, "4",
+    EncoderSpec("wrap", ("geo_net",), lambda M, b, rng, hp: Wrap(M, b), (), "resnet", True, False, "4",
                 "sin/cos of lon/180·π and lat/90·π, Mac Aodha et al.'s residual network"),
-    EncoderSpec("wrap_ffn", ("wrap+ffn", "geo_net_fft"), lambda M, b, rng, hp: Wrap(M, b), {}, "ffn", True, False,
+    EncoderSpec("wrap_ffn", ("wrap+ffn", "geo_net_fft"), lambda M, b, rng, hp: Wrap(M, b), (), "ffn", True, False,
                 "4", "wrap's features with NN_ffn"),
     EncoderSpec("tile_ffn", ("tile",), lambda M, b, rng, hp: Tile(M, b, rng, hp["cell_size"], hp["embed_dim"]),
-                {"cell_size": 5.0, "embed_dim": 64}, "ffn", False, False, "embed_dim",
+                (Param("cell_size", float, 5.0, Interval(0, 180, "right"), help="cell side in degrees"),
+                 Param("embed_dim", int, 64, Interval(1, 65536))), "ffn", False, False, "embed_dim",
                 "learned embedding of an equal-angle lat/lon cell"),
     EncoderSpec("rbf", (), lambda M, b, rng, hp: RBF(M, b, rng, hp["num_anchors"], hp["kernel_size"],
                                                      hp["anchor_points"], hp["distance"]),
-                {"num_anchors": 200, "kernel_size": 1.0, "anchor_points": None, "distance": "euclidean"}, "ffn",
+                (Param("num_anchors", int, 200, Interval(1, 100000)), _KERNEL,
+                 Param("distance", str, "euclidean", ("euclidean", "great_circle"))), "ffn",
                 False, False, "num_anchors",
                 "Gaussian kernels at anchors drawn from the training points, in degrees "
                 "(distance='great_circle': continuous, one code per pole)"),
     EncoderSpec("rff", (), lambda M, b, rng, hp: RFF(M, b, rng, hp["frequency_num"], hp["kernel_size"],
                                                      hp["kernel_reading"]),
-                {"frequency_num": 64, "kernel_size": 1.0, "kernel_reading": "variance"}, "ffn", False, False,
+                (Param("frequency_num", int, 64, Interval(1, 65536), help="D, number of features"), _KERNEL,
+                 Param("kernel_reading", str, "variance", ("variance", "std"))), "ffn", False, False,
                 "frequency_num", "random Fourier features of (lon/180, lat/90)"),
     EncoderSpec("grid", ("Space2Vec-grid", "gridcell"), _multi("grid"),
                 _DEGREE_SCALES, "ffn", False, False, "4S",
@@ -380,7 +386,8 @@ _SPECS = [
     EncoderSpec("theory", ("Space2Vec-theory",), _multi("theory"),
                 _DEGREE_SCALES, "ffn", False, False, "6S",
                 "Space2Vec theory: three directions 120° apart, degrees"),
-    EncoderSpec("nerf", ("NeRF",), lambda M, b, rng, hp: NeRF(M, b, hp["frequency_num"]), {"frequency_num": 16},
+    EncoderSpec("nerf", ("NeRF",), lambda M, b, rng, hp: NeRF(M, b, hp["frequency_num"]),
+                (Param("frequency_num", int, 16, Interval(1, 60), help="L, number of octaves"),),
                 "ffn", True, True, "6S", "NeRF positional encoding of the 3-D point"),
     EncoderSpec("sphereC", ("Sphere2Vec-sphereC", "sphere"), _multi("sphereC"),
                 _SPHERE_SCALES, "ffn", False, False, "3S",
@@ -395,12 +402,13 @@ _SPECS = [
                 _SPHERE_SCALES, "ffn", False, False, "8S",
                 "Sphere2Vec sphereM+ (the paper's Table 8 model)"),
     EncoderSpec("sphereDFS", ("Sphere2Vec-dfs", "dfs", "dft"), _multi("sphereDFS"),
-                {"frequency_num": 8, "min_radius": 0.001, "max_radius": 1.0}, "ffn", False, False, "4S²+4S",
+                _scales(8, 0.001, 1.0, max_frequency_num=64), "ffn", False, False, "4S²+4S",
                 "Sphere2Vec double Fourier sphere: all cross-scale products"),
     EncoderSpec("spherical_harmonics", ("sphericalharmonics", "Siren(SH)", "sh"),
-                lambda M, b, rng, hp: SphericalHarmonics(M, b, hp["legendre_polys"]), {"legendre_polys": 20},
+                lambda M, b, rng, hp: SphericalHarmonics(M, b, hp["legendre_polys"]),
+                (Param("legendre_polys", int, 20, Interval(1, 100), help="L, degrees 0..L-1"),),
                 "siren", True, True, "L²", "real spherical harmonics of degree < L, SirenNet by default",
-                networks=("siren", "ffn")),
+                networks=("ffn",)),
 ]
 _REGISTRY = {s.name: s for s in _SPECS}
 _ALIASES = {a.lower(): s.name for s in _SPECS for a in (s.name,) + s.aliases}
@@ -418,31 +426,77 @@ def canonical_name(name: str) -> str:
         raise SynthError(f"unknown encoder {name!r}; valid: {', '.join(_REGISTRY)}") from None
 
 
+def parse_names(text: str) -> list[str]:
+    """'sphereM+,grid', 'table8' (the paper's 8) or 'all' -> canonical encoder names."""
+    if text == "all":
+        return available()
+    if text == "table8":
+        return list(TABLE8)
+    names = [canonical_name(t.strip()) for t in text.split(",") if t.strip()]
+    if not names:
+        raise SynthError(f"no encoder named in {text!r}")
+    return names
+
+
 def spec(name: str) -> EncoderSpec:
     return _REGISTRY[canonical_name(name)]
 
 
-def network_defaults(name: str, network: str | None = None) -> dict:
-    net = network or spec(name).network
-    return dict({"ffn": FFN_KEYS, "resnet": RESNET_KEYS, "siren": SIREN_KEYS}[net])
+def network_param(name: str) -> Param:
+    """The ``network`` choice, declared only for encoders that can use more than one network."""
+    s = spec(name)
+    return Param("network", str, s.network, (s.network,) + s.networks, help="network after the encoder")
+
+
+def hyperparameters(name: str, network: str | None = None, with_network: bool = True) -> dict:
+    """{name: Param} of every hyper-parameter an encoder takes with the given network (default: its
+    own): the position encoder's, the network's (and the ``network`` choice) and the member seed."""
+    s = spec(name)
+    net = network_param(s.name).check(network or s.network, s.name) if s.networks else s.network
+    if net != s.network and not s.networks:
+        raise SynthError(f"encoder {s.name} supports network {s.network} only, got {network!r}")
+    params = {p.name: p for p in s.params}
+    if with_network:
+        params.update({p.name: p for p in NETWORK_PARAMS[net]})
+        if s.networks:
+            params["network"] = network_param(s.name)
+    params["seed"] = SEED
+    return params
+
+
+def member_keys() -> tuple:
+    """Hyper-parameters that may differ between members of one population (declared role 'member')."""
+    keys = {p.name for s in _SPECS for p in s.params if p.role == "member"}
+    keys |= {p.name for ps in NETWORK_PARAMS.values() for p in ps if p.role == "member"}
+    return tuple(sorted(keys | {SEED.name}))
+
+
+VECTOR_KEYS = member_keys()
+
+
+def _check(param: Param, value, owner: str):
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [param.check(v, owner) for v in value]
+    return param.check(value, owner)
 
 
 def _split_hparams(name: str, hparams: dict, with_network: bool):
     s = spec(name)
     network = hparams.pop("network", None) or s.network
-    if network != s.network and network not in s.networks:
-        raise SynthError(f"encoder {s.name} supports network(s) {', '.join(s.networks or (s.network,))}, got {network!r}")
-    allowed = dict(s.position_defaults)
-    if with_network:
-        allowed.update(network_defaults(s.name, network))
-    allowed["seed"] = 0
-    unknown = sorted(set(hparams) - set(allowed))
+    params = hyperparameters(s.name, network, with_network)
+    params.pop("network", None)
+    anchor_points = hparams.pop("anchor_points", None)  # internal: rbf anchors from the training points
+    owner = s.name if network == s.network else f"{s.name} with network {network}"
+    unknown = sorted(set(hparams) - set(params))
     if unknown:
-        raise SynthError(f"unknown hyper-parameter(s) {', '.join(unknown)} for {s.name}; valid: {', '.join(sorted(allowed))}")
-    merged = {**allowed, **hparams}
-    anchor_points = merged.pop("anchor_points", None) if "anchor_points" in merged else None
+        raise SynthError(f"unknown hyper-parameter(s) {', '.join(unknown)} for {owner}; "
+                         f"valid: {', '.join(sorted(params))}")
+    merged = {k: p.default for k, p in params.items()}
+    merged.update({k: _check(params[k], v, owner) for k, v in hparams.items()})
     M, batched, values = broadcast_members(merged, VECTOR_KEYS)
-    if "anchor_points" in s.position_defaults:
+    if s.name == "rbf":
         values["anchor_points"] = anchor_points
     return s, network, M, batched, values
 

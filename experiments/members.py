@@ -17,6 +17,16 @@ from typing import Sequence
 import torch
 
 from synth.errors import SynthError
+from synth.sphere import lonlat_from_uniforms
+from synth.cliutil import SEED_MAX
+from synth.params import Interval, Param
+
+SEED = Param("seed", int, 0, Interval(0, SEED_MAX), "member", help="training seed of a member")
+# Read by the optimiser, per member. An Adam step size above 1 is never meant: 1e30 or inf was
+# once accepted and trained a collapsed model.
+OPTIMIZER_PARAMS = (Param("lr", float, 1e-3, Interval(0, 1, "right"), "optimizer", help="Adam learning rate"),
+                    Param("weight_decay", float, 0.0, Interval(0, 1), "optimizer", help="L2 weight decay"))
+OPTIMIZER_KEYS = tuple(p.name for p in OPTIMIZER_PARAMS)
 
 
 def broadcast_members(hparams: dict, vector_keys: Sequence[str]) -> tuple[int, bool, dict]:
@@ -54,8 +64,7 @@ def broadcast_members(hparams: dict, vector_keys: Sequence[str]) -> tuple[int, b
 def uniform_lonlat(rng: "MemberRNG", n: int):
     """(M, n, 2) (lon, lat) degrees, area-uniform on the sphere, from each member's own stream."""
     u = rng.rand((n, 2), dtype=torch.float64)
-    lat = torch.rad2deg(torch.asin((2.0 * u[..., 1] - 1.0).clamp(-1.0, 1.0)))
-    return torch.stack([360.0 * u[..., 0] - 180.0, lat], -1)
+    return lonlat_from_uniforms(u[..., 0], u[..., 1])
 
 
 class MemberRNG:

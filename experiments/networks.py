@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from synth.errors import SynthError
+from synth.params import Interval, Param
 
 from .members import MemberRNG
 
@@ -31,6 +32,25 @@ ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
     "gelu": F.gelu,
+}
+
+
+# The networks' hyper-parameters, declared once (synth.params). Upper bounds keep a typo from
+# asking for terabytes; they sit far above anything the paper searched.
+_WIDTH = Interval(1, 65536)
+_DROPOUT = Param("dropout", float, 0.5, Interval(0, 1, "left"), "member", help="dropout rate per member")
+NETWORK_PARAMS = {
+    "ffn": (Param("num_hidden_layers", int, 1, Interval(0, 64), help="h, hidden layers of width k"),
+            Param("hidden_dim", int, 512, _WIDTH, help="k, width of the hidden layers"),
+            Param("num_filts", int, 256, _WIDTH, help="d, width of the last layer before the classes"),
+            _DROPOUT,
+            Param("activation", str, "relu", tuple(ACTIVATIONS)),
+            Param("use_layernorm", bool, True),
+            Param("skip_connection", bool, True)),
+    "resnet": (Param("num_filts", int, 256, _WIDTH), Param("num_res_blocks", int, 4, Interval(0, 64)), _DROPOUT),
+    "siren": (Param("num_hidden_layers", int, 2, Interval(1, 64)), Param("hidden_dim", int, 256, _WIDTH),
+              Param("dropout", float, 0.0, Interval(0, 1, "left"), "member"),
+              Param("w0_initial", float, 30.0, Interval(0, None, "neither"))),
 }
 
 

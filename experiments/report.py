@@ -6,6 +6,12 @@ Selection is honest by default: for each (dataset, encoder) the configuration wi
 over seeds. The paper's optimistic reading (the best mean test Top-1 over the grid) is written
 separately and labelled as such. Significance of sphereM+ against the best baseline is a paired
 bootstrap over training seeds: the 95% percentile interval of the mean paired difference.
+
+A report reads one experiment (one set of training settings) of a results database, opened
+read-only. A configuration with a diverged member (non-finite logits) is never chosen; a Top-1
+above the dataset's Bayes ceiling by more than two standard errors of that ceiling is flagged
+(``!``), since no classifier can do better than Bayes beyond sampling noise. This module does not
+import the trainer: tables come from stored rows alone (figures, which retrain, import it lazily).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import numpy as np
 
 from synth import bayes, datasets as synth_datasets
 from synth.errors import SynthError
+from synth.fileio import atomic_write_bytes
 
 from . import results
 
@@ -44,6 +51,9 @@ class Cell:
     mrr: list = field(default_factory=list)
     bands: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)  # the TrainSettings the sweep used
+    recipe: dict = field(default_factory=dict)  # the dataset recipe the rows were trained on
+    n_diverged: int = 0  # configurations left out because a member diverged
+    above_bayes: bool = False  # mean test Top-1 above the Bayes ceiling by more than its sampling error
 
     @property
     def mean(self) -> float:
@@ -55,22 +65,40 @@ class Cell:
 
 
 def choose(rows: list[dict]) -> dict:
-    """{(dataset, encoder): Cell} with the configuration chosen on validation."""
+    """{(dataset, encoder): Cell} with the configuration chosen on validation.
+
+    ``rows`` must come from one experiment and stage: rows of several training settings for one
+    (dataset, encoder) are refused rather than pooled. Configurations with a diverged member are
+    left out (counted in ``Cell.n_diverged``); if every one diverged, the cell is missing."""
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["config_hash"], []).append(r)
     out = {}
     for key, by_config in groups.items():
+        settings = {r["settings_hash"] for rs in by_config.values() for r in rs}
+        if len(settings) > 1:
+            raise SynthError(f"{key[1]} on {key[0]}: rows of {len(settings)} different training settings; "
+                             "report one experiment at a time (--experiment)")
+        for h, rs in by_config.items():
+            seen = [(r["data_seed"], r["train_seed"]) for r in rs]
+            if len(seen) != len(set(seen)):
+                raise SynthError(f"{key[1]} on {key[0]}: configuration {h} has duplicate rows for one seed")
+
         def val(rs):
             return float(np.mean([r["val_top1"] for r in rs]))
 
-        best_hash = max(sorted(by_config), key=lambda h: val(by_config[h]))
-        rs = sorted(by_config[best_hash], key=lambda r: (r["data_seed"], r["train_seed"]))
+        healthy = {h: rs for h, rs in by_config.items() if not any(r.get("diverged") for r in rs)}
+        if not healthy:
+            continue
+        best_hash = max(sorted(healthy), key=lambda h: val(healthy[h]))
+        rs = sorted(healthy[best_hash], key=lambda r: (r["data_seed"], r["train_seed"]))
         out[key] = Cell(config=json.loads(rs[0]["config"]), test=[r["test_top1"] for r in rs],
                         keys=[(r["data_seed"], r["train_seed"]) for r in rs], val_mean=val(rs),
-                        optimistic=max(float(np.mean([r["test_top1"] for r in g])) for g in by_config.values()),
+                        optimistic=max(float(np.mean([r["test_top1"] for r in g])) for g in healthy.values()),
                         n_configs=len(by_config), mrr=[r["test_mrr"] for r in rs],
-                        bands=[json.loads(r["bands"]) for r in rs], settings=json.loads(rs[0]["settings"]))
+                        bands=[json.loads(r["bands"]) for r in rs], settings=json.loads(rs[0]["settings"]),
+                        recipe=json.loads(rs[0]["recipe"]) if rs[0].get("recipe") else {},
+                        n_diverged=len(by_config) - len(healthy))
     return out
 
 
@@ -96,21 +124,31 @@ def paper_numbers() -> dict:
         return {r["dataset"]: r for r in csv.DictReader(f)}
 
 
-def bayes_ceilings(dataset_names, data_seeds_by_dataset: dict) -> dict:
+def bayes_ceilings(recipes: dict, data_seeds_by_dataset: dict) -> dict:
     """{dataset: [Bayes test metrics per dataset seed]}, with per-band results of both band kinds.
 
-    The datasets are regenerated from (name, seed): generation is deterministic and takes
-    milliseconds, so the report needs no data folder."""
+    ``recipes`` maps each dataset (label) to its Recipe, a name of a registered dataset, or a
+    recipe dict. The datasets are regenerated from (recipe, seed): generation is deterministic
+    and takes milliseconds, so the report needs no data folder."""
     out = {}
-    for d in dataset_names:
+    for d, recipe in recipes.items():
+        if isinstance(recipe, dict):
+            recipe = synth_datasets.Recipe.from_dict(recipe)
         out[d] = []
         for s in sorted(data_seeds_by_dataset.get(d, {0})):
-            ds = synth_datasets.generate(d, s)
+            ds = synth_datasets.generate(recipe, s)
             c = bayes.evaluate(ds, "test")
             c["bands_equal-angle"] = c.pop("bands")
             c["bands_equal-area"] = bayes.evaluate(ds, "test", band_kind="equal-area")["bands"]
             out[d].append(c)
     return out
+
+
+def bayes_margin(ceilings: list) -> float:
+    """Two standard errors (points) of the mean Bayes test Top-1 over draws: binomial, n test points each."""
+    p = np.mean([c["top1"] for c in ceilings]) / 100.0
+    n = sum(c.get("n", 0) for c in ceilings)
+    return 200.0 * float(np.sqrt(max(p * (1 - p), 1e-12) / n)) if n else 0.0
 
 
 @dataclass
@@ -120,17 +158,31 @@ class Table8:
     warnings: list
 
 
-def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict) -> Table8:
+def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, paper_datasets=None) -> Table8:
+    """``paper_datasets``: the datasets whose recipe is the paper's (their paper numbers are shown);
+    default: every name the paper uses."""
     paper = paper_numbers()
+    if paper_datasets is not None:
+        paper = {d: p for d, p in paper.items() if d in paper_datasets}
     baselines = [e for e in encoder_names if e != TARGET]
     rows, warnings = [], []
     for d in dataset_names:
         row = {"dataset": d, "cells": {}, "bayes": float(np.mean([c["top1"] for c in ceilings[d]]))}
+        margin = bayes_margin(ceilings[d])
         for e in encoder_names:
             c = cells.get((d, e))
             if c is None:
                 warnings.append(f"no results for encoder {e} on dataset {d}: run `python -m experiments sweep "
                                 f"--datasets {d} --encoders {e}`")
+            else:
+                if c.n_diverged:
+                    warnings.append(f"{e} on {d}: {c.n_diverged} of {c.n_configs} configuration(s) diverged "
+                                    "(non-finite logits) and were not considered")
+                c.above_bayes = c.mean > row["bayes"] + margin
+                if c.above_bayes:
+                    warnings.append(f"{e} on {d}: test Top-1 {c.mean:.1f} is above the Bayes ceiling {row['bayes']:.1f} "
+                                    f"by more than its sampling error (2 SE = {margin:.1f} points); no classifier "
+                                    "can do that: check this run")
             row["cells"][e] = c
         present = [e for e in baselines if row["cells"][e] is not None]
         best = max(present, key=lambda e: row["cells"][e].mean) if present else None
@@ -163,7 +215,7 @@ def _sig(ci) -> str:
 def _fmt(c: Cell | None, optimistic=False) -> str:
     if c is None:
         return "—"
-    return f"{c.optimistic:.1f}" if optimistic else f"{c.mean:.1f} ± {c.std:.1f}"
+    return f"{c.optimistic:.1f}" if optimistic else f"{c.mean:.1f} ± {c.std:.1f}" + (" !" if c.above_bayes else "")
 
 
 def table_records(t: Table8, optimistic=False) -> list[dict]:
@@ -263,9 +315,14 @@ def summary(t: Table8) -> str:
         if gaps:
             worst = max(gaps)
             lines.append(f"| {LABELS.get(e, e)} | {np.mean([g for g, _ in gaps]):.1f} | {worst[1]} ({worst[0]:.1f}) |")
+    flagged = [f"{e} on {r['dataset']}" for r in t.rows for e in t.encoders
+               if r["cells"][e] is not None and r["cells"][e].above_bayes]
+    if flagged:
+        lines += ["", "**Above the Bayes ceiling** (by more than two standard errors; `!` in the table): "
+                  + ", ".join(flagged) + ". No classifier can do that: these cells are suspect."]
     lines += ["", "Selection on validation, test Top-1 mean ± std over seeds; `*`/`†`: sphereM+ significantly "
               "better/worse than the best baseline (95% paired-bootstrap interval of the mean difference over "
-              "training seeds excludes 0)."]
+              "training seeds excludes 0); configurations with a diverged member are never chosen."]
     return "\n".join(lines) + "\n"
 
 
@@ -282,7 +339,7 @@ def write_tables(t: Table8, out: Path) -> list[Path]:
                         "no validation selection)\n\n" + to_markdown(opt)),
                        ("table8_optimistic.csv", to_csv(t, optimistic=True)), ("summary.md", summary(t))]:
         p = out / name
-        synth_datasets.atomic_write_bytes(p, text.encode())
+        atomic_write_bytes(p, text.encode())
         written.append(p)
     return written
 
@@ -336,32 +393,61 @@ def band_table(cells: dict, dataset_names, encoder_names, ceilings: dict, kind="
     return out
 
 
-def main_report(a) -> None:
-    from .search import parse_names
+def main_report(db, out, figures, encoders="table8", datasets="all", experiment=None, figures_on=True,
+                device="auto") -> None:
+    """The ``report`` command: read one experiment of ``db`` (read-only), write tables to ``out`` and
+    figures to ``figures``."""
+    from . import encoders as encoder_registry
 
-    conn = results.connect(a.db, create=False)
-    rows = results.fetch(conn)
-    conn.close()
+    out, figures = Path(out), Path(figures)
+    for folder in (out, figures) if figures_on else (out,):
+        if folder.exists() and not folder.is_dir():
+            raise SynthError(f"{folder} is a file, not a folder")
+    enc_names = encoder_registry.parse_names(encoders)
+    with results.ResultsStore(db, readonly=True) as store:
+        exp = results.choose_experiment(store, experiment)
+        rows = store.rows(exp, "final")
     if not rows:
-        raise SynthError(f"{a.db} holds no results; run `python -m experiments sweep` first")
-    enc_names = parse_names(a.encoders, "encoders")
-    stored = sorted({r["dataset"] for r in rows})
-    ds_names = [d for d in parse_names(a.datasets, "datasets") if d in stored] if a.datasets == "all" else \
-        parse_names(a.datasets, "datasets")
+        raise SynthError(f"experiment {exp} in {db} has no final-stage results yet")
+    # A dataset is (name, recipe): a user recipe that reuses a paper name is labelled, never pooled.
+    recipes: dict = {}
+    for r in rows:
+        recipes.setdefault(r["dataset"], {})[r["recipe_hash"]] = json.loads(r["recipe"])
+    labels, label_recipe, paper_like = {}, {}, set()
+    for name, by_hash in recipes.items():
+        for h, rec in by_hash.items():
+            is_paper = synth_datasets.is_paper_recipe(synth_datasets.Recipe.from_dict(rec))
+            label = name if is_paper else f"{name} (user recipe)" if len(by_hash) == 1 else f"{name} (recipe {h[:6]})"
+            labels[(name, h)] = label
+            label_recipe[label] = rec
+            if is_paper:
+                paper_like.add(label)
+    for r in rows:
+        r["dataset"] = labels[(r["dataset"], r["recipe_hash"])]
+    stored = list(dict.fromkeys(r["dataset"] for r in rows))
+    if datasets == "all":
+        order = {d: i for i, d in enumerate(synth_datasets.PAPER_DATASETS)}
+        ds_names = sorted(stored, key=lambda d: (order.get(d, len(order)), d))
+    else:
+        wanted = [t.strip() for t in datasets.split(",") if t.strip()]
+        ds_names = [d for d in stored if d in wanted or d.split(" (")[0] in wanted]
+        if not ds_names:
+            raise SynthError(f"experiment {exp} has no results for dataset(s) {datasets}; it has {', '.join(stored)}")
     missing = [e for e in enc_names if not any(r["encoder"] == e for r in rows)]
     if TARGET in enc_names and TARGET in missing:
-        raise SynthError(f"{a.db} has no results for {TARGET}, the encoder Table 8 compares: run "
+        raise SynthError(f"{db} has no results for {TARGET}, the encoder Table 8 compares: run "
                          f"`python -m experiments sweep --encoders {TARGET}`")
     rows = [r for r in rows if r["dataset"] in ds_names]
     cells = choose(rows)
     seeds: dict = {}
     for r in rows:
         seeds.setdefault(r["dataset"], set()).add(r["data_seed"])
-    ceilings = bayes_ceilings(ds_names, seeds)
-    t = build_table8(cells, ds_names, enc_names, ceilings)
+    ceilings = bayes_ceilings({d: label_recipe[d] for d in ds_names}, seeds)
+    t = build_table8(cells, ds_names, enc_names, ceilings, paper_datasets=paper_like)
+    print(f"experiment {exp}", file=sys.stderr)
     for w in t.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    written = write_tables(t, a.out)
+    written = write_tables(t, out)
     for kind in ("equal-angle", "equal-area"):
         bt = band_table(cells, ds_names, enc_names, ceilings, kind)
         if bt:
@@ -369,13 +455,13 @@ def main_report(a) -> None:
             w = csv.DictWriter(buf, fieldnames=list(bt[0]))
             w.writeheader()
             w.writerows(bt)
-            p = a.out / f"bands_{kind}.csv"
-            synth_datasets.atomic_write_bytes(p, buf.getvalue().encode())
+            p = out / f"bands_{kind}.csv"
+            atomic_write_bytes(p, buf.getvalue().encode())
             written.append(p)
-    if not a.no_figures:
+    if figures_on:
         from . import diagnostics
 
-        written += diagnostics.all_figures(cells, ds_names, enc_names, ceilings, a.figures, a.out, device=a.device)
+        written += diagnostics.all_figures(cells, ds_names, enc_names, ceilings, figures, out, device=device)
     print(to_markdown(table_records(t)))
     for p in written:
         print(p)

@@ -1,10 +1,20 @@
-"""The results database: embedded SQLite in WAL mode, one row per trained member.
+"""The results store: one small class that owns the SQLite schema, connection, writes, resume keys
+and queries. Nothing else in the toolkit speaks SQL.
 
-A row is keyed by (dataset, dataset seed, encoder, configuration, training seed, training
-settings, stage). Each finished population is written in one short transaction, so killing a
-sweep at any moment loses at most the populations in flight, and several sweeps may write the
-same file at once (SQLite serialises writers; WAL lets readers proceed; the busy timeout makes a
-writer wait its turn instead of failing). No transaction is ever held open across training.
+A row is one trained member. Its identity is (experiment, dataset, recipe, dataset seed, encoder,
+configuration, training seed, training settings, stage); an *experiment* is one set of training
+settings, named by the space it came from plus the settings' hash (``quick-3fa2…``). Tables,
+figures and search decisions are always scoped to one experiment, so runs made under different
+settings are never pooled.
+
+Writes: each finished population is one short transaction (WAL mode), so killing a sweep at any
+moment loses at most the populations in flight and several sweeps may share one file. A writer
+that finds the file locked says what it waits for and gives up after ``lock_timeout`` seconds
+with one line. Disk-full, read-only and similar errors are one line too; the rows stored before
+stay intact (SQLite rolls the transaction back).
+
+Reads (``readonly=True``, what ``report`` uses) open the file read-only and refuse, without
+touching it, any file that is not a sphere-synth results database.
 """
 
 from __future__ import annotations
@@ -12,28 +22,38 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from synth import __version__
 from synth.errors import SynthError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+PACKAGE = "sphere-synth"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
-    dataset TEXT NOT NULL, data_seed INTEGER NOT NULL, encoder TEXT NOT NULL,
-    config_hash TEXT NOT NULL, config TEXT NOT NULL, train_seed INTEGER NOT NULL,
-    settings_hash TEXT NOT NULL, settings TEXT NOT NULL, stage TEXT NOT NULL DEFAULT 'final',
+    experiment TEXT NOT NULL, dataset TEXT NOT NULL, recipe_hash TEXT NOT NULL, recipe TEXT NOT NULL,
+    data_seed INTEGER NOT NULL, encoder TEXT NOT NULL, config_hash TEXT NOT NULL, config TEXT NOT NULL,
+    train_seed INTEGER NOT NULL, settings_hash TEXT NOT NULL, settings TEXT NOT NULL,
+    stage TEXT NOT NULL DEFAULT 'final',
     val_top1 REAL, val_top3 REAL, val_mrr REAL, test_top1 REAL, test_top3 REAL, test_mrr REAL,
-    best_epoch INTEGER, epochs_run INTEGER, bands TEXT,
+    best_epoch INTEGER, epochs_run INTEGER, bands TEXT, diverged INTEGER NOT NULL DEFAULT 0,
     seconds REAL, population INTEGER, device TEXT, code_version TEXT, created REAL,
-    UNIQUE (dataset, data_seed, encoder, config_hash, train_seed, settings_hash, stage)
+    UNIQUE (experiment, dataset, recipe_hash, data_seed, encoder, config_hash, train_seed, settings_hash, stage)
 );
-CREATE INDEX IF NOT EXISTS runs_by_dataset ON runs (dataset, encoder, stage);
+CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, stage, dataset, encoder);
 """
-KEY_COLUMNS = ("dataset", "data_seed", "encoder", "config_hash", "train_seed", "settings_hash", "stage")
+KEY_COLUMNS = ("experiment", "dataset", "recipe_hash", "data_seed", "encoder", "config_hash", "train_seed",
+               "settings_hash", "stage")
+VALUE_COLUMNS = ("recipe", "config", "settings", "val_top1", "val_top3", "val_mrr", "test_top1", "test_top3",
+                 "test_mrr", "best_epoch", "epochs_run", "bands", "diverged", "seconds", "population", "device")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_V1_REFUSAL = ("was written by sphere-synth schema 1, whose ranks counted tied logits as correct (a collapsed "
+               "model scored 100 %); its scores cannot be trusted: run the sweep again into a new --db")
 
 
 def canonical(obj) -> str:
@@ -44,75 +64,189 @@ def digest(obj) -> str:
     return hashlib.sha1(canonical(obj).encode()).hexdigest()[:16]
 
 
-def _retry_locked(conn, fn, tries: int = 60):
-    """Run ``fn()``, retrying while another process holds the lock.
+class ResultsStore:
+    """The results database at ``path`` (created on first write unless ``readonly``)."""
 
-    The busy timeout covers ordinary writes, but SQLite answers some lock conflicts at once, for
-    instance two processes switching a new file to WAL at the same moment (seen here: 6 of 30
-    four-process races failed before this retry)."""
-    for attempt in range(tries):
+    def __init__(self, path, readonly: bool = False, lock_timeout: float = 600.0):
+        self.path = Path(path)
+        self.readonly = readonly
+        self.lock_timeout = float(lock_timeout)
+        self._announced = False
+        if readonly:
+            self.conn = self._open_readonly()
+        else:
+            self.conn = self._open_for_writing()
+
+    # ------------------------------------------------------------------ opening
+    def _check_header(self) -> bool:
+        """True if the file exists and is non-empty; refuses a file that is not SQLite at all."""
+        if not self.path.exists():
+            return False
+        if self.path.is_dir():
+            raise SynthError(f"{self.path} is a folder, not a results database")
+        with open(self.path, "rb") as f:
+            head = f.read(16)
+        if not head:
+            return False
+        if head != _SQLITE_MAGIC:
+            raise SynthError(f"{self.path} is not a usable SQLite results database (not an SQLite file)")
+        return True
+
+    def _open_readonly(self):
+        if not self.path.exists():
+            raise SynthError(f"no results database at {self.path}")
+        if not self._check_header():
+            raise SynthError(f"{self.path} is empty: not a sphere-synth results database")
         try:
-            return fn()
-        except sqlite3.OperationalError as e:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if "locked" not in str(e) or attempt == tries - 1:
-                raise
-            time.sleep(min(0.05 * 2 ** attempt, 2.0))
+            conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True,
+                                   isolation_level=None, timeout=self.lock_timeout)
+            self._identify(conn, allow_empty=False)
+        except sqlite3.DatabaseError as e:
+            raise SynthError(f"{self.path} is not a usable SQLite results database ({e})") from None
+        return conn
 
+    def _open_for_writing(self):
+        existed = self._check_header()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise SynthError(f"cannot create {self.path}: {self.path.parent} is not a folder") from None
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=1.0, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 1000")  # short waits, so _locked can report and give up
+            if existed:
+                self._identify(conn, allow_empty=True)
+            self._locked(conn, lambda: self._setup(conn))
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from None
+        return conn
 
-def _setup(conn, path):
-    conn.execute("PRAGMA busy_timeout = 120000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("BEGIN IMMEDIATE")
-    for statement in filter(str.strip, _SCHEMA.split(";")):
-        conn.execute(statement)
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
-        conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    conn.execute("COMMIT")
-    if row is not None and int(row[0]) > SCHEMA_VERSION:
-        raise SynthError(f"{path} was written by a newer sphere-synth (schema {row[0]} > {SCHEMA_VERSION}); "
-                         "upgrade to read it")
+    def _identify(self, conn, allow_empty: bool) -> None:
+        """Refuse, without writing anything, a file that is not a sphere-synth results database."""
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables and allow_empty:
+            return
+        if not {"meta", "runs"} <= tables:
+            raise SynthError(f"{self.path} is not a sphere-synth results database (tables: "
+                             f"{', '.join(sorted(tables)) or 'none'}); refusing to touch it")
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        version = int(meta.get("schema_version", 0))
+        if version == 1:
+            raise SynthError(f"{self.path} {_V1_REFUSAL}")
+        if meta.get("package") != PACKAGE:
+            raise SynthError(f"{self.path} is not a sphere-synth results database; refusing to touch it")
+        if version > SCHEMA_VERSION:
+            raise SynthError(f"{self.path} was written by a newer sphere-synth (schema {version} > "
+                             f"{SCHEMA_VERSION}); upgrade to read it")
 
-
-def connect(path, create: bool = True) -> sqlite3.Connection:
-    path = Path(path)
-    if not create and not path.exists():
-        raise SynthError(f"no results database at {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        conn = sqlite3.connect(str(path), timeout=120.0, isolation_level=None)
-        _retry_locked(conn, lambda: _setup(conn, path))
-    except sqlite3.DatabaseError as e:
-        raise SynthError(f"{path} is not a usable SQLite results database ({e})") from None
-    return conn
-
-
-def stored_keys(conn) -> set:
-    q = f"SELECT {', '.join(KEY_COLUMNS)} FROM runs"
-    return {tuple(r) for r in conn.execute(q)}
-
-
-def write_population(conn, rows: list[dict]) -> None:
-    """Insert (or replace) one population's rows in a single transaction."""
-    cols = KEY_COLUMNS + ("config", "settings", "val_top1", "val_top3", "val_mrr", "test_top1", "test_top3",
-                          "test_mrr", "best_epoch", "epochs_run", "bands", "seconds", "population", "device",
-                          "code_version", "created")
-    now = time.time()
-    values = [tuple({**r, "code_version": __version__, "created": now}[c] for c in cols) for r in rows]
-    sql = f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-
-    def write():
+    def _setup(self, conn):
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, values)
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            conn.execute(statement)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('package', ?)", (PACKAGE,))
         conn.execute("COMMIT")
+        self._identify(conn, allow_empty=False)
 
-    _retry_locked(conn, write)
+    # ------------------------------------------------------------------ locking and errors
+    def _locked(self, conn, fn):
+        """Run ``fn()``; while another process holds the write lock, wait (saying so once) up to
+        ``lock_timeout`` seconds, then give up with one line.
+
+        SQLite answers some conflicts at once rather than after its busy timeout, for instance two
+        processes switching a new file to WAL at the same moment; those are retried here too."""
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise SynthError(f"gave up after {self.lock_timeout:g} s waiting for the write lock on "
+                                     f"{self.path}, held by another process (--lock-timeout)") from None
+                if not self._announced:
+                    print(f"waiting for the write lock on {self.path}: another process is writing it "
+                          f"(giving up after {self.lock_timeout:g} s)", file=sys.stderr, flush=True)
+                    self._announced = True
+                time.sleep(0.05)
+
+    def _error(self, e: Exception) -> SynthError:
+        return SynthError(f"{self.path}: {e}; results stored before are intact")
+
+    # ------------------------------------------------------------------ writes
+    def _execute_write(self, sql, values):
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.executemany(sql, values)
+        self.conn.execute("COMMIT")
+
+    def write_population(self, rows: list[dict]) -> None:
+        """Insert (or replace) one population's rows in a single transaction."""
+        if self.readonly:
+            raise SynthError(f"{self.path} was opened read-only")
+        cols = KEY_COLUMNS + VALUE_COLUMNS + ("code_version", "created")
+        now = time.time()
+        values = [tuple({"diverged": 0, **r, "code_version": __version__, "created": now}[c] for c in cols)
+                  for r in rows]
+        sql = f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        try:
+            self._locked(self.conn, lambda: self._execute_write(sql, values))
+        except sqlite3.DatabaseError as e:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise self._error(e) from None
+
+    # ------------------------------------------------------------------ queries
+    def _query(self, sql, args=()):
+        try:
+            return self.conn.execute(sql, args)
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from None
+
+    def experiments(self) -> dict:
+        """{experiment name: number of rows}."""
+        return dict(self._query("SELECT experiment, COUNT(*) FROM runs GROUP BY experiment ORDER BY experiment"))
+
+    def stored_keys(self, experiment: str | None = None) -> set:
+        sql = f"SELECT {', '.join(KEY_COLUMNS)} FROM runs"
+        args = ()
+        if experiment is not None:
+            sql, args = sql + " WHERE experiment = ?", (experiment,)
+        return {tuple(r) for r in self._query(sql, args)}
+
+    def rows(self, experiment: str | None, stage: str = "final") -> list[dict]:
+        """Every row of one experiment (all experiments if None) and stage."""
+        sql, args = "SELECT * FROM runs WHERE stage = ?", (stage,)
+        if experiment is not None:
+            sql, args = sql + " AND experiment = ?", (stage, experiment)
+        cur = self._query(sql + " ORDER BY id", args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
-def fetch(conn, stage: str = "final") -> list[dict]:
-    cur = conn.execute("SELECT * FROM runs WHERE stage = ?", (stage,))
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur]
+def choose_experiment(store: ResultsStore, name: str | None) -> str:
+    """The experiment to report: the one named, or the only one; otherwise a one-line error listing them."""
+    exps = store.experiments()
+    if not exps:
+        raise SynthError(f"{store.path} holds no results; run `python -m experiments sweep` first")
+    listing = "; ".join(f"{e} ({n} rows)" for e, n in exps.items())
+    if name is None:
+        if len(exps) > 1:
+            raise SynthError(f"{store.path} holds {len(exps)} experiments, name one with --experiment: {listing}")
+        return next(iter(exps))
+    if name not in exps:
+        raise SynthError(f"no experiment {name!r} in {store.path}; it holds: {listing}")
+    return name

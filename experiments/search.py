@@ -2,7 +2,11 @@
 
 A *space* is a TOML file (``experiments/spaces/quick.toml``, ``paper.toml`` or your own) with
 ``[settings]`` (TrainSettings fields), ``[grid]`` (lists applied to every encoder for which the key
-is a valid hyper-parameter) and ``[encoders.NAME]`` (lists for one encoder, overriding ``[grid]``).
+is a declared hyper-parameter) and ``[encoders.NAME]`` (lists for one encoder, overriding
+``[grid]``). Every value is checked against the declarations (``synth.params``) when the space is
+loaded, before any work. A space's settings define its *experiment*, ``<space>-<settings hash>``:
+the results store keeps experiments apart.
+
 A *plan* expands the grid per encoder (exhaustive, a random subset, or successive halving), crosses
 it with the datasets and training seeds, and packs members that share array shapes into
 populations sized for the device.
@@ -14,30 +18,43 @@ import dataclasses
 import itertools
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from synth import datasets as synth_datasets
 from synth.cliutil import read_toml
 from synth.errors import SynthError
+from synth.params import check_values
 
 from . import encoders, results
-from .train import OPTIMIZER_KEYS, TrainSettings, train_population
+from .members import OPTIMIZER_KEYS, OPTIMIZER_PARAMS
+from .train import SETTINGS_PARAMS, TrainSettings, train_population
 
-SPACES_DIR = Path(__file__).parent / "spaces"
+SPACES_DIR = __import__("pathlib").Path(__file__).parent / "spaces"
 CPU_MAX_MEMBERS = 16  # measured (benchmarks/bench_train.py): beyond this the activations leave the CPU cache
 
 
-def valid_keys(encoder: str) -> set:
+def space_params(encoder: str, network: str | None = None) -> dict:
+    """{name: Param} a space may set for one encoder with one network (training seeds come from --seeds)."""
+    params = encoders.hyperparameters(encoder, network)
+    params.pop("seed")
+    params.update({p.name: p for p in OPTIMIZER_PARAMS})
+    return params
+
+
+def _networks(encoder: str) -> tuple:
     s = encoders.spec(encoder)
-    keys = set(s.position_defaults) | set(encoders.network_defaults(s.name)) | set(OPTIMIZER_KEYS)
-    for net in s.networks:
-        keys |= set(encoders.network_defaults(s.name, net))
-    return keys - {"anchor_points", "seed"}
+    return (s.network,) + s.networks
+
+
+def _any_network_params(encoder: str) -> dict:
+    out = {}
+    for net in _networks(encoder):
+        out.update(space_params(encoder, net))
+    return out
 
 
 @dataclass
@@ -48,17 +65,42 @@ class Space:
     per_encoder: dict
     description: str = ""
 
+    @property
+    def experiment(self) -> str:
+        return experiment_name(self)
+
     def configs(self, encoder: str) -> list[dict]:
-        """The exhaustive grid for one encoder, as a list of hyper-parameter dicts."""
+        """The exhaustive grid for one encoder, as a list of hyper-parameter dicts.
+
+        A [grid] key applies where the encoder (with the network a configuration uses) declares it;
+        so ``num_filts`` reaches the FFN encoders and not SirenNet."""
         enc = encoders.canonical_name(encoder)
-        ok = valid_keys(enc)
-        axes = {k: v for k, v in self.grid.items() if k in ok}
-        axes.update(self.per_encoder.get(enc, {}))
-        keys = sorted(axes)
-        return [dict(zip(keys, vals)) for vals in itertools.product(*(axes[k] for k in keys))]
+        own = self.per_encoder.get(enc, {})
+        out, seen = [], set()
+        for net in own.get("network", [encoders.spec(enc).network]):
+            valid = space_params(enc, net)
+            axes = {k: v for k, v in self.grid.items() if k in valid}
+            axes.update({k: v for k, v in own.items() if k in valid})
+            if "network" in own:
+                axes["network"] = [net]
+            keys = sorted(axes)
+            for vals in itertools.product(*(axes[k] for k in keys)):
+                c = dict(zip(keys, vals))
+                h = results.canonical(c)
+                if h not in seen:
+                    seen.add(h)
+                    out.append(c)
+        return out
+
+
+def experiment_name(space: Space) -> str:
+    """``<space>-<first 8 hex digits of the settings' hash>``: one name per set of training settings."""
+    return f"{space.name}-{results.digest(space.settings.to_dict())[:8]}"
 
 
 def load_space(name_or_path: str) -> Space:
+    from pathlib import Path
+
     path = Path(name_or_path)
     if not path.suffix and (SPACES_DIR / f"{name_or_path}.toml").exists():
         path = SPACES_DIR / f"{name_or_path}.toml"
@@ -69,45 +111,41 @@ def load_space(name_or_path: str) -> Space:
     unknown = set(raw) - {"description", "settings", "grid", "encoders"}
     if unknown:
         raise SynthError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}")
-    fields = {f.name for f in dataclasses.fields(TrainSettings)}
-    bad = set(raw.get("settings", {})) - fields
+    tables = {k: raw.get(k, {}) for k in ("settings", "grid", "encoders")}
+    for k, t in tables.items():
+        if not isinstance(t, dict):
+            raise SynthError(f"{path}: [{k}] must be a table")
+    bad = set(tables["settings"]) - set(SETTINGS_PARAMS)
     if bad:
-        raise SynthError(f"{path}: unknown [settings] key(s) {', '.join(sorted(bad))}; valid: {', '.join(sorted(fields))}")
-    settings = TrainSettings(**raw.get("settings", {}))
-    all_keys = set().union(*(valid_keys(e) for e in encoders.available()))
+        raise SynthError(f"{path}: unknown [settings] key(s) {', '.join(sorted(bad))}; "
+                         f"valid: {', '.join(sorted(SETTINGS_PARAMS))}")
+    check_values(SETTINGS_PARAMS, tables["settings"], f"{path} [settings]")
+    settings = TrainSettings(**tables["settings"])
+    per_encoder_params = {e: _any_network_params(e) for e in encoders.available()}
 
-    def lists(table, where, allowed):
+    def lists(table, where, owners):
         out = {}
         for k, v in table.items():
-            if k not in allowed:
-                raise SynthError(f"{path}: unknown hyper-parameter {k!r} in {where}")
             v = v if isinstance(v, list) else [v]
             if not v:
                 raise SynthError(f"{path}: empty grid for {k!r} in {where}")
+            applies = [e for e in owners if k in per_encoder_params[e]]
+            if not applies:
+                raise SynthError(f"{path}: unknown hyper-parameter {k!r} in {where}")
+            for e in applies:  # every value, against every encoder it reaches, before any work
+                for x in v:
+                    per_encoder_params[e][k].check(x, f"{path} {where} for {e}")
             out[k] = v
         return out
 
-    grid = lists(raw.get("grid", {}), "[grid]", all_keys)
+    grid = lists(tables["grid"], "[grid]", encoders.available())
     per_encoder = {}
-    for enc, table in raw.get("encoders", {}).items():
+    for enc, table in tables["encoders"].items():
         name = encoders.canonical_name(enc)
-        per_encoder[name] = lists(table, f"[encoders.{enc}]", valid_keys(name))
-    return Space(path.stem, settings, grid, per_encoder, raw.get("description", ""))
-
-
-def parse_names(text: str, kind: str) -> list[str]:
-    if kind == "datasets":
-        if text == "all":
-            return list(synth_datasets.PAPER_DATASETS)
-        names = [t.strip() for t in text.split(",") if t.strip()]
-        for n in names:
-            synth_datasets.get_recipe(n)
-        return names
-    if text == "all":
-        return encoders.available()
-    if text == "table8":
-        return list(encoders.TABLE8)
-    return [encoders.canonical_name(t.strip()) for t in text.split(",") if t.strip()]
+        if not isinstance(table, dict):
+            raise SynthError(f"{path}: [encoders.{enc}] must be a table")
+        per_encoder[name] = lists(table, f"[encoders.{enc}]", [name])
+    return Space(path.stem, settings, grid, per_encoder, str(raw.get("description", "")))
 
 
 @dataclass
@@ -117,6 +155,7 @@ class Population:
     encoder: str
     members: list  # of (config_without_seed, train_seed)
     stage: str = "final"
+    recipe_hash: str = ""
 
 
 @dataclass
@@ -130,6 +169,10 @@ class Plan:
     @property
     def n_members(self) -> int:
         return sum(len(p.members) for p in self.populations)
+
+    @property
+    def experiment(self) -> str:
+        return self.space.experiment
 
 
 def shape_key(config: dict) -> tuple:
@@ -166,10 +209,18 @@ def max_members(device: torch.device, per_member_mb: float, cap: int | None = No
 
 def make_plan(space: Space, dataset_names, data_seeds, encoder_names, train_seeds, device, mode="grid",
               n_random: int | None = None, max_pop: int | None = None, skip: set | None = None,
-              num_classes: int = 50, configs: dict | None = None, stage: str = "final") -> Plan:
+              num_classes: int = 50, configs: dict | None = None, stage: str = "final",
+              recipe_hashes: dict | None = None, experiment: str | None = None) -> Plan:
+    """Populations for every (dataset, data seed, encoder, shape); members already in ``skip``
+    (stored keys, for --resume) are left out. ``recipe_hashes`` maps a dataset name to the hash of
+    the recipe its data follow (default: the paper's recipe)."""
+    from synth import datasets as synth_datasets
+
     pops, n_configs, mem = [], 0, {}
     skipped = 0
+    experiment = experiment or space.experiment
     settings_hash = results.digest(space.settings.to_dict())
+    hashes = recipe_hashes or {d: results.digest(synth_datasets.get_recipe(d).to_dict()) for d in dataset_names}
     for enc in encoder_names:
         cfgs = configs[enc] if configs is not None else space.configs(enc)
         if not cfgs:
@@ -190,12 +241,13 @@ def make_plan(space: Space, dataset_names, data_seeds, encoder_names, train_seed
                     for c in group:
                         chash = results.digest(c)
                         for s in train_seeds:
-                            if skip and (ds, dseed, enc, chash, s, settings_hash, stage) in skip:
+                            if skip and (experiment, ds, hashes[ds], dseed, enc, chash, s, settings_hash,
+                                         stage) in skip:
                                 skipped += 1
                                 continue
                             members.append((c, s))
                     for i in range(0, len(members), size):
-                        pops.append(Population(ds, dseed, enc, members[i:i + size], stage))
+                        pops.append(Population(ds, dseed, enc, members[i:i + size], stage, hashes[ds]))
     return Plan(space, pops, n_configs, mem, skipped)
 
 
@@ -226,7 +278,7 @@ def estimate_seconds(plan: Plan, device: torch.device, n_train: int = 3500) -> f
 
 def describe_plan(plan: Plan, device, est: float | None) -> str:
     sizes = [len(p.members) for p in plan.populations]
-    lines = [f"space {plan.space.name}: {plan.n_configs} configuration(s) over the encoders; "
+    lines = [f"experiment {plan.experiment} (space {plan.space.name}): {plan.n_configs} configuration(s) over the encoders; "
              f"{plan.n_members} member(s) to train in {len(plan.populations)} population(s) on {device}",
              f"  population sizes: min {min(sizes) if sizes else 0}, max {max(sizes) if sizes else 0}, "
              f"mean {np.mean(sizes) if sizes else 0:.1f}"]
@@ -241,49 +293,39 @@ def describe_plan(plan: Plan, device, est: float | None) -> str:
     return "\n".join(lines)
 
 
-class DatasetCache:
-    def __init__(self, folder: Path | None):
-        self.folder = folder
-        self.cache = {}
-
-    def __call__(self, name, seed):
-        if (name, seed) not in self.cache:
-            if self.folder is not None:
-                self.cache[(name, seed)] = synth_datasets.load(self.folder / synth_datasets.file_name(name, seed))
-            else:
-                self.cache[(name, seed)] = synth_datasets.generate(name, seed)
-        return self.cache[(name, seed)]
-
-
-def run_population(pop: Population, data, settings: TrainSettings, device, progress=None) -> list[dict]:
+def run_population(pop: Population, data, settings: TrainSettings, device, experiment: str,
+                   progress=None) -> list[dict]:
+    """Train one population and return its rows for the results store."""
     cfgs = [dict(c, seed=s) for c, s in pop.members]
     t = time.perf_counter()
     res = train_population(data, pop.encoder, cfgs, settings, device=device, progress=progress)
     seconds = (time.perf_counter() - t) / len(cfgs)
     settings_json = results.canonical(settings.to_dict())
+    recipe = data.recipe.to_dict()
     rows = []
     for (c, s), r in zip(pop.members, res):
-        rows.append(dict(dataset=pop.dataset, data_seed=pop.data_seed, encoder=pop.encoder,
+        rows.append(dict(experiment=experiment, dataset=pop.dataset, recipe=results.canonical(recipe),
+                         recipe_hash=results.digest(recipe), data_seed=pop.data_seed, encoder=pop.encoder,
                          config_hash=results.digest(c), config=results.canonical(c), train_seed=s,
                          settings_hash=results.digest(settings.to_dict()), settings=settings_json, stage=pop.stage,
                          val_top1=r.val["top1"], val_top3=r.val["top3"], val_mrr=r.val["mrr"],
                          test_top1=r.test["top1"], test_top3=r.test["top3"], test_mrr=r.test["mrr"],
                          best_epoch=r.best_epoch, epochs_run=r.epochs_run, bands=results.canonical(r.bands),
-                         seconds=seconds, population=len(cfgs), device=str(device)))
+                         diverged=int(r.diverged), seconds=seconds, population=len(cfgs), device=str(device)))
     return rows
 
 
-def sweep(plan: Plan, db_path, device, data_folder=None, show_progress=True) -> int:
-    """Train every population of the plan and store each as soon as it finishes; returns rows written."""
+def sweep(plan: Plan, store: results.ResultsStore, data: dict, device, show_progress=True,
+          experiment: str | None = None) -> int:
+    """Train every population of the plan and store each as soon as it finishes; returns rows written.
+
+    ``data`` maps (dataset name, seed) to a verified Dataset (``synth.datasets.load_many``)."""
     from tqdm import tqdm
 
-    conn = results.connect(db_path)
-    get = DatasetCache(Path(data_folder) if data_folder else None)
+    experiment = experiment or plan.experiment
     epochs = plan.space.settings.epochs
     total = plan.n_members * epochs
     written = 0
-    import sys
-
     tty = sys.stderr.isatty()  # in a log file, a line every 30 s rather than a redraw every 0.1 s
     bar = tqdm(total=total, unit="member-epoch", disable=not show_progress, smoothing=0.1, dynamic_ncols=True,
                mininterval=0.5 if tty else 30.0,
@@ -298,44 +340,60 @@ def sweep(plan: Plan, db_path, device, data_folder=None, show_progress=True) -> 
                 bar.update(M * (epoch - seen[0]))
                 seen[0] = epoch
 
-            rows = run_population(pop, get(pop.dataset, pop.data_seed), plan.space.settings, device, progress)
-            results.write_population(conn, rows)
+            rows = run_population(pop, data[(pop.dataset, pop.data_seed)], plan.space.settings, device, experiment,
+                                  progress)
+            store.write_population(rows)
             bar.update(M * (epochs - seen[0]))  # members that stopped early
             written += len(rows)
             bar.set_postfix_str(f"pop {i + 1}/{len(plan.populations)}, {written / (time.perf_counter() - t0):.2f} cfg/s",
                                 refresh=False)
     finally:
         bar.close()
-        conn.close()
     return written
 
 
-def successive_halving(space: Space, dataset_names, data_seeds, encoder_names, train_seeds, device, db_path,
-                       data_folder=None, eta: int = 3, rungs: int = 3, show_progress=True) -> int:
+def successive_halving(space: Space, data: dict, encoder_names, train_seeds, device, store: results.ResultsStore,
+                       eta: int = 3, rungs: int = 3, max_pop: int | None = None, resume: bool = False,
+                       show_progress=True) -> int:
     """Per (dataset, encoder): train every configuration briefly, keep the best 1/eta by mean
     validation Top-1, train those longer, and so on.
 
     Rung r trains for epochs / eta^(rungs−1−r) epochs. Only the last rung is stored as stage
-    'final', which the reports read; earlier rungs are stored as 'rung<r>' for inspection."""
+    'final', which the reports read; earlier rungs are stored as 'rung<r>' for inspection. Rungs are
+    scored only on this experiment's rows of that rung's settings, datasets, seeds and recipe;
+    diverged members never survive. With ``resume`` a stored member is not retrained, so a killed
+    search picks up where it stopped and chooses the same survivors."""
     written = 0
-    for ds in dataset_names:
+    experiment = space.experiment
+    by_name: dict = {}
+    for (name, seed), ds in data.items():
+        by_name.setdefault(name, {})[seed] = ds
+    for name, draws in by_name.items():
+        data_seeds = sorted(draws)
+        recipe_hash = results.digest(draws[data_seeds[0]].recipe.to_dict())
         for enc in encoder_names:
             survivors = space.configs(enc)
             for r in range(rungs):
                 epochs = max(1, round(space.settings.epochs / eta ** (rungs - 1 - r)))
-                sub = dataclasses.replace(space, settings=dataclasses.replace(space.settings, epochs=epochs))
+                rung_settings = dataclasses.replace(space.settings, epochs=epochs,
+                                                    eval_every=min(space.settings.eval_every, epochs))
+                sub = dataclasses.replace(space, settings=rung_settings)
                 stage = "final" if r == rungs - 1 else f"rung{r}"
-                plan = make_plan(sub, [ds], data_seeds, [enc], train_seeds, device, configs={enc: survivors},
-                                 stage=stage)
-                written += sweep(plan, db_path, device, data_folder, show_progress)
+                skip = store.stored_keys(experiment) if resume else None
+                plan = make_plan(sub, [name], data_seeds, [enc], train_seeds, device, configs={enc: survivors},
+                                 stage=stage, max_pop=max_pop, skip=skip, recipe_hashes={name: recipe_hash},
+                                 experiment=experiment)
+                written += sweep(plan, store, data, device, show_progress, experiment=experiment)
                 if r == rungs - 1:
                     break
-                conn = results.connect(db_path)
+                settings_hash = results.digest(rung_settings.to_dict())
                 scores: dict = {}
-                for row in results.fetch(conn, stage):
-                    if row["encoder"] == enc and row["dataset"] == ds and row["data_seed"] in data_seeds:
-                        scores.setdefault(row["config_hash"], []).append(row["val_top1"])
-                conn.close()
-                survivors = sorted(survivors, key=lambda c: -np.mean(scores.get(results.digest(c), [0.0])))
+                for row in store.rows(experiment, stage):
+                    if (row["encoder"] == enc and row["dataset"] == name and row["recipe_hash"] == recipe_hash
+                            and row["settings_hash"] == settings_hash and row["data_seed"] in data_seeds
+                            and row["train_seed"] in train_seeds):
+                        v = -math.inf if row["diverged"] else row["val_top1"]
+                        scores.setdefault(row["config_hash"], []).append(v)
+                survivors = sorted(survivors, key=lambda c: -np.mean(scores.get(results.digest(c), [-math.inf])))
                 survivors = survivors[:max(1, math.ceil(len(survivors) / eta))]
     return written

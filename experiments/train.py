@@ -17,13 +17,30 @@ import torch
 
 from synth.datasets import Dataset
 from synth.errors import SynthError
-from synth.metrics import default_bands
+from synth.metrics import default_bands, true_class_ranks
+from synth.params import Interval, Param
 from synth.sphere import band_index, validate_lonlat
 
 from . import encoders
-from .members import MemberRNG, uniform_lonlat
+from .members import OPTIMIZER_KEYS, OPTIMIZER_PARAMS, MemberRNG, uniform_lonlat
 
-OPTIMIZER_KEYS = ("lr", "weight_decay")
+# Every training setting, declared once: TrainSettings, the [settings] table of a space and the
+# CLI's overrides are all checked here.
+SETTINGS_PARAMS = {p.name: p for p in (
+    Param("epochs", int, 100, Interval(1, 100000), "setting"),
+    Param("batch_size", int, 1024, Interval(1, 1 << 20), "setting"),
+    Param("lr_decay", float, 0.98, Interval(0, 1, "right"), "setting", help="lr x lr_decay per epoch"),
+    Param("loss", str, "presence-absence", ("presence-absence", "softmax"), "setting"),
+    Param("pos_weight", float, None, Interval(0, None, "neither"), "setting", optional=True,
+          help="beta of the presence-absence loss; none = number of classes"),
+    Param("negatives", str, "uniform", ("uniform", "public-code"), "setting",
+          help="random negatives: uniform on the sphere, or the released code's quadrant"),
+    Param("select", str, "best-val", ("best-val", "last"), "setting"),
+    Param("patience", int, 30, Interval(1, 100000), "setting", optional=True,
+          help="epochs without a better validation Top-1 before a member stops; none = never"),
+    Param("eval_every", int, 1, Interval(1, 100000), "setting", help="validate every this many epochs (<= epochs)"),
+    Param("amp", str, "none", ("none", "tf32", "bf16"), "setting", help="reduced precision, GPU only"),
+)}
 
 
 @dataclass
@@ -43,16 +60,12 @@ class TrainSettings:
     amp: str = "none"  # "none", "tf32" or "bf16" (GPU only)
 
     def __post_init__(self):
-        checks = [(self.epochs >= 1, "epochs must be >= 1"), (self.batch_size >= 1, "batch_size must be >= 1"),
-                  (0 < self.lr_decay <= 1, "lr_decay must be in (0, 1]"),
-                  (self.loss in ("presence-absence", "softmax"), "loss must be 'presence-absence' or 'softmax'"),
-                  (self.negatives in ("uniform", "public-code"), "negatives must be 'uniform' or 'public-code'"),
-                  (self.select in ("best-val", "last"), "select must be 'best-val' or 'last'"),
-                  (self.amp in ("none", "tf32", "bf16"), "amp must be 'none', 'tf32' or 'bf16'"),
-                  (self.eval_every >= 1, "eval_every must be >= 1")]
-        for ok, msg in checks:
-            if not ok:
-                raise SynthError(f"training setting: {msg}")
+        for name, param in SETTINGS_PARAMS.items():
+            object.__setattr__(self, name, param.check(getattr(self, name), "training settings"))
+        if self.select == "best-val" and self.eval_every > self.epochs:
+            # no validation would ever run, and "best" would be the untrained weights
+            raise SynthError(f"training settings: eval_every = {self.eval_every} is more than epochs = {self.epochs}; "
+                             "no epoch would be validated")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +80,7 @@ class MemberResult:
     epochs_run: int
     loss_curve: list = field(repr=False)
     bands: dict = field(repr=False)
+    diverged: bool = False  # non-finite logits on validation or test: scores are worst-rank, never selected
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -154,11 +168,6 @@ class PopulationAdam:
             p.grad = None
 
 
-def _ranks(logits, labels):
-    true = logits.gather(-1, labels.expand(logits.shape[0], -1)[..., None])
-    return 1 + (logits > true).sum(-1)
-
-
 @torch.no_grad()
 def predict_logits(model, x, batch=8192):
     """Logits (M, N, C) of every member for points x (N, 2), in eval mode, a batch at a time."""
@@ -173,6 +182,16 @@ def _metrics(ranks) -> dict:
     r = ranks.double()
     return {"top1": (100 * (r <= 1).double().mean(-1)).tolist(), "top3": (100 * (r <= 3).double().mean(-1)).tolist(),
             "mrr": (1.0 / r).mean(-1).tolist()}
+
+
+def evaluate_logits(logits, labels) -> dict:
+    """Top-1, Top-3, MRR and ``diverged`` per member from logits (M, N, C) and labels (N,).
+
+    Ranks follow synth.metrics (ties and non-finite logits count against the true class); a
+    member with any non-finite logit is marked diverged."""
+    out = _metrics(true_class_ranks(logits, labels))
+    out["diverged"] = (~torch.isfinite(logits).flatten(1).all(1)).tolist()
+    return out
 
 
 def _band_metrics(ranks, lat, kind):
@@ -211,13 +230,15 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
     encoder = encoders.canonical_name(encoder)
     hp, opt = _split_configs([dict(c) for c in configs])
     M = len(configs)
-    lr = torch.tensor(opt.get("lr", [1e-3] * M), dtype=torch.float32, device=dev)
-    wd = torch.tensor(opt.get("weight_decay", [0.0] * M), dtype=torch.float32, device=dev)
-    if torch.any(lr <= 0) or torch.any(wd < 0):
-        raise SynthError("learning rates must be > 0 and weight decay >= 0")
+    optimizer = {p.name: [p.check(v, f"{encoder} optimiser") for v in opt.get(p.name, [p.default] * M)]
+                 for p in OPTIMIZER_PARAMS}
+    lr = torch.tensor(optimizer["lr"], dtype=torch.float32, device=dev)
+    wd = torch.tensor(optimizer["weight_decay"], dtype=torch.float32, device=dev)
     seeds = hp.pop("seed", [0] * M)
     arrays = {s: data.split(s) for s in ("train", "val", "test")}
     for s, (ll, _) in arrays.items():
+        if len(ll) == 0:
+            raise SynthError(f"dataset {data.name}: the {s} split is empty; nothing to train on or score")
         validate_lonlat(ll, name=f"{data.name} {s} coordinates")
     C = data.recipe.n_classes
     if encoder == "rbf" and "anchor_points" not in hp:
@@ -265,7 +286,7 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
         if progress is not None:
             progress(epoch + 1, settings.epochs)
         if settings.select == "best-val" and (epoch + 1) % settings.eval_every == 0:
-            top1 = (_ranks(predict_logits(model, t["val"][0]), t["val"][1]) <= 1).double().mean(-1).float()
+            top1 = (true_class_ranks(predict_logits(model, t["val"][0]), t["val"][1]) <= 1).double().mean(-1).float()
             better = (top1 > best_top1) & active
             if better.any():
                 best_top1 = torch.where(better, top1, best_top1)
@@ -283,9 +304,12 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
         best_epoch[:] = epochs_run
     results = {}
     ranks = {}
+    diverged = [False] * M
     for s in ("val", "test"):
-        ranks[s] = _ranks(predict_logits(model, t[s][0]), t[s][1])
-        results[s] = _metrics(ranks[s])
+        logits = predict_logits(model, t[s][0])
+        ranks[s] = true_class_ranks(logits, t[s][1])
+        results[s] = evaluate_logits(logits, t[s][1])
+        diverged = [a or b for a, b in zip(diverged, results[s].pop("diverged"))]
     lat = arrays["test"][0][:, 1]
     bands = {kind: _band_metrics(ranks["test"], lat, kind) for kind in ("equal-angle", "equal-area")}
     out = []
@@ -295,7 +319,7 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
             config=cfg,
             val={k: v[m] for k, v in results["val"].items()},
             test={k: v[m] for k, v in results["test"].items()},
-            best_epoch=int(best_epoch[m]), epochs_run=epochs_run,
+            best_epoch=int(best_epoch[m]), epochs_run=epochs_run, diverged=diverged[m],
             loss_curve=[c[m] for c in curves],
             bands={kind: {"edges": b["edges"], "n": b["n"], "top1": [x[m] for x in b["top1"]],
                           "mrr": [x[m] for x in b["mrr"]]} for kind, b in bands.items()}))

@@ -21,6 +21,8 @@ def _parser() -> OneLineParser:
     which.add_argument("--dataset", help="comma-separated dataset names, e.g. U1,S2.3")
     which.add_argument("--recipe", type=Path, help="a TOML file with a [recipe] table defining your own dataset")
     g.add_argument("--seed", default="0", help="seed(s): 0, 0-4 or 0,3 (default 0)")
+    g.add_argument("--allow-paper-name", action="store_true",
+                   help="let a --recipe reuse a paper dataset's name (its results are kept apart by recipe)")
     g.add_argument("--out", type=Path, required=True, help="output folder")
     v = sub.add_parser("verify", help="check every file of a folder against its manifest")
     v.add_argument("folder", type=Path)
@@ -41,11 +43,13 @@ def _cmd_generate(a) -> None:
         spec = read_toml(a.recipe).get("recipe")
         if not isinstance(spec, dict):
             raise SynthError(f"{a.recipe}: needs a [recipe] table")
-        names = [datasets.Recipe.from_dict(spec)]
+        names = [datasets.user_recipe(spec, a.allow_paper_name)]
     else:
         names = list(datasets.PAPER_DATASETS) if a.all else [n.strip() for n in a.dataset.split(",") if n.strip()]
         names = [datasets.get_recipe(n) for n in names]  # fail on a bad name before writing anything
     seeds = parse_int_list(a.seed)
+    if a.out.exists() and not a.out.is_dir():
+        raise SynthError(f"--out {a.out} is a file, not a folder")
     t0 = time.perf_counter()
     for seed in seeds:
         for r in names:

@@ -42,8 +42,9 @@ def run_main(handler, argv=None) -> int:
     except SynthError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        print(f"error: {e.strerror}: {e.filename}", file=sys.stderr)
+    except OSError as e:  # missing file, permission, read-only or full disk, a file where a folder should be
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; finished work is saved (rerun with --resume to continue)", file=sys.stderr)
@@ -62,8 +63,12 @@ def read_toml(path) -> dict:
         raise SynthError(f"{path}: not valid TOML ({e})") from None
 
 
-def parse_int_list(text: str, what: str = "seeds") -> list[int]:
-    """'0-4' or '0,2,7' or '0-2,5' -> a sorted list of unique ints."""
+SEED_MAX = 2**32 - 1  # seeds go into torch generators and SQLite integers
+MAX_LIST = 100_000
+
+
+def parse_int_list(text: str, what: str = "seeds", max_value: int = SEED_MAX, max_count: int = MAX_LIST) -> list[int]:
+    """'0-4' or '0,2,7' or '0-2,5' -> a sorted list of unique ints in [0, max_value], at most max_count."""
     out = set()
     try:
         for part in text.split(","):
@@ -73,11 +78,15 @@ def parse_int_list(text: str, what: str = "seeds") -> list[int]:
                 lo, hi = int(a), int(b)
                 if hi < lo:
                     raise ValueError
+                if hi > max_value or hi - lo + 1 > max_count:  # before expanding: 0-10**10 is not a list
+                    raise SynthError(f"{what} {text!r}: at most {max_count} values, each at most {max_value}")
                 out.update(range(lo, hi + 1))
             elif part:
                 out.add(int(part))
     except ValueError:
         raise SynthError(f"cannot read {what} {text!r}: use ranges like 0-4 or lists like 0,2,7") from None
+    if out and (max(out) > max_value or len(out) > max_count):
+        raise SynthError(f"{what} {text!r}: at most {max_count} values, each at most {max_value}")
     if not out or min(out) < 0:
         raise SynthError(f"{what} {text!r} must name at least one non-negative integer")
     return sorted(out)

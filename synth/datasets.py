@@ -18,8 +18,7 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
-import tempfile
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,8 @@ import numpy as np
 
 from . import __version__
 from .errors import SynthError
+from .fileio import atomic_write_bytes
+from .params import Interval, Param
 from .sphere import band_edges, lonlat_to_xyz, uniform_lonlat, validate_lonlat, xyz_to_lonlat
 from .vmf import sample as vmf_sample
 
@@ -39,6 +40,23 @@ MANIFEST = "manifest.json"
 # may differ in the last bit between CPUs, and rounding makes the files bit-identical across
 # machines except in the rare case where such a bit straddles a rounding boundary.
 DECIMALS = 9
+# A recipe's name becomes a file name (<name>_seed<k>.npz): letters, digits and . _ + - only, no
+# "..", so that a name can never reach outside the output folder.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+RECIPE_PARAMS = {p.name: p for p in (
+    Param("name", str, None, role="recipe", help="letters, digits and . _ + - (at most 64)"),
+    Param("centers", str, "uniform", ("uniform", "stratified"), "recipe"),
+    Param("n_bands", int, 1, Interval(1, 1000), "recipe", help="N_mu, stratified only"),
+    Param("n_classes", int, 50, Interval(2, 100000), "recipe"),
+    Param("samples_per_class", int, 100, Interval(1, 1000000), "recipe"),
+    Param("kappa_min", float, 1.0, Interval(0, 1000, "right"), "recipe"),
+    Param("kappa_max", float, 16.0, Interval(0, 1000, "right"), "recipe",
+          help="kappa = r^2 stays within the sampler's range (<= 1e6)"),
+    Param("kappa_reading", str, "literal", ("literal", "sqrt"), "recipe"),
+    Param("version", int, 1, Interval(1, 1000000), "recipe"),
+    Param("description", str, "", role="recipe"),
+)}
+MAX_POINTS = 10**7  # a recipe larger than this is a typo, not an experiment
 
 
 @dataclass(frozen=True)
@@ -58,20 +76,28 @@ class Recipe:
     description: str = ""
 
     def __post_init__(self):
-        if self.centers not in ("uniform", "stratified"):
-            raise SynthError(f"recipe {self.name}: centers must be 'uniform' or 'stratified', got {self.centers!r}")
-        if self.kappa_reading not in ("literal", "sqrt"):
-            raise SynthError(f"recipe {self.name}: kappa_reading must be 'literal' or 'sqrt', got {self.kappa_reading!r}")
-        if self.n_classes < 2 or self.samples_per_class < 1:
-            raise SynthError(f"recipe {self.name}: need n_classes >= 2 and samples_per_class >= 1")
+        if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name) or ".." in self.name:
+            raise SynthError(f"recipe name {self.name!r} is not valid: use 1-64 letters, digits and . _ + - "
+                             "(starting with a letter or digit, no '..'); it becomes a file name")
+        for k, param in RECIPE_PARAMS.items():
+            object.__setattr__(self, k, param.check(getattr(self, k), f"recipe {self.name}"))
+        if self.n_classes * self.samples_per_class > MAX_POINTS:
+            raise SynthError(f"recipe {self.name}: {self.n_classes} x {self.samples_per_class} points is more "
+                             f"than {MAX_POINTS}")
         if self.centers == "stratified" and (self.n_bands < 1 or self.n_classes % self.n_bands):
             raise SynthError(f"recipe {self.name}: n_classes ({self.n_classes}) must be a multiple of n_bands ({self.n_bands})")
         if not (0 < self.kappa_min <= self.kappa_max) or not np.isfinite(self.kappa_max):
             raise SynthError(f"recipe {self.name}: need 0 < kappa_min <= kappa_max, got {self.kappa_min}, {self.kappa_max}")
-        split = tuple(float(s) for s in self.split)
-        if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1) > 1e-9:
+        frac = Param("split", float, None, Interval(0, 1), "recipe")
+        if not isinstance(self.split, (list, tuple)) or len(self.split) != 3:
+            raise SynthError(f"recipe {self.name}: split must be three fractions (train, val, test), got {self.split!r}")
+        split = tuple(frac.check(x, f"recipe {self.name}") for x in self.split)
+        if abs(sum(split) - 1) > 1e-9:
             raise SynthError(f"recipe {self.name}: split must be three non-negative fractions summing to 1, got {self.split}")
         object.__setattr__(self, "split", split)
+        if min(self.split_sizes()) < 1:
+            raise SynthError(f"recipe {self.name}: split {list(split)} leaves an empty train, val or test split "
+                             f"with {self.samples_per_class} samples per class (per class: {self.split_sizes()})")
 
     @property
     def centers_per_band(self) -> int:
@@ -100,6 +126,20 @@ class Recipe:
 
 
 _REGISTRY: dict[str, Recipe] = {}
+
+
+def user_recipe(spec: dict, allow_paper_name: bool = False) -> Recipe:
+    """A recipe of the user's (from a TOML [recipe] table). It may not take a paper dataset's name
+    unless ``allow_paper_name``: files and results would otherwise pass for the paper's data."""
+    recipe = Recipe.from_dict(spec)
+    if recipe.name in PAPER_DATASETS and not allow_paper_name:
+        raise SynthError(f"recipe name {recipe.name!r} is a paper dataset's name; choose another name "
+                         "(or pass --allow-paper-name: results are then kept apart from the paper's by recipe)")
+    return recipe
+
+
+def is_paper_recipe(recipe: Recipe) -> bool:
+    return recipe.name in PAPER_DATASETS and _REGISTRY.get(recipe.name) == recipe
 
 
 def register(recipe: Recipe, overwrite: bool = False) -> Recipe:
@@ -246,23 +286,6 @@ def _canonical_zip(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _read_manifest(folder: Path) -> dict:
     path = Path(folder) / MANIFEST
     if not path.exists():
@@ -353,13 +376,73 @@ def _check_arrays(arrays: dict, recipe: Recipe, path: Path) -> None:
     C = recipe.n_classes
     if arrays["centers_lonlat"].shape != (C, 2) or arrays["kappa"].shape != (C,):
         raise SynthError(f"{path}: centres/kappa do not match the recipe's {C} classes")
+    validate_lonlat(arrays["centers_lonlat"], name=f"{path.name} centers_lonlat")
+    kappa = arrays["kappa"]
+    if kappa.dtype.kind != "f" or not np.all(np.isfinite(kappa)) or np.any(kappa <= 0):
+        raise SynthError(f"{path}: kappa must be finite and > 0 for every class")
     for s in SPLITS:
         ll, lab = arrays[f"{s}_lonlat"], arrays[f"{s}_label"]
         if ll.ndim != 2 or ll.shape[1] != 2 or lab.shape != (ll.shape[0],):
             raise SynthError(f"{path}: {s}_lonlat/{s}_label have mismatched shapes {ll.shape} and {lab.shape}")
         validate_lonlat(ll, name=f"{path.name} {s}_lonlat")
+        if lab.dtype.kind not in "iu":
+            raise SynthError(f"{path}: {s}_label must hold integers, found {lab.dtype}")
         if lab.size and (lab.min() < 0 or lab.max() >= C):
             raise SynthError(f"{path}: {s}_label has labels outside 0..{C - 1}")
+
+
+def check_follows_recipe(ds: Dataset, path) -> None:
+    """Regenerate (recipe, seed) and compare: a file whose arrays were edited and re-hashed, or whose
+    manifest names another recipe, is refused. Coordinates are compared to 1e-6 degrees, since a
+    stored value may land on the other side of a rounding step on another CPU (see DECIMALS)."""
+    if ds.seed < 0:
+        raise SynthError(f"{path} is not listed in a manifest; cannot check it against a recipe")
+    fresh = generate(ds.recipe, ds.seed)
+    for k in ARRAYS:
+        a, b = ds[k], fresh[k]
+        same = a.shape == b.shape and (np.array_equal(a, b) if a.dtype.kind in "iu" else
+                                       np.allclose(a, b, rtol=0, atol=1e-6))
+        if not same:
+            raise SynthError(f"{path}: array {k} does not follow its recipe {ds.name} (seed {ds.seed}); "
+                             "the file was edited or the manifest names another recipe")
+
+
+def load_many(names, seeds, folder=None) -> dict:
+    """{(name, seed): Dataset} for every pair, each verified before anything is trained.
+
+    From ``folder``: checksum, arrays and recipe of every file (a paper name must hold the paper's
+    recipe is the one in its manifest entry, and results record it); without a folder: generated."""
+    out = {}
+    for name in names:
+        for seed in seeds:
+            if folder is None:
+                out[(name, seed)] = generate(name, seed)
+                continue
+            path = Path(folder) / file_name(name, seed)
+            if not path.exists():
+                raise SynthError(f"{path} not found; run python -m synth generate first")
+            ds = load(path)
+            check_follows_recipe(ds, path)
+            out[(name, seed)] = ds
+    return out
+
+
+def parse_names(text: str, folder=None) -> list[str]:
+    """'U1,S2.3' or 'all' (the 20 paper datasets) -> names. With a data folder, names of user
+    recipes listed in its manifest are valid too."""
+    if text == "all":
+        return list(PAPER_DATASETS)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise SynthError(f"no dataset named in {text!r}")
+    known = set(_REGISTRY)
+    if folder is not None and (Path(folder) / MANIFEST).exists():
+        known |= {e.get("name") for e in _read_manifest(Path(folder))["datasets"].values()}
+    for n in names:
+        if n not in known:
+            raise SynthError(f"unknown dataset {n!r}; known: {', '.join(_REGISTRY)}"
+                             + (f" and the user recipes in {folder}" if folder is not None else ""))
+    return names
 
 
 def verify_folder(folder) -> list[str]:
@@ -370,7 +453,7 @@ def verify_folder(folder) -> list[str]:
     problems = []
     for fname in sorted(_read_manifest(folder)["datasets"]):
         try:
-            load(folder / fname)
+            check_follows_recipe(load(folder / fname), folder / fname)
         except SynthError as e:
             problems.append(str(e))
     return problems

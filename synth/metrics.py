@@ -1,7 +1,9 @@
 """Ranking metrics shared by the Bayes classifier and the trained models: Top-k, MRR, per band.
 
-Ranks are computed from scores (log-densities or logits) as 1 + the number of classes scoring
-strictly higher than the true class, so ties never favour the true class by argsort accident.
+One rank formula for NumPy and torch: the rank of the true class y is
+1 + #{c != y : s_c >= s_y}. Ties count *against* the true class, so a collapsed model whose
+scores are all equal ranks every point last rather than first; a row with any non-finite score
+(NaN, inf) gets the worst rank, C, since its order means nothing.
 """
 
 from __future__ import annotations
@@ -9,14 +11,25 @@ from __future__ import annotations
 import numpy as np
 
 from .sphere import band_edges, band_index
+from .xp import is_torch, namespace
 
 
-def true_class_ranks(scores, labels) -> np.ndarray:
-    """Rank (1 = best) of the true label in each row of ``scores`` (N, C)."""
-    scores = np.asarray(scores)
-    labels = np.asarray(labels)
-    true = np.take_along_axis(scores, labels[:, None], axis=1)
-    return 1 + (scores > true).sum(axis=1)
+def true_class_ranks(scores, labels):
+    """Rank (1 = best) of the true label in each row of ``scores`` (..., N, C); ``labels`` (N,).
+
+    NumPy in, NumPy out; torch in, torch out (on the scores' device)."""
+    xp = namespace(scores, labels)
+    if not is_torch(xp):
+        scores, labels = np.asarray(scores), np.asarray(labels)
+    idx = labels[..., None]
+    if is_torch(xp):
+        idx = idx.expand(*scores.shape[:-1], 1)
+    else:
+        idx = np.broadcast_to(idx, scores.shape[:-1] + (1,))
+    true = xp.take_along_axis(scores, idx, axis=-1)
+    at_least = (scores >= true).sum(-1)  # counts y itself once when s_y is finite
+    finite = xp.isfinite(scores).all(-1)
+    return xp.where(finite, at_least, scores.shape[-1])
 
 
 def summarize_ranks(ranks) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .datasets import Dataset
+from .fileio import atomic_output
 from .sphere import lonlat_to_xyz
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -103,8 +104,10 @@ def save_figure(fig: Figure, path_stem) -> list[Path]:
     out = []
     for ext in ("png", "pdf"):
         p = stem.with_suffix(f".{ext}")
-        # no creation date in the PDF, so an unchanged figure is an unchanged file
-        fig.savefig(p, dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
+        # no creation date in the PDF, so an unchanged figure is an unchanged file; written atomically,
+        # so a full disk leaves the previous figure, not a truncated one
+        with atomic_output(p) as tmp:
+            fig.savefig(tmp, dpi=150, format=ext, metadata={"CreationDate": None} if ext == "pdf" else None)
         out.append(p)
     return out
 

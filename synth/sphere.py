@@ -9,27 +9,32 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import SynthError
+from .xp import is_torch, namespace
 
 
-def validate_lonlat(lonlat, wrap_longitude: bool = False, name: str = "coordinates") -> np.ndarray:
-    """Return ``lonlat`` as a float64 array of shape (..., 2), or raise a one-line SynthError.
+def validate_lonlat(lonlat, wrap_longitude: bool = False, name: str = "coordinates"):
+    """Return ``lonlat`` as float64 of shape (..., 2), or raise a one-line SynthError.
 
-    Longitudes outside [-180, 180) are rejected unless ``wrap_longitude`` is set, in which case
-    they are wrapped; latitudes outside [-90, 90] and non-finite values are always rejected.
+    NumPy or torch (a tensor is checked where it lives and returned as it is). Longitudes
+    outside [-180, 180) are rejected unless ``wrap_longitude`` is set, in which case they are
+    wrapped (NumPy only); latitudes outside [-90, 90] and non-finite values are always rejected.
     """
-    a = np.asarray(lonlat, dtype=np.float64)
+    xp = namespace(lonlat)
+    a = lonlat if is_torch(xp) else np.asarray(lonlat, dtype=np.float64)
     if a.ndim == 0 or a.shape[-1] != 2:
-        raise SynthError(f"{name} must have shape (..., 2) as (lon, lat) in degrees, got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise SynthError(f"{name} contain {int(np.sum(~np.isfinite(a)))} non-finite value(s) (NaN or inf)")
+        raise SynthError(f"{name} must have shape (..., 2) as (lon, lat) in degrees, got shape {tuple(a.shape)}")
+    finite = xp.isfinite(a)
+    if not bool(finite.all()):
+        raise SynthError(f"{name} contain {int((~finite).sum())} non-finite value(s) (NaN or inf)")
     lat = a[..., 1]
-    if np.any(np.abs(lat) > 90):
-        raise SynthError(f"{name}: latitude outside [-90, 90] degrees (max |lat| = {np.abs(lat).max():.6g})")
+    if bool((xp.abs(lat) > 90).any()):
+        raise SynthError(f"{name}: latitude outside [-90, 90] degrees (max |lat| = {float(xp.abs(lat).max()):.6g})")
     lon = a[..., 0]
-    if np.any((lon < -180) | (lon >= 180)):
-        if not wrap_longitude:
-            bad = lon[(lon < -180) | (lon >= 180)][0]
-            raise SynthError(f"{name}: longitude {bad:.6g} outside [-180, 180) degrees (pass wrap_longitude=True to wrap)")
+    outside = (lon < -180) | (lon >= 180)
+    if bool(outside.any()):
+        if not wrap_longitude or is_torch(xp):
+            raise SynthError(f"{name}: longitude {float(lon[outside][0]):.6g} outside [-180, 180) degrees "
+                             "(pass wrap_longitude=True to wrap)")
         a = a.copy()
         a[..., 0] = wrap_lon(lon)
     return a
@@ -41,12 +46,13 @@ def wrap_lon(lon):
     return np.where(w >= 180.0, w - 360.0, w)
 
 
-def lonlat_to_xyz(lonlat) -> np.ndarray:
-    """(..., 2) degrees -> (..., 3) unit vectors."""
-    a = np.asarray(lonlat, dtype=np.float64)
-    lon, lat = np.deg2rad(a[..., 0]), np.deg2rad(a[..., 1])
-    c = np.cos(lat)
-    return np.stack([c * np.cos(lon), c * np.sin(lon), np.sin(lat)], axis=-1)
+def lonlat_to_xyz(lonlat):
+    """(..., 2) degrees -> (..., 3) unit vectors (NumPy float64, or torch in the input's dtype and device)."""
+    xp = namespace(lonlat)
+    a = lonlat if is_torch(xp) else np.asarray(lonlat, dtype=np.float64)
+    lon, lat = xp.deg2rad(a[..., 0]), xp.deg2rad(a[..., 1])
+    c = xp.cos(lat)
+    return xp.stack([c * xp.cos(lon), c * xp.sin(lon), xp.sin(lat)], axis=-1)
 
 
 def xyz_to_lonlat(xyz) -> np.ndarray:
@@ -60,26 +66,38 @@ def xyz_to_lonlat(xyz) -> np.ndarray:
     return np.stack([lon, lat], axis=-1)
 
 
-def great_circle(a_lonlat, b_lonlat, degrees: bool = False) -> np.ndarray:
-    """Great-circle angle between two sets of points (radians, or degrees).
+def great_circle(a_lonlat, b_lonlat, degrees: bool = False):
+    """Great-circle angle between two sets of points (radians, or degrees); NumPy or torch, broadcasting.
 
     atan2(|a x b|, a . b) is accurate for tiny and for nearly antipodal separations,
     where arccos(a . b) and the haversine formula respectively lose precision.
     """
+    xp = namespace(a_lonlat, b_lonlat)
     a, b = lonlat_to_xyz(a_lonlat), lonlat_to_xyz(b_lonlat)
-    ang = np.arctan2(np.linalg.norm(np.cross(a, b), axis=-1), np.sum(a * b, axis=-1))
-    return np.rad2deg(ang) if degrees else ang
+    ax, ay, az = a[..., 0], a[..., 1], a[..., 2]
+    bx, by, bz = b[..., 0], b[..., 1], b[..., 2]
+    cross = xp.sqrt((ay * bz - az * by) ** 2 + (az * bx - ax * bz) ** 2 + (ax * by - ay * bx) ** 2)
+    ang = xp.arctan2(cross, ax * bx + ay * by + az * bz)
+    return xp.rad2deg(ang) if degrees else ang
+
+
+def lonlat_from_uniforms(u_lon, u_lat, lat_range=(-90.0, 90.0)):
+    """Area-uniform points from two arrays of U[0, 1) numbers; NumPy or torch.
+
+    Uniform in sin(lat) within the band, so each band gets points in proportion to its area.
+    The one formula behind both the datasets' centres (NumPy) and the trainer's random
+    negatives and rbf anchors (torch, one stream per member)."""
+    xp = namespace(u_lon, u_lat)
+    lo, hi = np.sin(np.deg2rad(lat_range[0])), np.sin(np.deg2rad(lat_range[1]))
+    lon = -180.0 + 360.0 * u_lon
+    lat = xp.rad2deg(xp.arcsin(xp.clip(lo + (hi - lo) * u_lat, -1.0, 1.0)))
+    return xp.stack([lon, lat], axis=-1)
 
 
 def uniform_lonlat(n: int, rng: np.random.Generator, lat_range=(-90.0, 90.0)) -> np.ndarray:
-    """n points uniform on the sphere's surface (area-uniform), optionally inside a latitude band.
-
-    Uniform in sin(lat) within the band, so each band gets points in proportion to its area.
-    """
-    lo, hi = np.sin(np.deg2rad(lat_range[0])), np.sin(np.deg2rad(lat_range[1]))
-    lon = rng.uniform(-180.0, 180.0, size=n)
-    lat = np.rad2deg(np.arcsin(np.clip(lo + (hi - lo) * rng.random(n), -1.0, 1.0)))
-    return np.stack([lon, lat], axis=-1)
+    """n points uniform on the sphere's surface (area-uniform), optionally inside a latitude band."""
+    u_lon = rng.random(n)  # the stream rng.uniform(-180, 180) drew before: datasets are unchanged
+    return lonlat_from_uniforms(u_lon, rng.random(n), lat_range)
 
 
 def band_edges(n_bands: int | None = None, width_deg: float | None = None, kind: str = "equal-angle") -> np.ndarray:

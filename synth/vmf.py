@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import SynthError
 from .random import uniform_numpy, uniform_torch
+from .xp import namespace as _namespace
 
 KAPPA_MIN, KAPPA_MAX = 1e-8, 1e6
 _SMALL_KAPPA = 1e-4  # below this the series of log(sinh κ / κ) is exact to double precision
@@ -244,26 +245,3 @@ def _clip(a, lo, hi, xp):
     return np.clip(a, lo, hi) if xp is np else a.clamp(lo, hi)
 
 
-def _namespace(*arrays):
-    for a in arrays:
-        if type(a).__module__.startswith("torch"):
-            import torch
-
-            return _TorchNS(torch)
-    return np
-
-
-class _TorchNS:
-    """The few NumPy-named functions the shared formulas need, mapped onto torch."""
-
-    def __init__(self, torch):
-        self._t = torch
-
-    def __getattr__(self, name):
-        return getattr(self._t, {"concatenate": "cat"}.get(name, name))
-
-    def stack(self, arrays, axis):
-        return self._t.stack(arrays, dim=axis)
-
-    def concatenate(self, arrays, axis):
-        return self._t.cat(arrays, dim=axis)

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from synth import datasets
 from experiments import report, results
 
 EDGES_A = list(np.linspace(-90, 90, 19))
@@ -17,7 +18,9 @@ BANDS = json.dumps({k: {"edges": EDGES_A, "n": [1] * 18, "top1": [50.0] * 18, "m
 
 def row(dataset, encoder, lr, seed, val, test, mrr=0.5):
     cfg = {"lr": lr, "hidden_dim": 8}
-    return dict(dataset=dataset, data_seed=0, encoder=encoder, config_hash=results.digest(cfg),
+    recipe = datasets.get_recipe(dataset).to_dict()
+    return dict(experiment="fixture-00000000", dataset=dataset, recipe=results.canonical(recipe),
+                recipe_hash=results.digest(recipe), data_seed=0, encoder=encoder, config_hash=results.digest(cfg),
                 config=results.canonical(cfg), train_seed=seed, settings_hash="s", settings="{}", stage="final",
                 val_top1=val, val_top3=val, val_mrr=mrr, test_top1=test, test_top3=test, test_mrr=mrr, best_epoch=1,
                 epochs_run=1, bands=BANDS, seconds=0.1, population=3, device="cpu")
@@ -26,7 +29,7 @@ def row(dataset, encoder, lr, seed, val, test, mrr=0.5):
 @pytest.fixture
 def db(tmp_path):
     path = tmp_path / "fixture.sqlite"
-    conn = results.connect(path)
+    store = results.ResultsStore(path)
     rows = []
     # U1: sphereM+ wins. grid's lr 0.1 has the better validation score but the worse test score.
     for s, (v, t) in enumerate([(80, 70), (82, 72), (81, 74)]):
@@ -44,14 +47,14 @@ def db(tmp_path):
         rows.append(row("S1.1", "xyz", 0.1, s, 60, t))
     for s, t in enumerate([40.0, 40.0, 40.0]):
         rows.append(row("S1.1", "grid", 0.1, s, 40, t))
-    results.write_population(conn, rows)
-    conn.close()
+    store.write_population(rows)
+    store.close()
     return path
 
 
 def test_selection_on_validation_and_hand_computed_delta_and_er(db):
-    conn = results.connect(db)
-    cells = report.choose(results.fetch(conn))
+    with results.ResultsStore(db, readonly=True) as store:
+        cells = report.choose(store.rows(None))
     g = cells[("U1", "grid")]
     assert g.config["lr"] == 0.1 and g.mean == pytest.approx(72.0) and g.std == pytest.approx(2.0)
     assert g.optimistic == pytest.approx(90.0)  # the paper's reading picks the test-best configuration
@@ -98,8 +101,11 @@ def test_report_cli_writes_tables_and_flags_a_missing_encoder(db, tmp_path):
 
 
 def test_report_without_the_target_encoder_or_without_results_fails_in_one_line(db, tmp_path):
-    conn = results.connect(db)
+    import sqlite3
+
+    conn = sqlite3.connect(db)
     conn.execute("DELETE FROM runs WHERE encoder = 'sphereM+'")
+    conn.commit()
     conn.close()
     r = subprocess.run([sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(tmp_path),
                         "--no-figures"], capture_output=True, text=True)
@@ -110,8 +116,8 @@ def test_report_without_the_target_encoder_or_without_results_fails_in_one_line(
 
 
 def test_band_table_pools_and_compares_to_grid(db):
-    conn = results.connect(db)
-    cells = report.choose(results.fetch(conn))
+    with results.ResultsStore(db, readonly=True) as store:
+        cells = report.choose(store.rows(None))
     bt = report.band_table(cells, ["U1"], ["xyz", "grid", "sphereM+"], {"U1": []})
     # three seeds each see the same test samples: counted once, averaged over seeds
     assert len(bt) == 18 and bt[0]["grid_n"] == 1 and bt[0]["grid_top1"] == pytest.approx(50.0)

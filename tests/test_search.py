@@ -149,11 +149,13 @@ def test_random_subset_and_successive_halving(tmp_path, space_file):
     plan = search.make_plan(space, ["U1"], [0], ["grid"], [0], torch.device("cpu"), mode="random", n_random=2)
     assert plan.n_configs == 2 and plan.n_members == 2
     db = tmp_path / "h.sqlite"
-    search.successive_halving(space, ["U1"], [0], ["grid"], [0, 1], torch.device("cpu"), db, eta=2, rungs=2,
-                              show_progress=False)
-    conn = results.connect(db)
-    rung0 = results.fetch(conn, "rung0")
-    final = results.fetch(conn, "final")
+    from synth import datasets
+
+    store = results.ResultsStore(db)
+    search.successive_halving(space, datasets.load_many(["U1"], [0]), ["grid"], [0, 1], torch.device("cpu"), store,
+                              eta=2, rungs=2, show_progress=False)
+    rung0 = store.rows(space.experiment, "rung0")
+    final = store.rows(space.experiment, "final")
     assert len({r["config_hash"] for r in rung0}) == 4 and len({r["config_hash"] for r in final}) == 2
     best = sorted({r["config_hash"] for r in rung0},
                   key=lambda h: -sum(r["val_top1"] for r in rung0 if r["config_hash"] == h))[:2]
@@ -163,9 +165,9 @@ def test_random_subset_and_successive_halving(tmp_path, space_file):
 
 def test_database_from_a_newer_schema_is_refused(tmp_path):
     db = tmp_path / "r.sqlite"
-    results.connect(db).execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    results.ResultsStore(db).conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(SynthError, match="newer"):
-        results.connect(db)
+        results.ResultsStore(db)
     r = sweep("--datasets", "U1", "--encoders", "grid", "--db", str(db))
     assert r.returncode == 2 and "newer" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
@@ -221,7 +223,7 @@ def test_processes_creating_one_database_at_the_same_moment(tmp_path):
     # Six processes wait for a common start time, then all create the same new database. Before
     # results._retry_locked, such races often ended in "database is locked".
     code = ("import sys, time; from experiments import results; time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
-            "results.connect(sys.argv[1]).close()")
+            "results.ResultsStore(sys.argv[1]).close()")
     for round_ in range(5):
         db = tmp_path / f"race{round_}.sqlite"
         start = time.time() + 2.0  # long enough for every process to import
@@ -230,4 +232,5 @@ def test_processes_creating_one_database_at_the_same_moment(tmp_path):
         for p in procs:
             _, err = p.communicate(timeout=120)
             assert p.returncode == 0, err
-        assert sqlite3.connect(db).execute("SELECT value FROM meta").fetchone() == ("1",)
+        meta = dict(sqlite3.connect(db).execute("SELECT key, value FROM meta"))
+        assert meta == {"schema_version": str(results.SCHEMA_VERSION), "package": "sphere-synth"}

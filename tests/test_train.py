@@ -131,7 +131,7 @@ def test_early_stopping_keeps_the_best_validation_weights(tiny):
 def test_bad_configurations_are_refused(tiny):
     with pytest.raises(SynthError, match="same for every member"):
         train_population(tiny, "grid", [dict(SMALL, lr=0.1), dict(SMALL, hidden_dim=64, lr=0.1)], device="cpu")
-    with pytest.raises(SynthError, match="learning rates"):
+    with pytest.raises(SynthError, match="lr = -1.0"):
         train_population(tiny, "grid", [dict(SMALL, lr=-1.0)], device="cpu")
     with pytest.raises(SynthError, match="unknown encoder"):
         train_population(tiny, "gird", [dict(lr=0.1)], device="cpu")

@@ -374,6 +374,8 @@ def test_space_values_are_checked_against_the_schema(tmp_path, table, text, word
 
     p = tmp_path / "bad.toml"
     body = SMALL_SPACE.format(lr="[0.01]", epochs=10)
+    key = text.split("=")[0].strip()
+    body = "\n".join(ln for ln in body.splitlines() if not ln.startswith(key + " ")) + "\n"  # one value per key
     if table == "settings":
         body = body.replace("[settings]\n", f"[settings]\n{text}\n")
     elif table == "grid":

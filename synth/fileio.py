@@ -1,0 +1,47 @@
+"""Atomic file writes: a reader (or a crash, or a full disk) never leaves half a file behind.
+
+Every file the toolkit writes (datasets, manifests, tables, figures) goes through here: the bytes
+go to a temporary file in the target folder, are flushed to disk, and the temporary file is then
+renamed over the target in one step. The final file gets the permissions an ordinary ``open``
+would give it under the current umask (``mkstemp`` alone would leave 0600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it and put it back
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+
+    On any exception the temporary file is removed and ``path`` keeps its previous content."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see ``atomic_output``)."""
+    with atomic_output(path) as tmp:
+        Path(tmp).write_bytes(data)
