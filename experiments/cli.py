@@ -85,6 +85,7 @@ def _cmd_sweep(a) -> None:
         raise SynthError("--n-random is only used with --mode random")
     device = resolve_device(a.device)
     data = sd.load_many(ds, data_seeds, a.data)
+    search.check_against_data(space, encs, data)
     hashes = {n: results.digest(data[(n, data_seeds[0])].recipe.to_dict()) for n in ds}
     for (n, s), d in data.items():
         if results.digest(d.recipe.to_dict()) != hashes[n]:

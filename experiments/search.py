@@ -148,6 +148,19 @@ def load_space(name_or_path: str) -> Space:
     return Space(path.stem, settings, grid, per_encoder, str(raw.get("description", "")))
 
 
+def check_against_data(space: Space, encoder_names, data: dict) -> None:
+    """Checks that need the data, done before any work: rbf draws its anchors from the training
+    points without replacement, so it cannot have more anchors than the smallest training split."""
+    if "rbf" not in encoder_names or not data:
+        return
+    n_train = min(len(d.split("train")[1]) for d in data.values())
+    default = encoders.spec("rbf").position_defaults["num_anchors"]
+    for c in space.configs("rbf"):
+        if c.get("num_anchors", default) > n_train:
+            raise SynthError(f"rbf: num_anchors = {c.get('num_anchors', default)} is more than the {n_train} training "
+                             "points of the smallest dataset (anchors are drawn from them)")
+
+
 @dataclass
 class Population:
     dataset: str

@@ -90,8 +90,12 @@ def resolve_device(device: str = "auto") -> torch.device:
         dev = torch.device(device)
     except RuntimeError:
         raise SynthError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise SynthError(f"device {device!r} is not supported; use auto, cpu or cuda")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SynthError("device cuda was asked for but torch sees no CUDA GPU")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SynthError(f"device {device} does not exist: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
     return dev
 
 

@@ -45,7 +45,7 @@ def _cmd_generate(a) -> None:
             raise SynthError(f"{a.recipe}: needs a [recipe] table")
         names = [datasets.user_recipe(spec, a.allow_paper_name)]
     else:
-        names = list(datasets.PAPER_DATASETS) if a.all else [n.strip() for n in a.dataset.split(",") if n.strip()]
+        names = list(datasets.PAPER_DATASETS) if a.all else datasets.parse_names(a.dataset)
         names = [datasets.get_recipe(n) for n in names]  # fail on a bad name before writing anything
     seeds = parse_int_list(a.seed)
     if a.out.exists() and not a.out.is_dir():

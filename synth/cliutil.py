@@ -79,7 +79,8 @@ def parse_int_list(text: str, what: str = "seeds", max_value: int = SEED_MAX, ma
                 if hi < lo:
                     raise ValueError
                 if hi > max_value or hi - lo + 1 > max_count:  # before expanding: 0-10**10 is not a list
-                    raise SynthError(f"{what} {text!r}: at most {max_count} values, each at most {max_value}")
+                    out.add(max_value + 1)  # reported below, outside this ValueError handler
+                    break
                 out.update(range(lo, hi + 1))
             elif part:
                 out.add(int(part))

@@ -286,13 +286,20 @@ def _canonical_zip(data: bytes) -> bytes:
     return out.getvalue()
 
 
+_MANIFEST_ENTRY = {"name", "seed", "recipe", "sha256"}
+
+
 def _read_manifest(folder: Path) -> dict:
     path = Path(folder) / MANIFEST
     if not path.exists():
         return {"package": "sphere-synth", "datasets": {}}
     try:
         m = json.loads(path.read_text())
-        assert isinstance(m.get("datasets"), dict)
+        assert isinstance(m, dict) and isinstance(m.get("datasets"), dict)
+        for entry in m["datasets"].values():  # every entry complete, so later reads cannot fail half-way
+            assert isinstance(entry, dict) and _MANIFEST_ENTRY <= set(entry)
+            assert isinstance(entry["recipe"], dict) and isinstance(entry["sha256"], str)
+            assert isinstance(entry["seed"], int) and not isinstance(entry["seed"], bool) and entry["seed"] >= 0
         return m
     except (json.JSONDecodeError, AssertionError, UnicodeDecodeError):
         raise SynthError(f"{path} is not a valid sphere-synth manifest") from None
@@ -356,6 +363,8 @@ def load(path, verify: bool = True) -> Dataset:
         if verify and hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise SynthError(f"{path} is corrupt or was modified: its SHA-256 does not match {MANIFEST}")
         recipe, seed = Recipe.from_dict(entry["recipe"]), int(entry["seed"])
+        if recipe.name != entry["name"] or path.name != file_name(recipe.name, seed):
+            raise SynthError(f"{path}: its manifest entry names {file_name(recipe.name, seed)}")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -44,9 +44,13 @@ class Interval:
     def __str__(self) -> str:
         left = "[" if self.closed in ("both", "left") and self.lo is not None else "("
         right = "]" if self.closed in ("both", "right") and self.hi is not None else ")"
-        lo = "-inf" if self.lo is None else f"{self.lo:g}"
-        hi = "inf" if self.hi is None else f"{self.hi:g}"
+        lo = "-inf" if self.lo is None else _num(self.lo)
+        hi = "inf" if self.hi is None else _num(self.hi)
         return f"{left}{lo}, {hi}{right}"
+
+
+def _num(x) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,8 @@ def band_edges(n_bands: int | None = None, width_deg: float | None = None, kind:
     ``equal-area``: bands of equal surface area (equal steps in sin(lat)).
     """
     if width_deg is not None:
+        if not (np.isfinite(width_deg) and 0 < width_deg <= 180):
+            raise SynthError(f"band width must be a number of degrees in (0, 180], got {width_deg}")
         n_bands = int(round(180.0 / width_deg))
         if n_bands < 1 or abs(n_bands * width_deg - 180.0) > 1e-9:
             raise SynthError(f"band width {width_deg} degrees does not divide 180")

@@ -300,23 +300,30 @@ def test_a_failed_figure_write_keeps_the_previous_figure(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.pdf", "f.png"]  # no temporary left behind
 
 
-@pytest.mark.parametrize("where", ["file", "readonly"])
-def test_unwritable_outputs_are_one_line_errors(tmp_path, where):
-    if where == "file":
-        blocker = tmp_path / "afile"
-        blocker.write_text("x")
-        out = blocker / "data"
-    else:
-        if os.geteuid() == 0:
-            pytest.skip("root ignores read-only folder permissions; the 'file' case covers the error path")
-        out = tmp_path / "ro"
-        out.mkdir()
-        out.chmod(0o500)
+def test_an_output_path_inside_a_file_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    out = blocker / "data"
     r = cli("synth", "generate", "--dataset", "U1", "--out", str(out))
     assert one_line_error(r), r.stderr
     r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", "smoke", "--seeds", "0",
               "--db", str(out / "r.sqlite"))
-    assert one_line_error(r), r.stderr
+    assert one_line_error(r, "directory"), r.stderr
+
+
+@pytest.mark.parametrize("err", [(30, "Read-only file system"), (28, "No space left on device")])
+def test_read_only_or_full_disk_while_writing_data_is_one_line(tmp_path, monkeypatch, capsys, err):
+    # Root ignores folder permissions, so the OS error is injected where every file is created.
+    import synth.fileio
+    from synth import cli as synth_cli
+
+    def refuse(*a, **k):
+        raise OSError(err[0], err[1], str(tmp_path / "d"))
+
+    monkeypatch.setattr(synth.fileio.tempfile, "mkstemp", refuse)
+    assert synth_cli.main(["generate", "--dataset", "U1", "--out", str(tmp_path / "d")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"error: {err[1]}: {tmp_path / 'd'}"]
 
 
 def test_a_full_disk_while_storing_results_is_one_line(tmp_path, monkeypatch):
@@ -427,6 +434,33 @@ def test_verify_refuses_damaged_arrays(tmp_path, damage):
     datasets.save(datasets.Dataset(ds.recipe, 0, a), data)
     r = cli("synth", "verify", str(data))
     assert r.returncode == 2 and r.stderr.startswith("error:")
+
+
+@pytest.mark.parametrize("case", ["manifest_entry", "manifest_list", "band_width_0", "band_width_nan", "device_meta",
+                                  "no_dataset", "rbf_anchors"])
+def test_more_bad_inputs_found_by_fuzzing_are_one_line_errors(tmp_path, case):
+    data = tmp_path / "d"
+    assert cli("synth", "generate", "--dataset", "U1", "--out", str(data)).returncode == 0
+    m = data / "manifest.json"
+    if case == "manifest_entry":
+        m.write_text('{"datasets": {"U1_seed0.npz": {"name": "U1"}}}')
+        r = cli("synth", "verify", str(data))
+    elif case == "manifest_list":
+        m.write_text("[1, 2]")
+        r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", "smoke", "--data", str(data),
+                  "--db", str(tmp_path / "r.sqlite"))
+    elif case.startswith("band_width"):
+        r = cli("synth", "bayes", str(data / "U1_seed0.npz"), "--band-width", "0" if case.endswith("0") else "nan")
+    elif case == "device_meta":
+        r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", "smoke", "--device", "meta",
+                  "--db", str(tmp_path / "r.sqlite"))
+    elif case == "no_dataset":
+        r = cli("synth", "generate", "--dataset", ",", "--out", str(tmp_path / "e"))
+    else:
+        r = sweep("--datasets", "U1", "--encoders", "rbf", "--space", str(space(tmp_path, extra="[encoders.rbf]\n"
+                  "num_anchors = [5000]\n")), "--db", str(tmp_path / "r.sqlite"))
+    assert one_line_error(r), r.stderr
+    assert not (tmp_path / "r.sqlite").exists()
 
 
 # ------------------------------------------------------------------ 7. --encoders all
