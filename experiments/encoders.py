@@ -218,7 +218,8 @@ class NeRF(PositionEncoder):
         super().__init__(M, batched)
         if int(frequency_num) < 1:
             raise SynthError(f"frequency_num (L) must be >= 1, got {frequency_num}")
-        self.register_buffer("freq", math.pi * 2.0 ** torch.arange(int(frequency_num), dtype=torch.float64))
+        # shape (1, L), not (L,): a leading dimension equal to the population size would read as per-member
+        self.register_buffer("freq", math.pi * 2.0 ** torch.arange(int(frequency_num), dtype=torch.float64)[None])
         self.out_dim = 6 * int(frequency_num)
 
     def features(self, lon, lat):

@@ -96,6 +96,19 @@ class MemberRNG:
     def __len__(self):
         return len(self.seeds)
 
+    def __deepcopy__(self, memo):
+        return self  # streams are shared, never copied (a copied generator would repeat numbers)
+
+    def keep_(self, idx) -> None:
+        """Keep only the members at positions ``idx`` (members leaving a population); the others'
+        streams go on exactly where they were."""
+        idx = [int(i) for i in idx]
+        self.seeds = [self.seeds[i] for i in idx]
+        if self.mode == "generators":
+            self.generators = [self.generators[i] for i in idx]
+        else:
+            self.keys = self.keys[torch.as_tensor(idx, device=self.keys.device)]
+
     def rand(self, shape, dtype=torch.float32):
         """Uniforms in [0, 1)."""
         shape = tuple(shape)

@@ -81,6 +81,8 @@ class MemberResult:
     loss_curve: list = field(repr=False)
     bands: dict = field(repr=False)
     diverged: bool = False  # non-finite logits on validation or test: scores are worst-rank, never selected
+    pruned_at: int | None = None  # the epoch at which the search stopped this member (no test score)
+    val_curve: list = field(default_factory=list, repr=False)  # validation Top-1 (%) at each validated epoch
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -223,10 +225,16 @@ def _split_configs(configs: list[dict]) -> tuple[dict, dict]:
 
 
 def train_population(data: Dataset, encoder: str, configs: list[dict], settings: TrainSettings | None = None,
-                     device="auto", progress=None, return_model: bool = False):
+                     device="auto", progress=None, return_model: bool = False, on_epoch=None):
     """Train one member per config (each a dict of encoder/network hyper-parameters plus ``lr``,
     optional ``weight_decay`` and ``seed``); returns their validation and test results (and the
-    trained population model, with the selected weights, if ``return_model``)."""
+    trained population model, with the selected weights, if ``return_model``).
+
+    ``on_epoch(epoch, members, val_top1)``, if given, is called after every validated epoch with
+    the original indices of the members still training and their validation Top-1 (%); it returns
+    the members to prune. A pruned member, like one stopped by ``patience``, leaves the population
+    at once (its weights, Adam state and random stream are dropped, so it costs no more compute);
+    the others continue exactly as they would have without it."""
     settings = settings or TrainSettings()
     if not configs:
         raise SynthError("a population needs at least one configuration")
@@ -256,19 +264,22 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
     x_train, y_train = t["train"]
     beta = float(settings.pos_weight or C)
     adam = PopulationAdam(model.parameters(), lr, wd)
+    ids = list(range(M))  # the original index of each member still in the population
     best_top1 = torch.full((M,), -1.0, device=dev)
     best_epoch = torch.zeros(M, dtype=torch.int64, device=dev)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    active = torch.ones(M, dtype=torch.bool, device=dev)
-    curves = []
+    curves = [[] for _ in range(M)]
+    val_curves = [[] for _ in range(M)]
+    epochs_run = [0] * M
+    out: list = [None] * M
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if settings.amp == "bf16" and dev.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
     if settings.amp == "tf32" and dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    epochs_run = 0
+    validate = settings.select == "best-val" or on_epoch is not None
     for epoch in range(settings.epochs):
-        adam.lr = adam.base_lr * (settings.lr_decay ** epoch) * active
-        epoch_loss = torch.zeros(M, device=dev)
+        adam.lr = adam.base_lr * (settings.lr_decay ** epoch)
+        epoch_loss = torch.zeros(len(ids), device=dev)
         n_batches = 0
         for idx in epoch_batches(rng, len(x_train), settings.batch_size):
             x, y = x_train[idx], y_train[idx]
@@ -285,49 +296,161 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
             adam.step()
             epoch_loss += loss.detach()
             n_batches += 1
-        curves.append((epoch_loss / n_batches).tolist())
-        epochs_run = epoch + 1
+        for i, m in enumerate(ids):
+            curves[m].append(float(epoch_loss[i] / n_batches))
+            epochs_run[m] = epoch + 1
         if progress is not None:
             progress(epoch + 1, settings.epochs)
-        if settings.select == "best-val" and (epoch + 1) % settings.eval_every == 0:
-            top1 = (true_class_ranks(predict_logits(model, t["val"][0]), t["val"][1]) <= 1).double().mean(-1).float()
-            better = (top1 > best_top1) & active
+        if not validate or (epoch + 1) % settings.eval_every:
+            continue
+        top1 = (true_class_ranks(predict_logits(model, t["val"][0]), t["val"][1]) <= 1).double().mean(-1).float()
+        top1 = 100.0 * top1
+        for i, m in enumerate(ids):
+            val_curves[m].append(float(top1[i]))
+        leaving = {}  # position in the population -> "pruned" or "stopped"
+        if on_epoch is not None:
+            for m in on_epoch(epoch + 1, list(ids), top1.tolist()) or ():
+                leaving[ids.index(m)] = "pruned"
+        if settings.select == "best-val":
+            better = top1 > best_top1
             if better.any():
                 best_top1 = torch.where(better, top1, best_top1)
                 best_epoch = torch.where(better, torch.full_like(best_epoch, epoch + 1), best_epoch)
+                stacked = _stacked(model)
                 for k, v in model.state_dict().items():
-                    if v.dim() and v.shape[0] == M:
+                    if k in stacked:
                         best_state[k][better] = v.detach()[better]
             if settings.patience is not None:
-                active &= (epoch + 1 - best_epoch) < settings.patience
-                if not active.any():
-                    break
+                for i in range(len(ids)):
+                    if i not in leaving and epoch + 1 - int(best_epoch[i]) >= settings.patience:
+                        leaving[i] = "stopped"
+        if not leaving:
+            continue
+        for i, why in leaving.items():
+            if why == "pruned":
+                out[ids[i]] = "pruned"
+        keep = [i for i in range(len(ids)) if i not in leaving]
+        if not keep:  # everyone leaves: the stopped ones are scored below with the population itself
+            break
+        stopped = [i for i, why in leaving.items() if why == "stopped"]
+        if stopped:  # finished members: score their selected weights now, then they leave
+            sub = _subset(model, stopped)
+            sub.load_state_dict(_select(best_state, model, stopped))
+            for j, r in enumerate(_score(sub, t, arrays)):
+                out[ids[stopped[j]]] = dict(r, best_epoch=int(best_epoch[stopped[j]]))
+        best_state = _select(best_state, model, keep)
+        best_top1, best_epoch = best_top1[keep], best_epoch[keep]
+        _compact_(model, rng, adam, keep)
+        ids = [ids[i] for i in keep]
     if settings.select == "best-val":
         model.load_state_dict(best_state)
     else:
-        best_epoch[:] = epochs_run
-    results = {}
-    ranks = {}
-    diverged = [False] * M
+        best_epoch = torch.tensor([epochs_run[m] for m in ids], dtype=torch.int64)
+    if any(out[m] is None for m in ids):
+        for j, r in enumerate(_score(model, t, arrays)):
+            if out[ids[j]] is None:
+                out[ids[j]] = r
+    final_best = {m: int(best_epoch[i]) for i, m in enumerate(ids)}
+    results = []
+    for m in range(M):
+        r = out[m]
+        pruned = r == "pruned"
+        if pruned:
+            r = {"val": {"top1": max(val_curves[m]), "top3": None, "mrr": None},
+                 "test": {"top1": None, "top3": None, "mrr": None}, "bands": {}, "diverged": False}
+        best = final_best[m] if m in final_best else r.get("best_epoch", 0) if not pruned else (
+            settings.eval_every * (1 + val_curves[m].index(max(val_curves[m]))))
+        results.append(MemberResult(config=dict(configs[m]), val=r["val"], test=r["test"], best_epoch=int(best),
+                                    epochs_run=epochs_run[m], loss_curve=curves[m], bands=r["bands"],
+                                    diverged=r["diverged"], pruned_at=epochs_run[m] if pruned else None,
+                                    val_curve=val_curves[m]))
+    if return_model:
+        if len(ids) != M:  # members that left early are no longer in the model
+            raise SynthError("return_model needs every member to train to the end (no pruning or early stopping)")
+        model.eval()
+        return results, model
+    return results
+
+
+def _stacked(model) -> set:
+    """Names of the state entries stacked per member (leading dimension = population size)."""
+    M = model.n_members
+    return {k for k, v in model.state_dict().items() if v.dim() and v.shape[0] == M} if M > 1 else \
+        {k for k, v in model.state_dict().items() if v.dim() and k not in _SHARED}
+
+
+_SHARED = {"position_encoder.freq"}  # the only state that is not per member (NeRF's octaves, shape (1, L))
+
+
+def _select(state: dict, model, idx) -> dict:
+    """The state of the members at positions ``idx``; shared entries as they are."""
+    stacked = _stacked(model)
+    index = torch.as_tensor(idx, device=next(iter(state.values())).device)
+    return {k: (v[index].clone() if k in stacked else v) for k, v in state.items()}
+
+
+def _compact_(model, rng: MemberRNG, adam: "PopulationAdam", keep) -> None:
+    """Members not in ``keep`` leave the population: their weights, Adam state, learning rates and
+    random streams are dropped, so they cost nothing from now on. The others go on bit for bit as
+    they would have (members never influence each other; tests/test_train.py)."""
+    index = torch.as_tensor(keep, device=adam.lr.device)
+    replaced = _slice_members_(model, keep)
+    for i, p in enumerate(adam.params):
+        if id(p) in replaced:
+            adam.params[i] = replaced[id(p)]
+            adam.m[i] = adam.m[i][index]
+            adam.v[i] = adam.v[i][index]
+    adam.base_lr, adam.lr, adam.wd = adam.base_lr[index], adam.lr[index], adam.wd[index]
+    rng.keep_(keep)
+
+
+def _subset(model, idx):
+    """A copy of the population holding only the members at positions ``idx`` (for scoring)."""
+    import copy
+
+    sub = copy.deepcopy(model)
+    _slice_members_(sub, idx)
+    return sub
+
+
+def _slice_members_(model, idx) -> dict:
+    """Keep the members at positions ``idx`` in every stacked parameter and buffer, in place.
+
+    Parameters are replaced by new ones (autograd remembers a leaf's shape); returns
+    {id(old parameter): new parameter} so that an optimiser can follow."""
+    stacked = _stacked(model)
+    index = torch.as_tensor(idx, device=next(model.parameters()).device)
+    replaced = {}
+    with torch.no_grad():
+        for module_name, module in model.named_modules():
+            prefix = module_name + "." if module_name else ""
+            for name, p in list(module._parameters.items()):
+                if p is not None and prefix + name in stacked:
+                    new = torch.nn.Parameter(p.detach()[index].clone(), requires_grad=p.requires_grad)
+                    module._parameters[name] = new
+                    replaced[id(p)] = new
+            for name, b in list(module._buffers.items()):
+                if b is not None and prefix + name in stacked:
+                    module._buffers[name] = b[index].clone()
+    for module in model.modules():
+        if "n_members" in vars(module):  # an attribute, not LocationModel's property
+            module.n_members = len(idx)
+    return replaced
+
+
+def _score(model, t: dict, arrays: dict) -> list[dict]:
+    """Validation and test metrics, per-band test results and ``diverged``, per member."""
+    results, ranks, diverged = {}, {}, None
     for s in ("val", "test"):
         logits = predict_logits(model, t[s][0])
         ranks[s] = true_class_ranks(logits, t[s][1])
         results[s] = evaluate_logits(logits, t[s][1])
-        diverged = [a or b for a, b in zip(diverged, results[s].pop("diverged"))]
+        d = results[s].pop("diverged")
+        diverged = d if diverged is None else [a or b for a, b in zip(diverged, d)]
     lat = arrays["test"][0][:, 1]
     bands = {kind: _band_metrics(ranks["test"], lat, kind) for kind in ("equal-angle", "equal-area")}
-    out = []
-    for m in range(M):
-        cfg = dict(configs[m])
-        out.append(MemberResult(
-            config=cfg,
-            val={k: v[m] for k, v in results["val"].items()},
-            test={k: v[m] for k, v in results["test"].items()},
-            best_epoch=int(best_epoch[m]), epochs_run=epochs_run, diverged=diverged[m],
-            loss_curve=[c[m] for c in curves],
-            bands={kind: {"edges": b["edges"], "n": b["n"], "top1": [x[m] for x in b["top1"]],
-                          "mrr": [x[m] for x in b["mrr"]]} for kind, b in bands.items()}))
-    if return_model:
-        model.eval()
-        return out, model
-    return out
+    return [{"val": {k: v[m] for k, v in results["val"].items()},
+             "test": {k: v[m] for k, v in results["test"].items()},
+             "bands": {kind: {"edges": b["edges"], "n": b["n"], "top1": [x[m] for x in b["top1"]],
+                              "mrr": [x[m] for x in b["mrr"]]} for kind, b in bands.items()},
+             "diverged": diverged[m]} for m in range(len(diverged))]
