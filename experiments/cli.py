@@ -38,7 +38,14 @@ def _parser() -> OneLineParser:
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     s.add_argument("--db", type=Path, default=Path("results/results.sqlite"))
     s.add_argument("--mode", default="grid", choices=["grid", "random", "halving"],
-                   help="exhaustive grid, a random subset (--n-random), or successive halving")
+                   help="the exhaustive sweep (default), a random subset (--n-random), or successive halving that "
+                        "retrains each rung; prefer the adaptive search below")
+    g = s.add_argument_group("adaptive search (Optuna); any of these, or a [search] table in the space, turns it on")
+    g.add_argument("--sampler", choices=["grid", "random", "tpe"], help="which configurations are tried (default grid)")
+    g.add_argument("--pruner", choices=["none", "asha", "hyperband"], help="which trials stop early (default none)")
+    g.add_argument("--trials", type=_number(int, 1, "--trials"), help="trials per (dataset, encoder): random, tpe")
+    g.add_argument("--finalists", type=int, help="configurations retrained on every seed of --seeds (default 3)")
+    g.add_argument("--search-seeds", help="training seeds of the search itself (default 0)")
     s.add_argument("--n-random", type=_number(int, 1, "--n-random"), default=None,
                    help="configurations per encoder for --mode random")
     s.add_argument("--max-members", type=_number(int, 1, "--max-members"), default=None,
@@ -90,10 +97,23 @@ def _cmd_sweep(a) -> None:
     for (n, s), d in data.items():
         if results.digest(d.recipe.to_dict()) != hashes[n]:
             raise SynthError(f"dataset {n}: seeds {data_seeds[0]} and {s} follow different recipes in {a.data}")
+    flags = {k: v for k, v in (("sampler", a.sampler), ("pruner", a.pruner), ("trials", a.trials),
+                                ("finalists", a.finalists), ("search_seeds", a.search_seeds)) if v is not None}
+    policy = None
+    if flags or space.search:
+        from . import adaptive
+
+        if a.mode != "grid" or a.n_random:
+            raise SynthError("--mode/--n-random are the old search; with the adaptive search use --sampler, "
+                             "--pruner and --trials")
+        policy = adaptive.policy_from({**space.search, **flags}, owner="search")
     store = None
     if a.resume or not a.dry_run:
         store = results.ResultsStore(a.db, lock_timeout=a.lock_timeout)
     try:
+        if policy is not None:
+            _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device, store)
+            return
         skip = store.stored_keys(space.experiment) if (store is not None and a.resume) else None
         if a.mode == "halving":
             plan = search.make_plan(space, ds, data_seeds, encs, seeds, device, max_pop=a.max_members, skip=skip,
@@ -108,7 +128,7 @@ def _cmd_sweep(a) -> None:
             return
         plan = search.make_plan(space, ds, data_seeds, encs, seeds, device, mode=a.mode, n_random=a.n_random,
                                 max_pop=a.max_members, skip=skip, recipe_hashes=hashes)
-        est = search.estimate_seconds(plan, device) if plan.populations else 0.0
+        est = search.estimate_seconds(plan, data, device) if plan.populations else 0.0
         print(search.describe_plan(plan, device, est))
         if a.dry_run or not plan.populations:
             if not plan.populations:
@@ -119,6 +139,45 @@ def _cmd_sweep(a) -> None:
     finally:
         if store is not None:
             store.close()
+
+
+def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device, store) -> None:
+    import dataclasses
+
+    from . import adaptive, search
+
+    experiment = adaptive.experiment_name(space, policy)
+    cells = len(ds) * len(data_seeds)
+    print(f"experiment {experiment} (space {space.name}): adaptive search, sampler {policy.sampler}, pruner "
+          f"{policy.pruner}, search seeds {','.join(map(str, policy.search_seeds))}, {policy.finalists} finalist(s) "
+          f"on seeds {a.seeds}; {cells} dataset draw(s) x {len(encs)} encoder(s) on {device}")
+    lines = adaptive.describe(space, policy, encs, cells, seeds)
+    print("\n".join(lines))
+    if a.dry_run:
+        cache: dict = {}
+        first = data[(ds[0], data_seeds[0])]
+        total = 0.0
+        for enc in encs:
+            per = search.seconds_per_member_epoch(space, enc, space.configs(enc), first, device, cache)
+            mean = sum(per[(enc, search.shape_key(c))] for c in space.configs(enc)) / len(space.configs(enc))
+            n = len(space.configs(enc))
+            trials = n if policy.sampler == "grid" else min(policy.trials, n) if policy.sampler == "random" \
+                else policy.trials
+            frac = adaptive.expected_fraction(policy, space.settings.epochs, space.settings.eval_every)
+            epochs = space.settings.epochs
+            member_epochs = trials * len(policy.search_seeds) * epochs * frac + \
+                min(policy.finalists, trials) * len(seeds) * epochs
+            total += cells * member_epochs * mean
+        print(f"  estimated time: {total / 60:.1f} min (measured: one epoch of each shape on {device}; pruning as "
+              "expected for successive halving; early stopping can shorten it)")
+        return
+    summary = adaptive.run(space, policy, data, encs, seeds, device, store, max_pop=a.max_members,
+                           resume=a.resume, show_progress=not a.no_progress)
+    for c in summary["cells"]:
+        print(f"  {c['dataset']} seed {c['data_seed']} {c['encoder']}: {c['trials']} trial(s), {c['pruned']} pruned, "
+              f"{c['search_member_epochs']} member-epochs; finalists: "
+              + "; ".join(f"#{n} val {v:.1f}" for _, v, n in c["finalists"]))
+    print(f"done in {summary['seconds']:.0f} s (experiment {experiment})")
 
 
 def _cmd_encoders(show_params: bool) -> None:

@@ -42,15 +42,21 @@ CREATE TABLE IF NOT EXISTS runs (
     stage TEXT NOT NULL DEFAULT 'final',
     val_top1 REAL, val_top3 REAL, val_mrr REAL, test_top1 REAL, test_top3 REAL, test_mrr REAL,
     best_epoch INTEGER, epochs_run INTEGER, bands TEXT, diverged INTEGER NOT NULL DEFAULT 0,
+    trial INTEGER NOT NULL DEFAULT -1, val_curve TEXT, pruned_at INTEGER,
     seconds REAL, population INTEGER, device TEXT, code_version TEXT, created REAL,
-    UNIQUE (experiment, dataset, recipe_hash, data_seed, encoder, config_hash, train_seed, settings_hash, stage)
+    UNIQUE (experiment, dataset, recipe_hash, data_seed, encoder, config_hash, train_seed, settings_hash, stage,
+            trial)
 );
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, stage, dataset, encoder);
 """
+# ``trial`` is the Optuna trial number of a search row (-1 elsewhere): a search may try one
+# configuration twice (TPE), and each trial is its own row.
 KEY_COLUMNS = ("experiment", "dataset", "recipe_hash", "data_seed", "encoder", "config_hash", "train_seed",
-               "settings_hash", "stage")
+               "settings_hash", "stage", "trial")
 VALUE_COLUMNS = ("recipe", "config", "settings", "val_top1", "val_top3", "val_mrr", "test_top1", "test_top3",
-                 "test_mrr", "best_epoch", "epochs_run", "bands", "diverged", "seconds", "population", "device")
+                 "test_mrr", "best_epoch", "epochs_run", "bands", "diverged", "val_curve", "pruned_at", "seconds",
+                 "population", "device")
+_DEFAULTS = {"diverged": 0, "trial": -1, "val_curve": None, "pruned_at": None}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _V1_REFUSAL = ("was written by sphere-synth schema 1, whose ranks counted tied logits as correct (a collapsed "
                "model scored 100 %); its scores cannot be trusted: run the sweep again into a new --db")
@@ -190,7 +196,7 @@ class ResultsStore:
             raise SynthError(f"{self.path} was opened read-only")
         cols = KEY_COLUMNS + VALUE_COLUMNS + ("code_version", "created")
         now = time.time()
-        values = [tuple({"diverged": 0, **r, "code_version": __version__, "created": now}[c] for c in cols)
+        values = [tuple({**_DEFAULTS, **r, "code_version": __version__, "created": now}[c] for c in cols)
                   for r in rows]
         sql = f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         try:

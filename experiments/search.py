@@ -64,6 +64,7 @@ class Space:
     grid: dict
     per_encoder: dict
     description: str = ""
+    search: dict = field(default_factory=dict)  # the [search] table: adaptive-search defaults
 
     @property
     def experiment(self) -> str:
@@ -108,10 +109,10 @@ def load_space(name_or_path: str) -> Space:
         known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.toml")))
         raise SynthError(f"unknown search space {name_or_path!r}: not a file and not one of {known}")
     raw = read_toml(path)
-    unknown = set(raw) - {"description", "settings", "grid", "encoders"}
+    unknown = set(raw) - {"description", "settings", "grid", "encoders", "search"}
     if unknown:
         raise SynthError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}")
-    tables = {k: raw.get(k, {}) for k in ("settings", "grid", "encoders")}
+    tables = {k: raw.get(k, {}) for k in ("settings", "grid", "encoders", "search")}
     for k, t in tables.items():
         if not isinstance(t, dict):
             raise SynthError(f"{path}: [{k}] must be a table")
@@ -145,7 +146,11 @@ def load_space(name_or_path: str) -> Space:
         if not isinstance(table, dict):
             raise SynthError(f"{path}: [encoders.{enc}] must be a table")
         per_encoder[name] = lists(table, f"[encoders.{enc}]", [name])
-    return Space(path.stem, settings, grid, per_encoder, str(raw.get("description", "")))
+    from .adaptive import SearchPolicy, policy_from
+
+    search = dict(tables["search"])
+    policy_from(search, SearchPolicy, f"{path} [search]")  # checked now, used when the sweep asks for it
+    return Space(path.stem, settings, grid, per_encoder, str(raw.get("description", "")), search)
 
 
 def check_against_data(space: Space, encoder_names, data: dict) -> None:
@@ -255,7 +260,7 @@ def make_plan(space: Space, dataset_names, data_seeds, encoder_names, train_seed
                         chash = results.digest(c)
                         for s in train_seeds:
                             if skip and (experiment, ds, hashes[ds], dseed, enc, chash, s, settings_hash,
-                                         stage) in skip:
+                                         stage, -1) in skip:
                                 skipped += 1
                                 continue
                             members.append((c, s))
@@ -264,29 +269,36 @@ def make_plan(space: Space, dataset_names, data_seeds, encoder_names, train_seed
     return Plan(space, pops, n_configs, mem, skipped)
 
 
-def estimate_seconds(plan: Plan, device: torch.device, n_train: int = 3500) -> float:
-    """Time estimate from the plan's multiply-adds and a short measurement of this device."""
-    a = torch.randn(16, 2048, 256, device=device)
-    b = torch.randn(16, 256, 256, device=device)
-    torch.bmm(a, b)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(3):
-        torch.bmm(a, b)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    flops_per_s = 3 * 2 * 16 * 2048 * 256 * 256 / (time.perf_counter() - t) * 0.5  # matmul efficiency seen in sweeps here (small models less, large ones more)
+def seconds_per_member_epoch(space: Space, encoder: str, configs, data, device, cache: dict | None = None) -> dict:
+    """{shape key: seconds per member-epoch}, measured: one member of each shape trains one epoch
+    on ``data`` on this device (after one warm-up epoch of the first shape). A CPU population costs
+    about its size times one member (benchmarks/bench_train.py), so this scales to any plan."""
+    cache = {} if cache is None else cache
+    one = dataclasses.replace(space.settings, epochs=1, select="last", eval_every=1)
+    for c in configs:
+        key = (encoder, shape_key(c))
+        if key in cache:
+            continue
+        if not cache:  # the first call pays for lazy initialisation; do not count it
+            train_population(data, encoder, [dict(c, seed=0)], one, device=device)
+        t = time.perf_counter()
+        train_population(data, encoder, [dict(c, seed=0)], one, device=device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        cache[key] = time.perf_counter() - t
+    return cache
+
+
+def estimate_seconds(plan: Plan, data: dict, device, cache: dict | None = None) -> float:
+    """Time of a plan at its full epochs, from measured seconds per member-epoch of each shape
+    (early stopping makes the real run shorter)."""
+    cache = {} if cache is None else cache
     total = 0.0
-    macs_of: dict = {}
     for p in plan.populations:
         cfg = p.members[0][0]
-        key = (p.encoder, shape_key(cfg))
-        if key not in macs_of:
-            model = encoders.build(p.encoder, 50, **{k: v for k, v in cfg.items() if k not in OPTIMIZER_KEYS})
-            macs_of[key] = sum(layer.weight[0].numel() for layer in _layers(model))
-        total += len(p.members) * plan.space.settings.epochs * 2 * n_train * macs_of[key] * 6
-    return total / flops_per_s
+        per = seconds_per_member_epoch(plan.space, p.encoder, [cfg], data[(p.dataset, p.data_seed)], device, cache)
+        total += len(p.members) * plan.space.settings.epochs * per[(p.encoder, shape_key(cfg))]
+    return total
 
 
 def describe_plan(plan: Plan, device, est: float | None) -> str:
@@ -301,17 +313,18 @@ def describe_plan(plan: Plan, device, est: float | None) -> str:
     if plan.skipped:
         lines.append(f"  {plan.skipped} member(s) already in the database are skipped (--resume)")
     if est is not None:
-        lines.append(f"  estimated time: {est / 60:.1f} min (settings: {plan.space.settings.epochs} epochs, "
-                     f"early stopping can shorten it)")
+        lines.append(f"  {plan.n_members * plan.space.settings.epochs} member-epochs; estimated time: {est / 60:.1f} min "
+                     f"(measured: one epoch of each shape on this device; {plan.space.settings.epochs} epochs, early "
+                     "stopping can shorten it)")
     return "\n".join(lines)
 
 
 def run_population(pop: Population, data, settings: TrainSettings, device, experiment: str,
-                   progress=None) -> list[dict]:
-    """Train one population and return its rows for the results store."""
+                   progress=None, on_epoch=None) -> list[dict]:
+    """Train one population and return its rows for the results store (``on_epoch``: see train_population)."""
     cfgs = [dict(c, seed=s) for c, s in pop.members]
     t = time.perf_counter()
-    res = train_population(data, pop.encoder, cfgs, settings, device=device, progress=progress)
+    res = train_population(data, pop.encoder, cfgs, settings, device=device, progress=progress, on_epoch=on_epoch)
     seconds = (time.perf_counter() - t) / len(cfgs)
     settings_json = results.canonical(settings.to_dict())
     recipe = data.recipe.to_dict()
@@ -324,7 +337,8 @@ def run_population(pop: Population, data, settings: TrainSettings, device, exper
                          val_top1=r.val["top1"], val_top3=r.val["top3"], val_mrr=r.val["mrr"],
                          test_top1=r.test["top1"], test_top3=r.test["top3"], test_mrr=r.test["mrr"],
                          best_epoch=r.best_epoch, epochs_run=r.epochs_run, bands=results.canonical(r.bands),
-                         diverged=int(r.diverged), seconds=seconds, population=len(cfgs), device=str(device)))
+                         diverged=int(r.diverged), val_curve=results.canonical(r.val_curve), pruned_at=r.pruned_at,
+                         seconds=seconds, population=len(cfgs), device=str(device)))
     return rows
 
 

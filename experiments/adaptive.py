@@ -1,0 +1,417 @@
+"""Adaptive search: Optuna's samplers and pruners drive the population trainer (ask-and-tell).
+
+Search = sampler x pruner x seed policy:
+
+- **sampler** ``grid`` (every configuration of the space, in order), ``random`` (``trials``
+  configurations drawn from the grid without replacement) or ``tpe`` (Optuna's TPE over the grid's
+  values, ``trials`` trials);
+- **pruner** ``none``, ``asha`` (Optuna's asynchronous successive halving) or ``hyperband``; every
+  member reports its validation Top-1 each epoch, and a pruned trial's members leave their
+  population at once (``train_population(on_epoch=...)``): their compute stops, the others go on
+  with their own weights, Adam state, schedule and random streams — a warm continuation, never a
+  restart. A member that is never pruned computes exactly what the exhaustive run computes;
+- **seeds for finalists only**: the search trains each trial on ``search_seeds`` (stage
+  ``search``); the best ``finalists`` configurations by mean validation Top-1 are then trained on
+  every seed of ``--seeds`` (stage ``final``, what the report reads). A finalist's search run on a
+  seed of ``--seeds`` is the same run, so it is copied rather than trained again.
+
+**Where the search state lives.** The results store is the record of truth, and the search keeps
+no second database: every trained or pruned member is a row (stage ``search``) carrying its trial
+number and its per-epoch validation curve. Optuna's study lives in memory; on ``--resume`` it is
+rebuilt by replaying the stored trials through the same ask / report / should_prune / tell
+sequence (no training), which leaves the sampler and the pruner in exactly the state an
+uninterrupted run would have had (TPE is reseeded from the trial number before every ask, so its
+draws do not depend on when the process started). A population killed mid-run left no rows and
+is trained again, deterministically. So a resumed search equals an uninterrupted one, and with one
+writer there is nothing for Optuna's storage to arbitrate (its FAQ advises against SQLite storage
+for parallel writers; here there is exactly one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from synth.errors import SynthError
+from synth.params import Interval, Param
+
+from . import results
+from .search import Space, make_plan, max_members, member_memory_mb, run_population, shape_key, sweep
+
+SAMPLERS = ("grid", "random", "tpe")
+PRUNERS = ("none", "asha", "hyperband")
+ETA = 3  # reduction factor of both pruners: keep the best third at each rung
+SEARCH_PARAMS = {p.name: p for p in (
+    Param("sampler", str, "grid", SAMPLERS, "setting", help="which configurations are tried"),
+    Param("pruner", str, "none", PRUNERS, "setting", help="which trials stop early"),
+    Param("trials", int, None, Interval(1, 10**6), "setting", optional=True,
+          help="trials per (dataset, encoder) for random/tpe"),
+    Param("finalists", int, 3, Interval(1, 10**6), "setting",
+          help="configurations retrained on every seed of --seeds"),
+)}
+
+
+@dataclass(frozen=True)
+class SearchPolicy:
+    sampler: str = "grid"
+    pruner: str = "none"
+    trials: int | None = None
+    finalists: int = 3
+    search_seeds: tuple = (0,)
+
+    def __post_init__(self):
+        for name, param in SEARCH_PARAMS.items():
+            object.__setattr__(self, name, param.check(getattr(self, name), "search"))
+        if self.sampler == "grid" and self.trials is not None:
+            raise SynthError("search: trials is for the random and tpe samplers; grid tries every configuration")
+        if self.sampler != "grid" and self.trials is None:
+            raise SynthError(f"search: the {self.sampler} sampler needs trials N")
+        if not self.search_seeds:
+            raise SynthError("search: search_seeds must name at least one seed")
+        object.__setattr__(self, "search_seeds", tuple(sorted(set(int(s) for s in self.search_seeds))))
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "search_seeds": list(self.search_seeds)}
+
+
+def policy_from(values: dict, cls=None, owner: str = "search") -> SearchPolicy:
+    """A SearchPolicy from a [search] table and/or CLI flags (``search_seeds`` as a list or '0-2')."""
+    from synth.cliutil import parse_int_list
+
+    values = dict(values)
+    unknown = set(values) - set(SEARCH_PARAMS) - {"search_seeds"}
+    if unknown:
+        raise SynthError(f"{owner}: unknown key(s) {', '.join(sorted(unknown))}; valid: "
+                         f"{', '.join(sorted(SEARCH_PARAMS) + ['search_seeds'])}")
+    seeds = values.pop("search_seeds", [0])
+    if isinstance(seeds, str):
+        seeds = parse_int_list(seeds, "search seeds")
+    elif not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                for s in seeds):
+        raise SynthError(f"{owner}: search_seeds must be a list of non-negative integers or a range like '0-2'")
+    try:
+        return SearchPolicy(**values, search_seeds=tuple(seeds))
+    except SynthError as e:
+        raise SynthError(f"{owner}: {e}") from None
+
+
+def experiment_name(space: Space, policy: SearchPolicy) -> str:
+    """An adaptive search is its own experiment: the settings *and* the policy pick the final rows."""
+    return f"{space.name}-{results.digest({'settings': space.settings.to_dict(), 'search': policy.to_dict()})[:8]}"
+
+
+# ----------------------------------------------------------------------------- Optuna pieces
+def _optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _pruner(policy: SearchPolicy, epochs: int, eval_every: int):
+    optuna = _optuna()
+    if policy.pruner == "none":
+        return optuna.pruners.NopPruner()
+    # rungs at min_resource * 3^k epochs: 27 x min_resource is the last full rung
+    min_resource = max(eval_every, epochs // ETA**3)
+    if policy.pruner == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=ETA)
+    return optuna.pruners.HyperbandPruner(min_resource=min_resource, max_resource=epochs, reduction_factor=ETA)
+
+
+def _distributions(configs: list[dict]):
+    """Optuna distributions for the grid: one categorical per key when the grid is a full product
+    (TPE then models each key), else one categorical over the configurations' indices."""
+    from optuna.distributions import CategoricalDistribution
+
+    axes: dict = {}
+    for c in configs:
+        for k, v in c.items():
+            axes.setdefault(k, [])
+            if v not in axes[k]:
+                axes[k].append(v)
+    keys = set(configs[0])
+    product = all(set(c) == keys for c in configs) and math.prod(len(v) for v in axes.values()) == len(configs)
+    if product:
+        return {k: CategoricalDistribution(v) for k, v in sorted(axes.items())}, None
+    return {"config": CategoricalDistribution(list(range(len(configs))))}, configs
+
+
+def _config_of(params: dict, by_index) -> dict:
+    return dict(by_index[params["config"]]) if by_index is not None else dict(params)
+
+
+@dataclass
+class Cell:
+    """One (dataset, data seed, encoder) search."""
+
+    name: str
+    data_seed: int
+    encoder: str
+    recipe_hash: str
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.name}/{self.recipe_hash[:8]}/{self.data_seed}/{self.encoder}"
+
+
+class CellSearch:
+    """The search of one cell: its study, its stored rows, and the train-or-replay loop."""
+
+    def __init__(self, space: Space, policy: SearchPolicy, experiment: str, cell: Cell, data, device, store,
+                 max_pop, bar=None, resume: bool = True):
+        self.space, self.policy, self.experiment, self.cell = space, policy, experiment, cell
+        self.data, self.device, self.store, self.bar = data, device, store, bar
+        self.settings = space.settings
+        self.settings_hash = results.digest(self.settings.to_dict())
+        self.configs = space.configs(cell.encoder)
+        self.distributions, self.by_index = _distributions(self.configs)
+        self.seeds = list(policy.search_seeds)
+        per = member_memory_mb(cell.encoder, self.configs[0], data.recipe.n_classes, self.settings.batch_size)
+        self.capacity = max(len(self.seeds), max_members(device, per, max_pop))
+        self.member_epochs = 0
+        self.asked = 0  # trials asked so far (enqueued ones wait in study.trials until asked)
+        optuna = _optuna()
+        sampler = optuna.samplers.RandomSampler(seed=0)  # replaced before every ask for tpe
+        self.study = optuna.create_study(direction="maximize", study_name=f"{experiment}/{cell.study_name}",
+                                         sampler=sampler,
+                                         pruner=_pruner(policy, self.settings.epochs, self.settings.eval_every))
+        if policy.sampler == "grid":
+            self.n_trials = len(self.configs)
+            queue = self.configs
+        elif policy.sampler == "random":
+            self.n_trials = min(policy.trials, len(self.configs))
+            queue = random.Random(0).sample(self.configs, self.n_trials)
+        else:
+            self.n_trials = policy.trials
+            queue = []
+        for c in queue:  # grid and random: fixed, ordered lists of configurations
+            self.study.enqueue_trial(self._params_of(c))
+        self.stored = self._stored_rows() if resume else {}  # without --resume, stored trials are retrained
+
+    def _params_of(self, config: dict) -> dict:
+        if self.by_index is None:
+            return dict(config)
+        return {"config": next(i for i, c in enumerate(self.configs) if c == config)}
+
+    def _stored_rows(self) -> dict:
+        """{(trial number, seed): row} of this cell's search rows already in the store."""
+        out = {}
+        for r in self.store.rows(self.experiment, "search"):
+            if (r["dataset"], r["recipe_hash"], r["data_seed"], r["encoder"], r["settings_hash"]) == \
+                    (self.cell.name, self.cell.recipe_hash, self.cell.data_seed, self.cell.encoder, self.settings_hash):
+                out[(r["trial"], r["train_seed"])] = r
+        return out
+
+    def _ask(self):
+        if self.policy.sampler == "tpe":
+            optuna = _optuna()
+            # reseeded from the trial count: the same history gives the same draw, resumed or not
+            self.study.sampler = optuna.samplers.TPESampler(seed=self.asked, n_startup_trials=10, multivariate=True)
+        self.asked += 1
+        return self.study.ask(self.distributions)
+
+    def run(self) -> list:
+        """Run (or replay) every trial; returns the finished trials (FrozenTrial) by value."""
+        optuna = _optuna()
+        while self.asked < self.n_trials:
+            n = min(self.n_trials - self.asked, max(1, self.capacity // len(self.seeds)))
+            batch = [self._ask() for _ in range(n)]
+            groups: dict = {}
+            for t in batch:
+                groups.setdefault(shape_key(_config_of(t.params, self.by_index)), []).append(t)
+            for trials in groups.values():
+                per_pop = max(1, self.capacity // len(self.seeds))
+                for i in range(0, len(trials), per_pop):
+                    self._population(trials[i:i + per_pop])
+        done = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        return sorted(done, key=lambda t: (-t.value, t.number))
+
+    def _population(self, trials) -> None:
+        members = [(t, s) for t in trials for s in self.seeds]
+        rows = [self.stored.get((t.number, s)) for t, s in members]
+        if all(r is not None for r in rows):
+            for (t, _), r in zip(members, rows):
+                if results.digest(_config_of(t.params, self.by_index)) != r["config_hash"]:
+                    raise SynthError(f"cannot resume {self.cell.study_name}: trial {t.number} asked another "
+                                     "configuration than the stored one (the space or the code changed?); "
+                                     "sweep into a new --db")
+            curves = [json.loads(r["val_curve"]) for r in rows]
+            self._replay(trials, members, curves)
+            self._tell(trials, rows)
+            return
+        from .search import Population
+
+        pop = Population(self.cell.name, self.cell.data_seed, self.cell.encoder,
+                         [(_config_of(t.params, self.by_index), s) for t, s in members], "search",
+                         self.cell.recipe_hash)
+        by_trial = {}
+        for i, (t, _) in enumerate(members):
+            by_trial.setdefault(t.number, []).append(i)
+        numbers = {t.number: t for t in trials}
+
+        def on_epoch(epoch, present, val):
+            value = dict(zip(present, val))
+            return self._decide(epoch, numbers, by_trial, value)
+
+        progress = None
+        if self.bar is not None:
+            seen = [0]
+
+            def progress(epoch, _total):
+                self.bar.update(len(members) * (epoch - seen[0]))
+                seen[0] = epoch
+        new_rows = run_population(pop, self.data, self.settings, self.device, self.experiment, progress,
+                                  on_epoch=on_epoch)
+        for row, (t, _) in zip(new_rows, members):
+            row["trial"] = t.number
+        self.store.write_population(new_rows)
+        self._tell(trials, new_rows)
+
+    def _decide(self, epoch, numbers, by_trial, value) -> list:
+        """Report each trial's mean validation Top-1 over its members still training, then ask the
+        pruner; the same order live and in replay, so the pruner's state is the same."""
+        pruned = []
+        reported = []
+        last = epoch >= self.settings.epochs  # a trial that has trained every epoch completes: pruning saves nothing
+        for number in sorted(by_trial):
+            vals = [value[i] for i in by_trial[number] if i in value]
+            if vals:
+                numbers[number].report(float(np.mean(vals)), epoch)
+                reported.append(number)
+        for number in [] if last else reported:
+            if numbers[number].should_prune():
+                pruned.extend(i for i in by_trial[number] if i in value)
+        return pruned
+
+    def _replay(self, trials, members, curves) -> None:
+        by_trial = {}
+        for i, (t, _) in enumerate(members):
+            by_trial.setdefault(t.number, []).append(i)
+        numbers = {t.number: t for t in trials}
+        every = self.settings.eval_every
+        gone: set = set()
+        for k in range(max(len(c) for c in curves)):
+            epoch = (k + 1) * every
+            value = {i: c[k] for i, c in enumerate(curves) if len(c) > k and i not in gone}
+            if not value:
+                break
+            gone |= set(self._decide(epoch, numbers, by_trial, value))
+
+    def _tell(self, trials, rows) -> None:
+        optuna = _optuna()
+        by_trial: dict = {}
+        for t in trials:
+            by_trial[t.number] = [r for r in rows if r is not None and r.get("trial") == t.number]
+        for t in trials:
+            rs = by_trial[t.number]
+            self.member_epochs += sum(r["epochs_run"] for r in rs)
+            if any(r["pruned_at"] is not None for r in rs):
+                self.study.tell(t, state=optuna.trial.TrialState.PRUNED)
+            elif any(r["diverged"] for r in rs):
+                self.study.tell(t, state=optuna.trial.TrialState.FAIL)
+            else:
+                self.study.tell(t, float(np.mean([r["val_top1"] for r in rs])))
+
+
+def run(space: Space, policy: SearchPolicy, data: dict, encoder_names, seeds, device, store, max_pop=None,
+        resume: bool = False, show_progress: bool = True) -> dict:
+    """The whole adaptive search: search every (dataset, data seed, encoder), then train the finalists
+    on every seed. Returns a summary (trials, pruned, member-epochs, finalists per cell)."""
+    from tqdm import tqdm
+
+    experiment = experiment_name(space, policy)
+    epochs = space.settings.epochs
+    cells = [Cell(name, dseed, enc, results.digest(ds.recipe.to_dict()))
+             for (name, dseed), ds in data.items() for enc in encoder_names]
+    total = sum(len(space.configs(c.encoder)) if policy.sampler == "grid" else
+                min(policy.trials, len(space.configs(c.encoder))) if policy.sampler == "random" else policy.trials
+                for c in cells) * len(policy.search_seeds) * epochs
+    bar = tqdm(total=total, unit="member-epoch", disable=not show_progress, smoothing=0.1, dynamic_ncols=True,
+               mininterval=0.5, bar_format="search {l_bar}{bar}| {n_fmt}/{total_fmt} member-epochs (at most; "
+                                           "pruning cuts it) [{elapsed}<{remaining}]")
+    summary = {"experiment": experiment, "cells": []}
+    t0 = time.perf_counter()
+    try:
+        for cell in cells:
+            cs = CellSearch(space, policy, experiment, cell, data[(cell.name, cell.data_seed)], device, store, max_pop,
+                            bar, resume)
+            ranked = cs.run()
+            states = [t.state.name for t in cs.study.trials]
+            finalists = [_config_of(t.params, cs.by_index) for t in ranked[:policy.finalists]]
+            summary["cells"].append({"dataset": cell.name, "data_seed": cell.data_seed, "encoder": cell.encoder,
+                                     "trials": len(states), "pruned": states.count("PRUNED"),
+                                     "failed": states.count("FAIL"), "search_member_epochs": cs.member_epochs,
+                                     "finalists": [(c, t.value, t.number) for c, t in zip(finalists, ranked)]})
+            _finalists(space, policy, experiment, cell, finalists, cs, data, seeds, device, store, max_pop,
+                       show_progress)
+    finally:
+        bar.close()
+    summary["seconds"] = time.perf_counter() - t0
+    return summary
+
+
+def _finalists(space, policy, experiment, cell, finalists, cs: CellSearch, data, seeds, device, store, max_pop,
+               show_progress) -> None:
+    """Stage 'final': each finalist on every seed. A search run that was never pruned is the run
+    the final stage would make (same settings and seed), so it is copied, not retrained."""
+    if not finalists:
+        return
+    stored = store.stored_keys(experiment)
+    hashes = {results.digest(c) for c in finalists}
+    copies = []
+    for (number, seed), r in cs._stored_rows().items():
+        key = (experiment, cell.name, cell.recipe_hash, cell.data_seed, cell.encoder, r["config_hash"], seed,
+               cs.settings_hash, "final", -1)
+        if r["config_hash"] in hashes and seed in seeds and r["pruned_at"] is None and key not in stored \
+                and not any(c["config_hash"] == r["config_hash"] and c["train_seed"] == seed for c in copies):
+            copies.append(dict(r, stage="final", trial=-1))
+    if copies:
+        store.write_population([{k: v for k, v in r.items() if k not in ("id", "code_version", "created")}
+                                for r in copies])
+    plan = make_plan(space, [cell.name], [cell.data_seed], [cell.encoder], seeds, device,
+                     configs={cell.encoder: finalists}, skip=store.stored_keys(experiment), max_pop=max_pop,
+                     recipe_hashes={cell.name: cell.recipe_hash}, experiment=experiment)
+    if plan.populations:
+        sweep(plan, store, data, device, show_progress=show_progress, experiment=experiment)
+
+
+def describe(space: Space, policy: SearchPolicy, encoder_names, n_cells_per_encoder: int, seeds) -> list[str]:
+    """The plan in member-epochs: the search's upper bound, its expected cost under the pruner, and
+    the finalists' retraining."""
+    epochs = space.settings.epochs
+    lines = []
+    for enc in encoder_names:
+        n = len(space.configs(enc))
+        trials = n if policy.sampler == "grid" else min(policy.trials, n) if policy.sampler == "random" else policy.trials
+        upper = trials * len(policy.search_seeds) * epochs
+        expected = upper * expected_fraction(policy, epochs, space.settings.eval_every)
+        final = min(policy.finalists, trials) * len(seeds) * epochs
+        lines.append(f"  {enc}: {trials} trial(s) x {len(policy.search_seeds)} search seed(s); search "
+                     f"<= {upper * n_cells_per_encoder} member-epochs (expected ~{expected * n_cells_per_encoder:.0f} "
+                     f"with pruner {policy.pruner}), finalists {min(policy.finalists, trials)} x {len(seeds)} seed(s) "
+                     f"<= {final * n_cells_per_encoder} member-epochs")
+    return lines
+
+
+def expected_fraction(policy: SearchPolicy, epochs: int, eval_every: int) -> float:
+    """Expected share of the unpruned member-epochs that successive halving trains: a third of the
+    trials reach each next rung (rungs at r, 3r, 9r, ... epochs). Hyperband spreads its trials over
+    brackets that start halving later; this is the ASHA figure, a lower bound for Hyperband."""
+    if policy.pruner == "none":
+        return 1.0
+    r = max(eval_every, epochs // ETA**3)
+    cost, alive, start = 0.0, 1.0, 0
+    rung = r
+    while rung < epochs:
+        cost += alive * (rung - start)
+        alive /= ETA
+        start, rung = rung, rung * ETA
+    cost += alive * (epochs - start)
+    return cost / epochs

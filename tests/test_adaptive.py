@@ -1,0 +1,173 @@
+"""Issue 9: the adaptive search (Optuna samplers and pruners over the population trainer)."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from synth import datasets
+from experiments.train import TrainSettings, train_population
+
+SMALL = dict(frequency_num=4, num_hidden_layers=1, hidden_dim=32, num_filts=16)
+SPACE = """
+[settings]
+epochs = 9
+patience = 20
+batch_size = 1024
+[grid]
+lr = [0.005, 0.01, 0.02, 0.05]
+hidden_dim = [32, 64]
+num_filts = [16]
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return datasets.generate(datasets.Recipe(name="tiny", n_classes=6, samples_per_class=60, kappa_max=8), 0)
+
+
+def sweep(*args):
+    return subprocess.run([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args],
+                          capture_output=True, text=True)
+
+
+@pytest.fixture
+def space_file(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(SPACE)
+    return p
+
+
+def rows(db, stage, cols="config_hash, train_seed, trial, val_top1, test_top1, best_epoch, epochs_run, pruned_at, bands"):
+    c = sqlite3.connect(db)
+    out = sorted(c.execute(f"SELECT {cols} FROM runs WHERE stage = ?", (stage,)).fetchall(), key=repr)
+    c.close()
+    return out
+
+
+# ------------------------------------------------------------------ the trainer
+def test_a_surviving_member_computes_exactly_its_unpruned_run(tiny):
+    settings = TrainSettings(epochs=6, batch_size=64, patience=None)
+    a = dict(SMALL, min_radius=0.05, lr=0.01, seed=1)
+    b = dict(SMALL, min_radius=0.2, lr=0.05, seed=2)
+    c = dict(SMALL, min_radius=0.01, lr=0.002, seed=3)
+    seen = []
+
+    def prune_b_at_2(epoch, members, val):
+        seen.append((epoch, list(members)))
+        return [1] if epoch == 2 else []
+
+    pruned = train_population(tiny, "sphereM+", [a, b, c], settings, device="cpu", on_epoch=prune_b_at_2)
+    alone = train_population(tiny, "sphereM+", [a, c], settings, device="cpu")
+    for got, ref in zip((pruned[0], pruned[2]), alone):
+        assert got.loss_curve == ref.loss_curve  # bit for bit, every epoch
+        assert got.val == ref.val and got.test == ref.test
+        assert json.dumps(got.bands) == json.dumps(ref.bands)  # (NaN for empty bands: compare as text)
+    assert pruned[1].pruned_at == 2 and pruned[1].epochs_run == 2 and pruned[1].test["top1"] is None
+    assert len(pruned[1].loss_curve) == 2  # no compute after it left
+    assert seen[2] == (3, [0, 2])  # from epoch 3 on, the population holds a and c only
+
+
+def test_early_stopped_members_leave_and_cost_no_more_epochs(tiny):
+    settings = TrainSettings(epochs=30, batch_size=64, patience=2)
+    cfgs = [dict(SMALL, min_radius=0.05, lr=lr, seed=s) for lr, s in ((0.2, 0), (0.002, 1), (0.05, 2))]
+    together = train_population(tiny, "sphereM+", cfgs, settings, device="cpu")
+    assert any(r.epochs_run < 30 for r in together)
+    for cfg, r in zip(cfgs, together):
+        alone = train_population(tiny, "sphereM+", [cfg], settings, device="cpu")[0]
+        assert r.epochs_run == alone.epochs_run == len(r.loss_curve)
+        assert r.val == alone.val and r.test == alone.test and r.best_epoch == alone.best_epoch
+
+
+# ------------------------------------------------------------------ the search
+def test_asha_prunes_and_only_finalists_reach_the_final_stage_on_every_seed(tmp_path, space_file):
+    db = tmp_path / "r.sqlite"
+    r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0-2", "--db", str(db),
+              "--pruner", "asha", "--finalists", "2")
+    assert r.returncode == 0, r.stderr
+    search = rows(db, "search", "config_hash, trial, val_top1, epochs_run, pruned_at")
+    assert len(search) == 8 and len({s[1] for s in search}) == 8
+    pruned = [s for s in search if s[4] is not None]
+    assert pruned and all(s[3] == s[4] < 9 for s in pruned)  # a pruned member stopped where it was pruned
+    complete = sorted((s for s in search if s[4] is None), key=lambda s: (-s[2], s[1]))
+    finalists = {s[0] for s in complete[:2]}
+    final = rows(db, "final", "config_hash, train_seed")
+    assert {f[0] for f in final} == finalists
+    assert sorted(final) == sorted((h, s) for h in finalists for s in (0, 1, 2))
+    assert sum(s[3] for s in search) < 8 * 9  # pruning saved member-epochs
+
+
+def test_grid_sampler_without_pruner_gives_exactly_the_exhaustive_rows(tmp_path, space_file):
+    old, new = tmp_path / "old.sqlite", tmp_path / "new.sqlite"
+    common = ["--datasets", "U1", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0"]
+    assert sweep(*common, "--db", str(old)).returncode == 0
+    r = sweep(*common, "--db", str(new), "--sampler", "grid", "--pruner", "none", "--finalists", "8",
+              "--search-seeds", "0")
+    assert r.returncode == 0, r.stderr
+    cols = "config_hash, train_seed, val_top1, val_top3, val_mrr, test_top1, test_top3, test_mrr, best_epoch, bands"
+    assert rows(old, "final", cols) == rows(new, "final", cols) == rows(new, "search", cols)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "grid"])
+def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, space_file, sampler):
+    common = ["--datasets", "U1", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0-1",
+              "--pruner", "asha", "--sampler", sampler, "--max-members", "2"]
+    if sampler == "tpe":
+        common += ["--trials", "8"]
+    ref, db = tmp_path / "ref.sqlite", tmp_path / "r.sqlite"
+    assert sweep(*common, "--db", str(ref)).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *common,
+                             "--db", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and _count(db, "search") < 3:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    n = _count(db, "search")
+    assert 0 < n < 8, n  # killed mid-search
+    before = dict(sqlite3.connect(db).execute("SELECT id, created FROM runs").fetchall())
+    r = sweep(*common, "--db", str(db), "--resume")
+    assert r.returncode == 0, r.stderr
+    after = dict(sqlite3.connect(db).execute("SELECT id, created FROM runs").fetchall())
+    assert all(after[i] == t for i, t in before.items())  # nothing stored was redone
+    assert rows(db, "search") == rows(ref, "search")  # same trials, same pruning decisions
+    assert rows(db, "final") == rows(ref, "final")
+
+
+def _count(db, stage):
+    try:
+        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs WHERE stage = ?", (stage,)).fetchone()[0]
+    except sqlite3.DatabaseError:
+        return 0
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--sampler", "bayes"], "--sampler"),
+    (["--pruner", "median"], "--pruner"),
+    (["--trials", "5"], "trials"),  # the grid sampler tries every configuration
+    (["--sampler", "tpe"], "trials"),
+    (["--finalists", "0"], "finalists"),
+    (["--search-seeds", "x"], "search seeds"),
+    (["--pruner", "asha", "--mode", "halving"], "--mode"),
+])
+def test_bad_search_options_are_one_line_errors_before_any_work(tmp_path, space_file, args, word):
+    db = tmp_path / "r.sqlite"
+    r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", str(space_file), "--db", str(db), *args)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and word in lines[0], r.stderr
+    assert not db.exists()
+
+
+def test_a_search_table_in_the_space_turns_the_search_on(tmp_path, space_file):
+    p = tmp_path / "with_search.toml"
+    p.write_text(SPACE + '\n[search]\nsampler = "random"\ntrials = 3\npruner = "hyperband"\nfinalists = 1\n')
+    r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", str(p), "--seeds", "0", "--db",
+              str(tmp_path / "r.sqlite"), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "sampler random, pruner hyperband" in r.stdout and "3 trial(s)" in r.stdout and "estimated time" in r.stdout
+    p.write_text(SPACE + '\n[search]\nsampler = "annealing"\n')
+    r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", str(p), "--db", str(tmp_path / "r.sqlite"))
+    assert r.returncode == 2 and "sampler" in r.stderr
