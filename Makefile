@@ -37,7 +37,7 @@ run-reproduce:
 	$(PY) -m experiments sweep --datasets $(DATASETS) --encoders table8 --space $(PRESET) --seeds $(SEEDS) \
 	    --data $(DATA) --device $(DEVICE) --db $(RESULTS)/results.sqlite --resume && \
 	$(PY) -m experiments report --db $(RESULTS)/results.sqlite --datasets $(DATASETS) --out $(RESULTS) \
-	    --figures $(FIGURES) --device $(DEVICE) && \
+	    --figures $(FIGURES) --device $(DEVICE) --experiment $(basename $(notdir $(PRESET))) && \
 	echo "done in $$(( $$(date +%s) - start )) s: datasets in $(DATA)/, tables in $(RESULTS)/ (table8.md, summary.md), figures in $(FIGURES)/"
 
 test: $(VENV)/.installed

@@ -108,9 +108,13 @@ def experiment_name(space: Space, policy: SearchPolicy) -> str:
 
 # ----------------------------------------------------------------------------- Optuna pieces
 def _optuna():
+    import warnings
+
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # multivariate TPE is marked experimental; that notice is for Optuna's users, not ours
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
 
 
@@ -173,7 +177,9 @@ class CellSearch:
         self.configs = space.configs(cell.encoder)
         self.distributions, self.by_index = _distributions(self.configs)
         self.seeds = list(policy.search_seeds)
-        per = member_memory_mb(cell.encoder, self.configs[0], data.recipe.n_classes, self.settings.batch_size)
+        shapes = {shape_key(c): c for c in self.configs}  # size populations for the largest shape
+        per = max(member_memory_mb(cell.encoder, c, data.recipe.n_classes, self.settings.batch_size)
+                  for c in shapes.values())
         self.capacity = max(len(self.seeds), max_members(device, per, max_pop))
         self.member_epochs = 0
         self.asked = 0  # trials asked so far (enqueued ones wait in study.trials until asked)

@@ -258,7 +258,9 @@ class RBF(PositionEncoder):
         if anchor_points is None:  # no training points given: area-uniform anchors
             anchors = uniform_lonlat(rng, A)
         else:
-            pts = torch.as_tensor(np.asarray(anchor_points), dtype=torch.float64, device=rng.device)
+            pts = (anchor_points if isinstance(anchor_points, torch.Tensor) else
+                   torch.as_tensor(np.asarray(anchor_points)))  # a tensor stays on its device (no host copy)
+            pts = pts.to(dtype=torch.float64, device=rng.device)
             if pts.dim() != 2 or pts.shape[1] != 2 or len(pts) < A:
                 raise SynthError(f"anchor_points must be (n >= {A}, 2) degrees, got {tuple(pts.shape)}")
             anchors = pts[rng.permutation(len(pts))[:, :A]]  # per member, without replacement

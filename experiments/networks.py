@@ -106,10 +106,13 @@ class StackedDropout(nn.Module):
         if torch.any((p < 0) | (p >= 1)):
             raise SynthError(f"dropout must be in [0, 1), got {p.tolist()}")
         self.register_buffer("p", p.expand(len(rng)).clone())
+        # decided once on the host: testing p on the device in every forward would stall a GPU
+        # (a device-to-host sync per step); members that leave a population keep it as it was
+        self.drops = bool(torch.any(p > 0))
         self.rng = rng
 
     def forward(self, x):
-        if not self.training or not torch.any(self.p > 0):
+        if not self.training or not self.drops:
             return x
         p = self.p.view(-1, *[1] * (x.dim() - 1))
         # One scaled mask built in place: on a CPU, passes over population-sized tensors cost

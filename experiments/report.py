@@ -156,6 +156,8 @@ class Table8:
     rows: list  # one dict per dataset
     encoders: list
     warnings: list
+    experiment: str = ""
+    search: list = field(default_factory=list)  # search_records(): the adaptive search's finalists
 
 
 def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, paper_datasets=None) -> Table8:
@@ -284,6 +286,16 @@ def summary(t: Table8) -> str:
     """Answers to the paper's claims with our numbers."""
     rows = [r for r in t.rows if not np.isnan(r["delta"])]
     lines = ["# Summary: the paper's claims against our numbers", ""]
+    if t.experiment:
+        lines += [f"Experiment `{t.experiment}` (one set of training settings; other experiments in the database "
+                  "are not pooled).", ""]
+    if t.search:
+        n_trials = sum(r["trials"] for r in t.search)
+        n_pruned = sum(r["pruned"] for r in t.search)
+        lines += [f"Adaptive search: {n_trials} trials over {len(t.search)} (dataset, encoder) cells, {n_pruned} pruned, "
+                  f"{sum(r['member_epochs'] for r in t.search)} member-epochs; the finalists (best mean validation "
+                  "Top-1 over the search seeds among trials that were neither pruned nor diverged) were retrained on "
+                  "every seed, and Table 8 chooses among them on validation. Per cell: `search.md`.", ""]
     if not rows:
         return "\n".join(lines + ["No dataset has both sphereM+ and a baseline: nothing to compare."]) + "\n"
     wins = [r for r in rows if r["delta"] > 0]
@@ -326,6 +338,45 @@ def summary(t: Table8) -> str:
     return "\n".join(lines) + "\n"
 
 
+def search_records(search_rows: list[dict], final_rows: list[dict]) -> list[dict]:
+    """Per (dataset, encoder): trials, pruned, diverged, member-epochs of the search, and the
+    finalists (mean search validation Top-1, trial number), the one Table 8 chose marked."""
+    chosen = {k: c.config for k, c in choose(final_rows).items()} if final_rows else {}
+    finals = {(r["dataset"], r["encoder"], r["config_hash"]) for r in final_rows}
+    cells: dict = {}
+    for r in search_rows:
+        cells.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["trial"], []).append(r)
+    out = []
+    for (d, e), trials in cells.items():
+        fin = []
+        for number, rs in sorted(trials.items()):
+            if (d, e, rs[0]["config_hash"]) in finals and not any(f["config_hash"] == rs[0]["config_hash"] for f in fin):
+                fin.append({"config_hash": rs[0]["config_hash"], "config": json.loads(rs[0]["config"]), "trial": number,
+                            "val": float(np.mean([r["val_top1"] for r in rs])),
+                            "chosen": json.loads(rs[0]["config"]) == chosen.get((d, e))})
+        out.append({"dataset": d, "encoder": e, "trials": len(trials),
+                    "pruned": sum(any(r["pruned_at"] is not None for r in rs) for rs in trials.values()),
+                    "diverged": sum(any(r["diverged"] for r in rs) for rs in trials.values()),
+                    "member_epochs": sum(r["epochs_run"] for rs in trials.values() for r in rs),
+                    "finalists": sorted(fin, key=lambda f: -f["val"])})
+    return out
+
+
+def search_markdown(recs: list[dict]) -> str:
+    lines = ["# Adaptive search: finalists per dataset and encoder", "",
+             "A trial's score is its mean validation Top-1 over the search seeds; the best trials that were neither "
+             "pruned nor diverged are the finalists, retrained on every seed; Table 8 chooses among them on "
+             "validation (**chosen**).", "",
+             "| dataset | encoder | trials | pruned | diverged | member-epochs | finalists (search val Top-1, trial) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in recs:
+        fin = "; ".join(("**" if f["chosen"] else "") + ", ".join(f"{k}={v}" for k, v in sorted(f["config"].items()))
+                        + f" ({f['val']:.1f}, #{f['trial']})" + ("**" if f["chosen"] else "") for f in r["finalists"])
+        lines.append(f"| {r['dataset']} | {LABELS.get(r['encoder'], r['encoder'])} | {r['trials']} | {r['pruned']} | "
+                     f"{r['diverged']} | {r['member_epochs']} | {fin} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_tables(t: Table8, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -337,7 +388,8 @@ def write_tables(t: Table8, out: Path) -> list[Path]:
     for name, text in [("table8.md", to_markdown(honest)), ("table8.csv", to_csv(t)), ("table8.tex", to_latex(honest, cap)),
                        ("table8_optimistic.md", "OPTIMISTIC (the paper's reading: best test Top-1 over the grid, "
                         "no validation selection)\n\n" + to_markdown(opt)),
-                       ("table8_optimistic.csv", to_csv(t, optimistic=True)), ("summary.md", summary(t))]:
+                       ("table8_optimistic.csv", to_csv(t, optimistic=True)), ("summary.md", summary(t))] + \
+            ([("search.md", search_markdown(t.search))] if t.search else []):
         p = out / name
         atomic_write_bytes(p, text.encode())
         written.append(p)
@@ -407,6 +459,7 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
     with results.ResultsStore(db, readonly=True) as store:
         exp = results.choose_experiment(store, experiment)
         rows = store.rows(exp, "final")
+        search_rows = store.rows(exp, "search")
     if not rows:
         raise SynthError(f"experiment {exp} in {db} has no final-stage results yet")
     # A dataset is (name, recipe): a user recipe that reuses a paper name is labelled, never pooled.
@@ -444,6 +497,10 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
         seeds.setdefault(r["dataset"], set()).add(r["data_seed"])
     ceilings = bayes_ceilings({d: label_recipe[d] for d in ds_names}, seeds)
     t = build_table8(cells, ds_names, enc_names, ceilings, paper_datasets=paper_like)
+    t.experiment = exp
+    for r in search_rows:
+        r["dataset"] = labels.get((r["dataset"], r["recipe_hash"]), r["dataset"])
+    t.search = search_records([r for r in search_rows if r["dataset"] in ds_names and r["encoder"] in enc_names], rows)
     print(f"experiment {exp}", file=sys.stderr)
     for w in t.warnings:
         print(f"warning: {w}", file=sys.stderr)

@@ -244,7 +244,8 @@ class ResultsStore:
 
 
 def choose_experiment(store: ResultsStore, name: str | None) -> str:
-    """The experiment to report: the one named, or the only one; otherwise a one-line error listing them."""
+    """The experiment to report: the one named (a full name, or a space name that only one
+    experiment has), or the only one; otherwise a one-line error listing them."""
     exps = store.experiments()
     if not exps:
         raise SynthError(f"{store.path} holds no results; run `python -m experiments sweep` first")
@@ -253,6 +254,12 @@ def choose_experiment(store: ResultsStore, name: str | None) -> str:
         if len(exps) > 1:
             raise SynthError(f"{store.path} holds {len(exps)} experiments, name one with --experiment: {listing}")
         return next(iter(exps))
-    if name not in exps:
-        raise SynthError(f"no experiment {name!r} in {store.path}; it holds: {listing}")
-    return name
+    if name in exps:
+        return name
+    of_space = [e for e in exps if e.startswith(f"{name}-")]
+    if len(of_space) == 1:
+        return of_space[0]
+    if of_space:
+        raise SynthError(f"space {name} has {len(of_space)} experiments in {store.path} (different settings), name "
+                         f"one with --experiment: " + "; ".join(f"{e} ({exps[e]} rows)" for e in of_space))
+    raise SynthError(f"no experiment {name!r} in {store.path}; it holds: {listing}")

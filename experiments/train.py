@@ -141,11 +141,14 @@ def epoch_batches(rng: MemberRNG, n_train: int, batch_size: int):
 class PopulationAdam:
     """Adam (torch.optim.Adam's update, L2 weight decay) with a learning rate per member."""
 
-    def __init__(self, params, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, params, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8, decay: bool | None = None):
         self.params = [p for p in params if p.requires_grad]
         self.base_lr = lr
         self.lr = lr.clone()
         self.wd = weight_decay
+        # whether any member decays, known on the host: testing it on the device every step would be
+        # a device-to-host sync per step
+        self.decay = bool(torch.any(weight_decay != 0)) if decay is None else decay
         self.b1, self.b2 = betas
         self.eps = eps
         self.step_count = 0
@@ -162,7 +165,7 @@ class PopulationAdam:
                 continue
             shape = (-1,) + (1,) * (p.dim() - 1)
             g = p.grad
-            if torch.any(self.wd != 0):
+            if self.decay:
                 g = g + self.wd.view(shape) * p
             m.lerp_(g, 1 - self.b1)
             v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
@@ -236,6 +239,18 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
     at once (its weights, Adam state and random stream are dropped, so it costs no more compute);
     the others continue exactly as they would have without it."""
     settings = settings or TrainSettings()
+    device = resolve_device(device) if isinstance(device, str) else device
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    if settings.amp == "tf32" and device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # a process-wide switch: put back when this call returns
+    try:
+        return _train_population(data, encoder, configs, settings, device, progress, return_model, on_epoch)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def _train_population(data, encoder, configs, settings, device, progress, return_model, on_epoch):
+    settings = settings or TrainSettings()
     if not configs:
         raise SynthError("a population needs at least one configuration")
     dev = resolve_device(device) if isinstance(device, str) else device
@@ -263,7 +278,7 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
          for s, (ll, y) in arrays.items()}
     x_train, y_train = t["train"]
     beta = float(settings.pos_weight or C)
-    adam = PopulationAdam(model.parameters(), lr, wd)
+    adam = PopulationAdam(model.parameters(), lr, wd, decay=any(v != 0 for v in optimizer["weight_decay"]))
     ids = list(range(M))  # the original index of each member still in the population
     best_top1 = torch.full((M,), -1.0, device=dev)
     best_epoch = torch.zeros(M, dtype=torch.int64, device=dev)
@@ -274,8 +289,6 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
     out: list = [None] * M
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if settings.amp == "bf16" and dev.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
-    if settings.amp == "tf32" and dev.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
     validate = settings.select == "best-val" or on_epoch is not None
     for epoch in range(settings.epochs):
         adam.lr = adam.base_lr * (settings.lr_decay ** epoch)

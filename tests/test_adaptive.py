@@ -98,6 +98,13 @@ def test_asha_prunes_and_only_finalists_reach_the_final_stage_on_every_seed(tmp_
     assert {f[0] for f in final} == finalists
     assert sorted(final) == sorted((h, s) for h in finalists for s in (0, 1, 2))
     assert sum(s[3] for s in search) < 8 * 9  # pruning saved member-epochs
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(out),
+                        "--encoders", "xyz", "--no-figures"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    text = (out / "search.md").read_text()
+    assert "| U1 | xyz | 8 | " in text and text.count("**") == 2  # the finalists, one of them chosen
+    assert "Adaptive search: 8 trials" in (out / "summary.md").read_text()
 
 
 def test_grid_sampler_without_pruner_gives_exactly_the_exhaustive_rows(tmp_path, space_file):

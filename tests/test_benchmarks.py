@@ -26,3 +26,10 @@ def test_bench_vmf_and_encoders_run():
     assert len([line for line in out if re.match(r"\s*(1|100|10000) ", line)]) == 3
     out = run("bench_encoders.py", "--points", "2000", "--members", "4", "--batch-points", "256")
     assert "ratio" in out[-1] and len([line for line in out if "e+" in line]) == 15
+
+
+def test_bench_search_ends_with_the_fidelity_line(tmp_path):
+    out = run("bench_search.py", "--datasets", "U1", "--encoders", "grid", "--seeds", "0-1", "--epochs", "3",
+              "--lrs", "1", "--db", str(tmp_path / "b.sqlite"))
+    assert re.fullmatch(r"fidelity [+-]\d+\.\d\d points, compute \d+\.\dx", out[-1])
+    assert any("exhaustive" in line and "adaptive" in line for line in out)

@@ -587,3 +587,19 @@ def _row(dataset, encoder, seed, val, test, lr=0.01, diverged=False, stage="fina
                 settings_hash=settings_hash, settings="{}", stage=stage, val_top1=val, val_top3=val, val_mrr=0.5,
                 test_top1=test, test_top3=test, test_mrr=0.5, best_epoch=1, epochs_run=1, bands=BANDS,
                 diverged=int(diverged), seconds=0.1, population=3, device="cpu")
+
+
+def test_an_experiment_can_be_named_by_its_space_when_that_is_unambiguous(tmp_path):
+    from experiments import results
+
+    store = results.ResultsStore(tmp_path / "r.sqlite")
+    store.write_population([_row("U1", "xyz", 0, 50, 50, experiment="quick-11111111"),
+                            _row("U1", "xyz", 0, 50, 50, experiment="smoke-22222222"),
+                            _row("U1", "xyz", 0, 50, 50, experiment="smoke-33333333")])
+    assert results.choose_experiment(store, "quick") == "quick-11111111"
+    assert results.choose_experiment(store, "smoke-22222222") == "smoke-22222222"
+    with pytest.raises(SynthError, match="space smoke has 2 experiments"):
+        results.choose_experiment(store, "smoke")
+    with pytest.raises(SynthError, match="no experiment 'paper'"):
+        results.choose_experiment(store, "paper")
+    store.close()
