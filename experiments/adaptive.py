@@ -223,9 +223,19 @@ class CellSearch:
         self.asked += 1
         return self.study.ask(self.distributions)
 
-    def run(self) -> list:
-        """Run (or replay) every trial; returns the finished trials (FrozenTrial) by value."""
+    def run(self, live_limit: int | None = None) -> list | None:
+        """Run (or replay) every trial; returns the finished trials (FrozenTrial) by value. With
+        ``live_limit``, stop (returning None) before training more than that many populations."""
         optuna = _optuna()
+        self.live_limit, self.live = live_limit, 0
+        try:
+            self._run()
+        except _Stop:
+            return None
+        done = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        return sorted(done, key=lambda t: (-t.value, t.number))
+
+    def _run(self) -> None:
         while self.asked < self.n_trials:
             n = min(self.n_trials - self.asked, max(1, self.capacity // len(self.seeds)))
             batch = [self._ask() for _ in range(n)]
@@ -236,8 +246,6 @@ class CellSearch:
                 per_pop = max(1, self.capacity // len(self.seeds))
                 for i in range(0, len(trials), per_pop):
                     self._population(trials[i:i + per_pop])
-        done = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        return sorted(done, key=lambda t: (-t.value, t.number))
 
     def _population(self, trials) -> None:
         members = [(t, s) for t in trials for s in self.seeds]
@@ -252,6 +260,9 @@ class CellSearch:
             self._replay(trials, members, curves)
             self._tell(trials, rows)
             return
+        if self.live_limit is not None and self.live >= self.live_limit:
+            raise _Stop
+        self.live += 1
         from .search import Population
 
         pop = Population(self.cell.name, self.cell.data_seed, self.cell.encoder,
@@ -326,8 +337,54 @@ class CellSearch:
                 self.study.tell(t, float(np.mean([r["val_top1"] for r in rs])))
 
 
+class _Stop(Exception):
+    """A worker trained the one population it was sent."""
+
+
+class MemoryStore:
+    """What a cell search reads and writes of the results store, in memory (inside a worker)."""
+
+    def __init__(self, rows):
+        self._rows = [dict(r) for r in rows]
+        self.new: list = []
+
+    def rows(self, experiment, stage):
+        return [r for r in self._rows if r["experiment"] == experiment and r["stage"] == stage]
+
+    def write_population(self, rows):
+        self._rows += rows
+        self.new += rows
+
+
+def _space_dict(space: Space) -> dict:
+    return {"name": space.name, "settings": space.settings.to_dict(), "grid": space.grid,
+            "per_encoder": space.per_encoder, "search": space.search}
+
+
+def _space_from(d: dict) -> Space:
+    from .train import TrainSettings
+
+    return Space(d["name"], TrainSettings(**d["settings"]), d["grid"], d["per_encoder"], "", d["search"])
+
+
+def cell_job(job: dict) -> dict:
+    """The worker side of one step of a cell's search: replay the rows the driver sent (no
+    training), train exactly the next population, return its rows; ``done`` once the cell's
+    search is complete. Every decision is the one the inline search makes."""
+    from .executors import load_ref
+    from .train import resolve_device
+
+    space = _space_from(job["space"])
+    policy = SearchPolicy(**{**job["policy"], "search_seeds": tuple(job["policy"]["search_seeds"])})
+    mem = MemoryStore(job["rows"])
+    cs = CellSearch(space, policy, job["experiment"], Cell(**job["cell"]), load_ref(job["data"]),
+                    resolve_device(job["device"]), mem, job["max_pop"])
+    done = cs.run(live_limit=1) is not None
+    return {"rows": mem.new, "done": done}
+
+
 def run(space: Space, policy: SearchPolicy, data: dict, encoder_names, seeds, device, store, max_pop=None,
-        resume: bool = False, show_progress: bool = True) -> dict:
+        resume: bool = False, show_progress: bool = True, runner=None, data_folder=None) -> dict:
     """The whole adaptive search: search every (dataset, data seed, encoder), then train the finalists
     on every seed. Returns a summary (trials, pruned, member-epochs, finalists per cell)."""
     from tqdm import tqdm
@@ -336,6 +393,9 @@ def run(space: Space, policy: SearchPolicy, data: dict, encoder_names, seeds, de
     epochs = space.settings.epochs
     cells = [Cell(name, dseed, enc, results.digest(ds.recipe.to_dict()))
              for (name, dseed), ds in data.items() for enc in encoder_names]
+    if runner is not None and runner.opts.kind != "inline":
+        return _run_parallel(space, policy, experiment, cells, data, seeds, device, store, max_pop, resume, runner,
+                             data_folder)
     total = sum(len(space.configs(c.encoder)) if policy.sampler == "grid" else
                 min(policy.trials, len(space.configs(c.encoder))) if policy.sampler == "random" else policy.trials
                 for c in cells) * len(policy.search_seeds) * epochs
@@ -349,30 +409,92 @@ def run(space: Space, policy: SearchPolicy, data: dict, encoder_names, seeds, de
             cs = CellSearch(space, policy, experiment, cell, data[(cell.name, cell.data_seed)], device, store, max_pop,
                             bar, resume)
             ranked = cs.run()
-            states = [t.state.name for t in cs.study.trials]
             finalists = [_config_of(t.params, cs.by_index) for t in ranked[:policy.finalists]]
-            summary["cells"].append({"dataset": cell.name, "data_seed": cell.data_seed, "encoder": cell.encoder,
-                                     "trials": len(states), "pruned": states.count("PRUNED"),
-                                     "failed": states.count("FAIL"), "search_member_epochs": cs.member_epochs,
-                                     "finalists": [(c, t.value, t.number) for c, t in zip(finalists, ranked)]})
-            _finalists(space, policy, experiment, cell, finalists, cs, data, seeds, device, store, max_pop,
-                       show_progress)
+            summary["cells"].append(_cell_summary(cell, cs, ranked, finalists))
+            plan = _finalists(space, experiment, cell, finalists, cs, seeds, device, store, max_pop)
+            if plan is not None:
+                sweep(plan, store, data, device, show_progress=show_progress, experiment=experiment)
     finally:
         bar.close()
     summary["seconds"] = time.perf_counter() - t0
     return summary
 
 
-def _finalists(space, policy, experiment, cell, finalists, cs: CellSearch, data, seeds, device, store, max_pop,
-               show_progress) -> None:
+def _cell_summary(cell: Cell, cs: CellSearch, ranked, finalists) -> dict:
+    states = [t.state.name for t in cs.study.trials]
+    return {"dataset": cell.name, "data_seed": cell.data_seed, "encoder": cell.encoder, "trials": len(states),
+            "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
+            "search_member_epochs": cs.member_epochs,
+            "finalists": [(c, t.value, t.number) for c, t in zip(finalists, ranked)]}
+
+
+def _run_parallel(space, policy, experiment, cells, data, seeds, device, store, max_pop, resume, runner,
+                  data_folder) -> dict:
+    """Cells search in parallel, each in its own chain of jobs: a job replays the cell's stored rows
+    and trains its next population, so every decision is the one the inline search makes (exact, and
+    resumable the same way). Parallelism is over cells, not within one: a cell's populations wait for
+    each other's pruning decisions. The finalists' populations then run in parallel too."""
+    from .executors import dataset_ref
+
+    t0 = time.perf_counter()
+    summary = {"experiment": experiment, "cells": []}
+    rows_of = {}
+    for cell in cells:
+        mine = [r for r in store.rows(experiment, "search") if (r["dataset"], r["recipe_hash"], r["data_seed"],
+                r["encoder"]) == (cell.name, cell.recipe_hash, cell.data_seed, cell.encoder)] if resume else []
+        rows_of[cell.study_name] = mine
+
+    def job(cell):
+        return {"kind": "cell", "label": f"{cell.study_name} search step", "space": _space_dict(space),
+                "policy": policy.to_dict(), "experiment": experiment, "cell": dataclasses.asdict(cell),
+                "rows": rows_of[cell.study_name], "max_pop": max_pop,
+                "data": dataset_ref(data[(cell.name, cell.data_seed)], data_folder)}
+
+    def finalists_done(job, res):
+        store.write_population(res["rows"])
+
+    def step_done(job, res, cell):
+        if res["rows"]:
+            store.write_population(res["rows"])
+            rows_of[cell.study_name] += res["rows"]
+        if not res["done"]:
+            runner.submit(job_of(cell), lambda j, r, cell=cell: step_done(j, r, cell))
+            return
+        cs = CellSearch(space, policy, experiment, cell, data[(cell.name, cell.data_seed)], device,
+                        MemoryStore(rows_of[cell.study_name]), max_pop)
+        ranked = cs.run(live_limit=0)  # a replay: every population is stored
+        finalists = [_config_of(t.params, cs.by_index) for t in ranked[:policy.finalists]]
+        summary["cells"].append(_cell_summary(cell, cs, ranked, finalists))
+        plan = _finalists(space, experiment, cell, finalists, cs, seeds, device, store, max_pop,
+                          search_rows=rows_of[cell.study_name])
+        if plan is not None:
+            from .search import to_job
+
+            runner.submit_many([to_job(p, space.settings, experiment, dataset_ref(data[(p.dataset, p.data_seed)],
+                                                                                 data_folder))
+                                for p in plan.populations], finalists_done)
+
+    job_of = job
+    for cell in cells:
+        runner.submit(job(cell), lambda j, r, cell=cell: step_done(j, r, cell))
+    runner.wait()
+    summary["seconds"] = time.perf_counter() - t0
+    return summary
+
+
+def _finalists(space, experiment, cell, finalists, cs: CellSearch, seeds, device, store, max_pop,
+               search_rows=None):
     """Stage 'final': each finalist on every seed. A search run that was never pruned is the run
-    the final stage would make (same settings and seed), so it is copied, not retrained."""
+    the final stage would make (same settings and seed), so it is copied, not retrained; returns
+    the plan of what remains to train (None if nothing)."""
     if not finalists:
-        return
+        return None
     stored = store.stored_keys(experiment)
     hashes = {results.digest(c) for c in finalists}
     copies = []
-    for (number, seed), r in cs._stored_rows().items():
+    rows = cs._stored_rows().values() if search_rows is None else search_rows
+    for r in rows:
+        seed = r["train_seed"]
         key = (experiment, cell.name, cell.recipe_hash, cell.data_seed, cell.encoder, r["config_hash"], seed,
                cs.settings_hash, "final", -1)
         if r["config_hash"] in hashes and seed in seeds and r["pruned_at"] is None and key not in stored \
@@ -384,8 +506,7 @@ def _finalists(space, policy, experiment, cell, finalists, cs: CellSearch, data,
     plan = make_plan(space, [cell.name], [cell.data_seed], [cell.encoder], seeds, device,
                      configs={cell.encoder: finalists}, skip=store.stored_keys(experiment), max_pop=max_pop,
                      recipe_hashes={cell.name: cell.recipe_hash}, experiment=experiment)
-    if plan.populations:
-        sweep(plan, store, data, device, show_progress=show_progress, experiment=experiment)
+    return plan if plan.populations else None
 
 
 def describe(space: Space, policy: SearchPolicy, encoder_names, n_cells_per_encoder: int, seeds) -> list[str]:

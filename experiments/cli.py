@@ -46,6 +46,19 @@ def _parser() -> OneLineParser:
     g.add_argument("--trials", type=_number(int, 1, "--trials"), help="trials per (dataset, encoder): random, tpe")
     g.add_argument("--finalists", type=int, help="configurations retrained on every seed of --seeds (default 3)")
     g.add_argument("--search-seeds", help="training seeds of the search itself (default 0)")
+    x = s.add_argument_group("where it runs")
+    x.add_argument("--executor", default="inline", choices=["inline", "local", "submitit"],
+                   help="inline (this process, default), local (--workers processes), submitit (SLURM job array, or "
+                        "local subprocesses where there is no sbatch)")
+    x.add_argument("--workers", type=int, help="local: worker processes (default: one per CUDA device, else 2); "
+                                               "submitit: jobs running at once")
+    x.add_argument("--log-dir", type=Path, help="submitit: job logs (default: next to --db, in logs/)")
+    x.add_argument("--partition", help="SLURM partition")
+    x.add_argument("--gpus-per-job", type=int, help="SLURM GPUs per job")
+    x.add_argument("--cpus-per-job", type=int, help="SLURM CPUs per job")
+    x.add_argument("--time", type=int, help="SLURM time limit per job, minutes")
+    x.add_argument("--array-parallelism", type=int, help="SLURM: jobs of an array running at once")
+    x.add_argument("--sbatch-line", action="append", help="a line run in each job before the work (repeatable)")
     s.add_argument("--n-random", type=_number(int, 1, "--n-random"), default=None,
                    help="configurations per encoder for --mode random")
     s.add_argument("--max-members", type=_number(int, 1, "--max-members"), default=None,
@@ -91,6 +104,16 @@ def _cmd_sweep(a) -> None:
     if a.n_random and a.mode != "random":
         raise SynthError("--n-random is only used with --mode random")
     device = resolve_device(a.device)
+    from .executors import ExecutorOptions, Runner, describe
+
+    slurm = dict(space.executor)
+    slurm.update({k: v for k, v in (("partition", a.partition), ("gpus_per_job", a.gpus_per_job),
+                                    ("cpus_per_job", a.cpus_per_job), ("time", a.time),
+                                    ("array_parallelism", a.array_parallelism), ("sbatch_lines", a.sbatch_line))
+                  if v is not None})
+    if a.executor != "submitit" and space.executor and len(slurm) == len(space.executor):
+        slurm = {}  # the space's [executor] table only matters to the submitit executor
+    opts = ExecutorOptions(a.executor, a.workers, a.log_dir or a.db.parent / "logs", slurm)
     data = sd.load_many(ds, data_seeds, a.data)
     search.check_against_data(space, encs, data)
     hashes = {n: results.digest(data[(n, data_seeds[0])].recipe.to_dict()) for n in ds}
@@ -107,12 +130,14 @@ def _cmd_sweep(a) -> None:
             raise SynthError("--mode/--n-random are the old search; with the adaptive search use --sampler, "
                              "--pruner and --trials")
         policy = adaptive.policy_from({**space.search, **flags}, owner="search")
-    store = None
+    store = runner = None
     if a.resume or not a.dry_run:
         store = results.ResultsStore(a.db, lock_timeout=a.lock_timeout)
+    print(describe(opts))
     try:
+        runner = Runner(opts, device) if not a.dry_run else None
         if policy is not None:
-            _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device, store)
+            _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device, store, runner)
             return
         skip = store.stored_keys(space.experiment) if (store is not None and a.resume) else None
         if a.mode == "halving":
@@ -122,7 +147,8 @@ def _cmd_sweep(a) -> None:
                   "train a third of the configurations each, for three times as many epochs)")
             if a.dry_run:
                 return
-            n = search.successive_halving(space, data, encs, seeds, device, store, max_pop=a.max_members,
+            n = search.successive_halving(space, data, encs, seeds, device, store, max_pop=a.max_members, runner=runner,
+                                          data_folder=a.data,
                                           resume=a.resume, show_progress=not a.no_progress)
             print(f"wrote {n} row(s) to {a.db} (experiment {space.experiment})")
             return
@@ -134,14 +160,17 @@ def _cmd_sweep(a) -> None:
             if not plan.populations:
                 print("nothing to do")
             return
-        n = search.sweep(plan, store, data, device, show_progress=not a.no_progress)
+        n = search.sweep(plan, store, data, device, show_progress=not a.no_progress, runner=runner,
+                         data_folder=a.data)
         print(f"wrote {n} row(s) to {a.db} (experiment {space.experiment})")
     finally:
+        if runner is not None:
+            runner.close()
         if store is not None:
             store.close()
 
 
-def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device, store) -> None:
+def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device, store, runner) -> None:
     import dataclasses
 
     from . import adaptive, search
@@ -172,7 +201,7 @@ def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device,
               "expected for successive halving; early stopping can shorten it)")
         return
     summary = adaptive.run(space, policy, data, encs, seeds, device, store, max_pop=a.max_members,
-                           resume=a.resume, show_progress=not a.no_progress)
+                           resume=a.resume, show_progress=not a.no_progress, runner=runner, data_folder=a.data)
     for c in summary["cells"]:
         print(f"  {c['dataset']} seed {c['data_seed']} {c['encoder']}: {c['trials']} trial(s), {c['pruned']} pruned, "
               f"{c['search_member_epochs']} member-epochs; finalists: "

@@ -65,6 +65,7 @@ class Space:
     per_encoder: dict
     description: str = ""
     search: dict = field(default_factory=dict)  # the [search] table: adaptive-search defaults
+    executor: dict = field(default_factory=dict)  # the [executor] table: SLURM options
 
     @property
     def experiment(self) -> str:
@@ -109,10 +110,10 @@ def load_space(name_or_path: str) -> Space:
         known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.toml")))
         raise SynthError(f"unknown search space {name_or_path!r}: not a file and not one of {known}")
     raw = read_toml(path)
-    unknown = set(raw) - {"description", "settings", "grid", "encoders", "search"}
+    unknown = set(raw) - {"description", "settings", "grid", "encoders", "search", "executor"}
     if unknown:
         raise SynthError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}")
-    tables = {k: raw.get(k, {}) for k in ("settings", "grid", "encoders", "search")}
+    tables = {k: raw.get(k, {}) for k in ("settings", "grid", "encoders", "search", "executor")}
     for k, t in tables.items():
         if not isinstance(t, dict):
             raise SynthError(f"{path}: [{k}] must be a table")
@@ -150,7 +151,13 @@ def load_space(name_or_path: str) -> Space:
 
     search = dict(tables["search"])
     policy_from(search, SearchPolicy, f"{path} [search]")  # checked now, used when the sweep asks for it
-    return Space(path.stem, settings, grid, per_encoder, str(raw.get("description", "")), search)
+    from .executors import SLURM_KEYS
+
+    bad = set(tables["executor"]) - set(SLURM_KEYS)
+    if bad:
+        raise SynthError(f"{path}: unknown [executor] key(s) {', '.join(sorted(bad))}; valid: {', '.join(SLURM_KEYS)}")
+    return Space(path.stem, settings, grid, per_encoder, str(raw.get("description", "")), search,
+                 dict(tables["executor"]))
 
 
 def check_against_data(space: Space, encoder_names, data: dict) -> None:
@@ -342,24 +349,61 @@ def run_population(pop: Population, data, settings: TrainSettings, device, exper
     return rows
 
 
+def population_job(job: dict) -> dict:
+    """The worker side of a population job (see experiments.executors): train it, return its rows."""
+    from .executors import load_ref
+    from .train import resolve_device
+
+    pop = Population(**job["population"])
+    pop.members = [(dict(c), int(s)) for c, s in pop.members]
+    rows = run_population(pop, load_ref(job["data"]), TrainSettings(**job["settings"]), resolve_device(job["device"]),
+                          job["experiment"])
+    return {"rows": rows, "done": True}
+
+
+def to_job(pop: Population, settings: TrainSettings, experiment: str, data_ref: dict) -> dict:
+    """A population as a job: JSON types only."""
+    return {"kind": "population", "label": f"{pop.dataset} seed {pop.data_seed} {pop.encoder} ({len(pop.members)} "
+                                           f"member(s), stage {pop.stage})",
+            "population": {**dataclasses.asdict(pop), "members": [[c, s] for c, s in pop.members]},
+            "settings": settings.to_dict(), "experiment": experiment, "data": data_ref}
+
+
 def sweep(plan: Plan, store: results.ResultsStore, data: dict, device, show_progress=True,
-          experiment: str | None = None) -> int:
+          experiment: str | None = None, runner=None, data_folder=None) -> int:
     """Train every population of the plan and store each as soon as it finishes; returns rows written.
 
-    ``data`` maps (dataset name, seed) to a verified Dataset (``synth.datasets.load_many``)."""
+    ``data`` maps (dataset name, seed) to a verified Dataset (``synth.datasets.load_many``). With a
+    ``runner`` (experiments.executors) the populations train in workers and only this process writes."""
     from tqdm import tqdm
 
     experiment = experiment or plan.experiment
     epochs = plan.space.settings.epochs
     total = plan.n_members * epochs
-    written = 0
+    written = [0]
     tty = sys.stderr.isatty()  # in a log file, a line every 30 s rather than a redraw every 0.1 s
     bar = tqdm(total=total, unit="member-epoch", disable=not show_progress, smoothing=0.1, dynamic_ncols=True,
                mininterval=0.5 if tty else 30.0,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} member-epochs [{elapsed}<{remaining}] {postfix}")
     t0 = time.perf_counter()
+
+    def stored(rows, M, seen=0):
+        store.write_population(rows)
+        bar.update(M * (epochs - seen))  # members that stopped early
+        written[0] += len(rows)
+        bar.set_postfix_str(f"{written[0]} of {plan.n_members} stored, {written[0] / (time.perf_counter() - t0):.2f} "
+                            "cfg/s", refresh=False)
+
     try:
-        for i, pop in enumerate(plan.populations):
+        if runner is not None and runner.opts.kind != "inline":
+            from .executors import dataset_ref
+
+            jobs = [to_job(p, plan.space.settings, experiment,
+                           dataset_ref(data[(p.dataset, p.data_seed)], data_folder)) for p in plan.populations]
+            runner.submit_many(jobs, lambda job, res: stored(res["rows"], len(job["population"]["members"])))
+            runner.wait()
+            return written[0]
+        for pop in plan.populations:
             M = len(pop.members)
             seen = [0]
 
@@ -369,19 +413,15 @@ def sweep(plan: Plan, store: results.ResultsStore, data: dict, device, show_prog
 
             rows = run_population(pop, data[(pop.dataset, pop.data_seed)], plan.space.settings, device, experiment,
                                   progress)
-            store.write_population(rows)
-            bar.update(M * (epochs - seen[0]))  # members that stopped early
-            written += len(rows)
-            bar.set_postfix_str(f"pop {i + 1}/{len(plan.populations)}, {written / (time.perf_counter() - t0):.2f} cfg/s",
-                                refresh=False)
+            stored(rows, M, seen[0])
     finally:
         bar.close()
-    return written
+    return written[0]
 
 
 def successive_halving(space: Space, data: dict, encoder_names, train_seeds, device, store: results.ResultsStore,
                        eta: int = 3, rungs: int = 3, max_pop: int | None = None, resume: bool = False,
-                       show_progress=True) -> int:
+                       show_progress=True, runner=None, data_folder=None) -> int:
     """Per (dataset, encoder): train every configuration briefly, keep the best 1/eta by mean
     validation Top-1, train those longer, and so on.
 
@@ -410,7 +450,8 @@ def successive_halving(space: Space, data: dict, encoder_names, train_seeds, dev
                 plan = make_plan(sub, [name], data_seeds, [enc], train_seeds, device, configs={enc: survivors},
                                  stage=stage, max_pop=max_pop, skip=skip, recipe_hashes={name: recipe_hash},
                                  experiment=experiment)
-                written += sweep(plan, store, data, device, show_progress, experiment=experiment)
+                written += sweep(plan, store, data, device, show_progress, experiment=experiment, runner=runner,
+                                 data_folder=data_folder)
                 if r == rungs - 1:
                     break
                 settings_hash = results.digest(rung_settings.to_dict())

@@ -1,0 +1,186 @@
+"""Issue 10: executors (inline, local workers, submitit on SLURM or its local fallback), one writer,
+faults retried once, nothing lost or written twice."""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+SPACE = """
+[settings]
+epochs = {epochs}
+patience = 100
+batch_size = 1024
+[grid]
+lr = [0.005, 0.01, 0.02, 0.05]
+hidden_dim = [32]
+num_filts = [16]
+"""
+COLS = "dataset, config_hash, train_seed, stage, val_top1, test_top1, best_epoch, epochs_run, bands"
+
+
+def slurm_up() -> bool:
+    if shutil.which("sbatch") is None:
+        return False
+    r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return r.returncode == 0 and any(s in r.stdout for s in ("idle", "mix", "alloc"))
+
+
+needs_slurm = pytest.mark.skipif(not slurm_up(), reason="no running SLURM here (sbatch absent or no idle node); "
+                                                        ".ci/start-slurm starts one")
+
+
+def sweep(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args],
+                          capture_output=True, text=True, env=env, **kw)
+
+
+def rows(db, cols=COLS):
+    c = sqlite3.connect(db)
+    out = sorted(c.execute(f"SELECT {cols} FROM runs").fetchall(), key=repr)
+    c.close()
+    return out
+
+
+@pytest.fixture
+def space_file(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(SPACE.format(epochs=4))
+    return p
+
+
+@pytest.fixture
+def inline_rows(tmp_path, space_file):
+    db = tmp_path / "inline.sqlite"
+    r = sweep("--datasets", "U1,U2", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0-1", "--db", str(db),
+              "--max-members", "2")
+    assert r.returncode == 0, r.stderr
+    return rows(db)
+
+
+def test_local_workers_equal_inline(tmp_path, space_file, inline_rows):
+    db = tmp_path / "local.sqlite"
+    r = sweep("--datasets", "U1,U2", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0-1", "--db", str(db),
+              "--max-members", "2", "--executor", "local", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert "executor local: 2 worker process(es)" in r.stdout
+    assert rows(db) == inline_rows
+
+
+def test_submitit_local_fallback_equals_inline(tmp_path, space_file, inline_rows):
+    db = tmp_path / "sub.sqlite"
+    env = dict(os.environ, SPHERE_SYNTH_NO_SLURM="1")
+    r = sweep("--datasets", "U1,U2", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0-1", "--db", str(db),
+              "--max-members", "2", "--executor", "submitit", "--workers", "2", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "submitit's local subprocesses" in r.stdout
+    assert rows(db) == inline_rows
+
+
+@needs_slurm
+def test_submitit_on_slurm_equals_inline(tmp_path, space_file, inline_rows):
+    db = tmp_path / "slurm.sqlite"
+    r = sweep("--datasets", "U1,U2", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0-1", "--db", str(db),
+              "--max-members", "2", "--executor", "submitit", "--workers", "2", "--log-dir", str(tmp_path / "logs"))
+    assert r.returncode == 0, r.stderr
+    assert "SLURM (sbatch)" in r.stdout and not r.stderr.strip(), r.stderr
+    assert rows(db) == inline_rows
+    assert any((tmp_path / "logs").rglob("*_log.err"))
+
+
+@needs_slurm
+def test_a_job_cancelled_with_scancel_is_retried_and_nothing_is_duplicated(tmp_path):
+    slow = tmp_path / "slow.toml"
+    slow.write_text(SPACE.format(epochs=60))
+    db, ref = tmp_path / "r.sqlite", tmp_path / "ref.sqlite"
+    args = ["--datasets", "U1", "--encoders", "xyz", "--space", str(slow), "--seeds", "0", "--max-members", "2"]
+    assert sweep(*args, "--db", str(ref)).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args,
+                             "--db", str(db), "--executor", "submitit", "--workers", "2", "--log-dir",
+                             str(tmp_path / "logs")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cancelled = None
+    deadline = time.time() + 120
+    while time.time() < deadline and cancelled is None:
+        q = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True).stdout.split()
+        if q:
+            cancelled = q[0]
+            subprocess.run(["scancel", cancelled], check=True)
+        time.sleep(0.2)
+    out, err = proc.communicate(timeout=300)
+    assert cancelled is not None
+    assert proc.returncode == 0, err
+    assert rows(db) == rows(ref)  # the cancelled population was retried once; no row twice
+    assert len(rows(db, "id")) == 4
+
+
+def test_a_killed_worker_is_retried_then_a_killed_driver_resumes(tmp_path):
+    import psutil
+
+    slow = tmp_path / "slow.toml"
+    slow.write_text(SPACE.format(epochs=40))
+    db, ref = tmp_path / "r.sqlite", tmp_path / "ref.sqlite"
+    args = ["--datasets", "U1,U2", "--encoders", "xyz", "--space", str(slow), "--seeds", "0", "--max-members", "1"]
+    assert sweep(*args, "--db", str(ref)).returncode == 0
+    local = [*args, "--db", str(db), "--executor", "local", "--workers", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *local],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    driver = psutil.Process(proc.pid)
+    killed_worker = False
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        workers = [c for c in driver.children() if "spawn_main" in " ".join(c.cmdline())]
+        if not killed_worker and workers and _count(db) >= 1:
+            workers[0].kill()  # a worker dies mid-population: its job is retried
+            killed_worker = True
+        elif killed_worker and _count(db) >= 4:
+            proc.kill()  # then the driver dies: what is stored stays
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert killed_worker
+    before = dict(sqlite3.connect(db).execute("SELECT id, created FROM runs").fetchall())
+    assert 1 <= len(before) < 8
+    r = sweep(*local, "--resume")
+    assert r.returncode == 0, r.stderr
+    after = dict(sqlite3.connect(db).execute("SELECT id, created FROM runs").fetchall())
+    assert all(after[i] == t for i, t in before.items())  # nothing stored was redone
+    assert rows(db) == rows(ref)
+
+
+def _count(db):
+    try:
+        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.DatabaseError:
+        return 0
+
+
+def test_the_adaptive_search_on_local_workers_equals_inline(tmp_path):
+    sp = tmp_path / "s.toml"
+    sp.write_text(SPACE.format(epochs=9))
+    common = ["--datasets", "U1,U2", "--encoders", "xyz", "--space", str(sp), "--seeds", "0-1", "--pruner", "asha",
+              "--max-members", "2"]
+    a, b = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    assert sweep(*common, "--db", str(a)).returncode == 0
+    r = sweep(*common, "--db", str(b), "--executor", "local", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    cols = COLS + ", trial, pruned_at"
+    assert rows(a, cols) == rows(b, cols)
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--executor", "dask"], "--executor"),
+    (["--executor", "local", "--workers", "0"], "--workers"),
+    (["--partition", "gpu"], "--executor submitit"),
+    (["--workers", "3"], "--workers"),
+    (["--executor", "submitit", "--log-dir", "/proc/no/such/place"], "log folder"),
+])
+def test_bad_executor_options_are_one_line_errors_before_any_work(tmp_path, space_file, args, word):
+    db = tmp_path / "r.sqlite"
+    r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", str(space_file), "--db", str(db), *args)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and word in lines[0], r.stderr
+    assert not db.exists() or _count(db) == 0
