@@ -33,3 +33,8 @@ def test_bench_search_ends_with_the_fidelity_line(tmp_path):
               "--lrs", "1", "--db", str(tmp_path / "b.sqlite"))
     assert re.fullmatch(r"fidelity [+-]\d+\.\d\d points, compute \d+\.\dx", out[-1])
     assert any("exhaustive" in line and "adaptive" in line for line in out)
+
+
+def test_bench_executors_ends_with_the_overhead_line():
+    out = run("bench_executors.py", "--encoders", "xyz", "--seeds", "0")
+    assert re.fullmatch(r"overhead -?\d+\.\d% of a quick population, 2 workers \d+\.\d\dx", out[-1])

@@ -53,8 +53,11 @@ def space_file(tmp_path):
     return p
 
 
-@pytest.fixture
-def inline_rows(tmp_path, space_file):
+@pytest.fixture(scope="module")
+def inline_rows(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("inline")
+    space_file = tmp_path / "s.toml"
+    space_file.write_text(SPACE.format(epochs=4))
     db = tmp_path / "inline.sqlite"
     r = sweep("--datasets", "U1,U2", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0-1", "--db", str(db),
               "--max-members", "2")
@@ -94,11 +97,7 @@ def test_submitit_on_slurm_equals_inline(tmp_path, space_file, inline_rows):
 
 @needs_slurm
 def test_a_job_cancelled_with_scancel_is_retried_and_nothing_is_duplicated(tmp_path):
-    slow = tmp_path / "slow.toml"
-    slow.write_text(SPACE.format(epochs=60))
-    db, ref = tmp_path / "r.sqlite", tmp_path / "ref.sqlite"
-    args = ["--datasets", "U1", "--encoders", "xyz", "--space", str(slow), "--seeds", "0", "--max-members", "2"]
-    assert sweep(*args, "--db", str(ref)).returncode == 0
+    db, ref, args = _slow_reference(tmp_path, 60, "0", 2)
     proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args,
                              "--db", str(db), "--executor", "submitit", "--workers", "2", "--log-dir",
                              str(tmp_path / "logs")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -120,11 +119,7 @@ def test_a_job_cancelled_with_scancel_is_retried_and_nothing_is_duplicated(tmp_p
 def test_a_killed_worker_is_retried_then_a_killed_driver_resumes(tmp_path):
     import psutil
 
-    slow = tmp_path / "slow.toml"
-    slow.write_text(SPACE.format(epochs=40))
-    db, ref = tmp_path / "r.sqlite", tmp_path / "ref.sqlite"
-    args = ["--datasets", "U1,U2", "--encoders", "xyz", "--space", str(slow), "--seeds", "0", "--max-members", "1"]
-    assert sweep(*args, "--db", str(ref)).returncode == 0
+    db, ref, args = _slow_reference(tmp_path, 30, "0-1", 1)
     local = [*args, "--db", str(db), "--executor", "local", "--workers", "2"]
     proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *local],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -132,7 +127,7 @@ def test_a_killed_worker_is_retried_then_a_killed_driver_resumes(tmp_path):
     killed_worker = False
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        workers = [c for c in driver.children() if "spawn_main" in " ".join(c.cmdline())]
+        workers = [c for c in driver.children() if "spawn_main" in _cmdline(c)]
         if not killed_worker and workers and _count(db) >= 1:
             workers[0].kill()  # a worker dies mid-population: its job is retried
             killed_worker = True
@@ -149,6 +144,26 @@ def test_a_killed_worker_is_retried_then_a_killed_driver_resumes(tmp_path):
     after = dict(sqlite3.connect(db).execute("SELECT id, created FROM runs").fetchall())
     assert all(after[i] == t for i, t in before.items())  # nothing stored was redone
     assert rows(db) == rows(ref)
+
+
+def _slow_reference(tmp_path, epochs, seeds, members):
+    """A sweep slow enough to be stopped mid-run, and its uninterrupted run (inline) to compare with."""
+    slow = tmp_path / "slow.toml"
+    slow.write_text(SPACE.format(epochs=epochs))
+    db, ref = tmp_path / "r.sqlite", tmp_path / "ref.sqlite"
+    args = ["--datasets", "U1", "--encoders", "xyz", "--space", str(slow), "--seeds", seeds, "--max-members",
+            str(members)]
+    assert sweep(*args, "--db", str(ref)).returncode == 0
+    return db, ref, args
+
+
+def _cmdline(p) -> str:
+    import psutil
+
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:  # a process that ended while we looked
+        return ""
 
 
 def _count(db):
@@ -172,13 +187,20 @@ def test_the_adaptive_search_on_local_workers_equals_inline(tmp_path):
 
 
 @pytest.mark.parametrize("args,word", [
+    (["--sampler", "bayes"], "--sampler"),
+    (["--pruner", "median"], "--pruner"),
+    (["--trials", "5"], "trials"),  # the grid sampler tries every configuration
+    (["--sampler", "tpe"], "trials"),
+    (["--finalists", "0"], "finalists"),
+    (["--search-seeds", "x"], "search seeds"),
+    (["--pruner", "asha", "--mode", "halving"], "--mode"),
     (["--executor", "dask"], "--executor"),
     (["--executor", "local", "--workers", "0"], "--workers"),
     (["--partition", "gpu"], "--executor submitit"),
     (["--workers", "3"], "--workers"),
     (["--executor", "submitit", "--log-dir", "/proc/no/such/place"], "log folder"),
 ])
-def test_bad_executor_options_are_one_line_errors_before_any_work(tmp_path, space_file, args, word):
+def test_bad_search_and_executor_options_are_one_line_errors_before_any_work(tmp_path, space_file, args, word):
     db = tmp_path / "r.sqlite"
     r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", str(space_file), "--db", str(db), *args)
     lines = r.stderr.strip().splitlines()
