@@ -7,6 +7,7 @@ batches. Prints configurations x epochs per second for both, peak memory, and la
 ``speedup <N.N>x``.
 
     python benchmarks/bench_train.py [--members 64] [--epochs 3] [--device cpu|cuda] [--hidden 128]
+    python benchmarks/bench_train.py --device cuda --members 1,16,64,256,1024   # the GPU figures, one line per M
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def peak_mb(device):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--members", type=int, default=64)
+    ap.add_argument("--members", default="64", help="M, or a comma list of M values (one comparison each)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--hidden", type=int, default=128)
@@ -79,6 +80,15 @@ def main():
     ap.add_argument("--population", type=int, default=None,
                     help="members per population (default: the sweep's packing: 16 on CPU, all M on GPU)")
     a = ap.parse_args()
+    for m in [int(x) for x in str(a.members).split(",")]:
+        compare(_with(a, members=m))
+
+
+def _with(ns, **kw):
+    return argparse.Namespace(**{**vars(ns), **kw})
+
+
+def compare(a):
     dev = torch.device(a.device)
     ds = datasets.generate("U1", 0)
     cfgs = configs(a.members, a.hidden, a.filts)

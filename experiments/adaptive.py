@@ -194,8 +194,8 @@ class CellSearch:
         elif policy.sampler == "random":
             self.n_trials = min(policy.trials, len(self.configs))
             queue = random.Random(0).sample(self.configs, self.n_trials)
-        else:
-            self.n_trials = policy.trials
+        else:  # more trials than the grid has configurations would only retrain duplicates
+            self.n_trials = min(policy.trials, len(self.configs))
             queue = []
         for c in queue:  # grid and random: fixed, ordered lists of configurations
             self.study.enqueue_trial(self._params_of(c))
@@ -397,8 +397,7 @@ def run(space: Space, policy: SearchPolicy, data: dict, encoder_names, seeds, de
         return _run_parallel(space, policy, experiment, cells, data, seeds, device, store, max_pop, resume, runner,
                              data_folder)
     total = sum(len(space.configs(c.encoder)) if policy.sampler == "grid" else
-                min(policy.trials, len(space.configs(c.encoder))) if policy.sampler == "random" else policy.trials
-                for c in cells) * len(policy.search_seeds) * epochs
+                min(policy.trials, len(space.configs(c.encoder))) for c in cells) * len(policy.search_seeds) * epochs
     bar = tqdm(total=total, unit="member-epoch", disable=not show_progress, smoothing=0.1, dynamic_ncols=True,
                mininterval=0.5, bar_format="search {l_bar}{bar}| {n_fmt}/{total_fmt} member-epochs (at most; "
                                            "pruning cuts it) [{elapsed}<{remaining}]")
@@ -516,7 +515,7 @@ def describe(space: Space, policy: SearchPolicy, encoder_names, n_cells_per_enco
     lines = []
     for enc in encoder_names:
         n = len(space.configs(enc))
-        trials = n if policy.sampler == "grid" else min(policy.trials, n) if policy.sampler == "random" else policy.trials
+        trials = n if policy.sampler == "grid" else min(policy.trials, n)
         upper = trials * len(policy.search_seeds) * epochs
         expected = upper * expected_fraction(policy, epochs, space.settings.eval_every)
         final = min(policy.finalists, trials) * len(seeds) * epochs

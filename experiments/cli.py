@@ -190,8 +190,7 @@ def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device,
             per = search.seconds_per_member_epoch(space, enc, space.configs(enc), first, device, cache)
             mean = sum(per[(enc, search.shape_key(c))] for c in space.configs(enc)) / len(space.configs(enc))
             n = len(space.configs(enc))
-            trials = n if policy.sampler == "grid" else min(policy.trials, n) if policy.sampler == "random" \
-                else policy.trials
+            trials = n if policy.sampler == "grid" else min(policy.trials, n)
             frac = adaptive.expected_fraction(policy, space.settings.epochs, space.settings.eval_every)
             epochs = space.settings.epochs
             member_epochs = trials * len(policy.search_seeds) * epochs * frac + \
