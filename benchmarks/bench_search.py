@@ -23,7 +23,6 @@ epochs / adaptive member-epochs, finalists included).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path

@@ -21,6 +21,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from . import encoders, results
 from .members import OPTIMIZER_KEYS, OPTIMIZER_PARAMS
 from .train import SETTINGS_PARAMS, TrainSettings, train_population
 
-SPACES_DIR = __import__("pathlib").Path(__file__).parent / "spaces"
+SPACES_DIR = Path(__file__).parent / "spaces"
 CPU_MAX_MEMBERS = 16  # measured (benchmarks/bench_train.py): beyond this the activations leave the CPU cache
 
 
@@ -101,8 +102,6 @@ def experiment_name(space: Space) -> str:
 
 
 def load_space(name_or_path: str) -> Space:
-    from pathlib import Path
-
     path = Path(name_or_path)
     if not path.suffix and (SPACES_DIR / f"{name_or_path}.toml").exists():
         path = SPACES_DIR / f"{name_or_path}.toml"
