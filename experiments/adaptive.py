@@ -408,7 +408,8 @@ def run(space: Space, policy: SearchPolicy, data: dict, encoder_names, seeds, de
             cs = CellSearch(space, policy, experiment, cell, data[(cell.name, cell.data_seed)], device, store, max_pop,
                             bar, resume)
             ranked = cs.run()
-            finalists = [_config_of(t.params, cs.by_index) for t in ranked[:policy.finalists]]
+            ranked = _distinct(ranked, cs.by_index)[:policy.finalists]
+            finalists = [_config_of(t.params, cs.by_index) for t in ranked]
             summary["cells"].append(_cell_summary(cell, cs, ranked, finalists))
             plan = _finalists(space, experiment, cell, finalists, cs, seeds, device, store, max_pop)
             if plan is not None:
@@ -417,6 +418,18 @@ def run(space: Space, policy: SearchPolicy, data: dict, encoder_names, seeds, de
         bar.close()
     summary["seconds"] = time.perf_counter() - t0
     return summary
+
+
+def _distinct(ranked, by_index) -> list:
+    """The best trial of each configuration, best first: TPE may try a configuration twice, and the
+    finalists must be K different configurations."""
+    seen, out = set(), []
+    for t in ranked:
+        key = results.canonical(_config_of(t.params, by_index))
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
 
 
 def _cell_summary(cell: Cell, cs: CellSearch, ranked, finalists) -> dict:
@@ -462,7 +475,8 @@ def _run_parallel(space, policy, experiment, cells, data, seeds, device, store, 
         cs = CellSearch(space, policy, experiment, cell, data[(cell.name, cell.data_seed)], device,
                         MemoryStore(rows_of[cell.study_name]), max_pop)
         ranked = cs.run(live_limit=0)  # a replay: every population is stored
-        finalists = [_config_of(t.params, cs.by_index) for t in ranked[:policy.finalists]]
+        ranked = _distinct(ranked, cs.by_index)[:policy.finalists]
+        finalists = [_config_of(t.params, cs.by_index) for t in ranked]
         summary["cells"].append(_cell_summary(cell, cs, ranked, finalists))
         plan = _finalists(space, experiment, cell, finalists, cs, seeds, device, store, max_pop,
                           search_rows=rows_of[cell.study_name])

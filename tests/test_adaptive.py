@@ -162,3 +162,13 @@ def test_a_search_table_in_the_space_turns_the_search_on(tmp_path, space_file):
     p.write_text(SPACE + '\n[search]\nsampler = "annealing"\n')
     r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", str(p), "--db", str(tmp_path / "r.sqlite"))
     assert r.returncode == 2 and "sampler" in r.stderr
+
+
+def test_finalists_are_distinct_configurations_even_when_a_trial_repeats_one():
+    from types import SimpleNamespace
+
+    from experiments.adaptive import _distinct
+
+    trials = [SimpleNamespace(params={"lr": lr}, value=v, number=n)
+              for n, (lr, v) in enumerate([(0.01, 80.0), (0.01, 80.0), (0.02, 79.0), (0.05, 70.0)])]
+    assert [t.number for t in _distinct(trials, None)] == [0, 2, 3]
