@@ -79,8 +79,12 @@ class SearchPolicy:
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "search_seeds": list(self.search_seeds)}
 
+    def n_trials(self, n_configs: int) -> int:
+        """Trials per cell: the whole grid, or ``trials`` of it (more would only retrain duplicates)."""
+        return n_configs if self.sampler == "grid" else min(self.trials, n_configs)
 
-def policy_from(values: dict, cls=None, owner: str = "search") -> SearchPolicy:
+
+def policy_from(values: dict, owner: str = "search") -> SearchPolicy:
     """A SearchPolicy from a [search] table and/or CLI flags (``search_seeds`` as a list or '0-2')."""
     from synth.cliutil import parse_int_list
 
@@ -164,6 +168,12 @@ class Cell:
     def study_name(self) -> str:
         return f"{self.name}/{self.recipe_hash[:8]}/{self.data_seed}/{self.encoder}"
 
+    def rows(self, rows, settings_hash: str) -> list:
+        """The rows, among ``rows``, that belong to this cell's search under these settings."""
+        me = (self.name, self.recipe_hash, self.data_seed, self.encoder, settings_hash)
+        return [r for r in rows if (r["dataset"], r["recipe_hash"], r["data_seed"], r["encoder"],
+                                    r["settings_hash"]) == me]
+
 
 class CellSearch:
     """The search of one cell: its study, its stored rows, and the train-or-replay loop."""
@@ -188,15 +198,9 @@ class CellSearch:
         self.study = optuna.create_study(direction="maximize", study_name=f"{experiment}/{cell.study_name}",
                                          sampler=sampler,
                                          pruner=_pruner(policy, self.settings.epochs, self.settings.eval_every))
-        if policy.sampler == "grid":
-            self.n_trials = len(self.configs)
-            queue = self.configs
-        elif policy.sampler == "random":
-            self.n_trials = min(policy.trials, len(self.configs))
-            queue = random.Random(0).sample(self.configs, self.n_trials)
-        else:  # more trials than the grid has configurations would only retrain duplicates
-            self.n_trials = min(policy.trials, len(self.configs))
-            queue = []
+        self.n_trials = policy.n_trials(len(self.configs))
+        queue = (self.configs if policy.sampler == "grid" else
+                 random.Random(0).sample(self.configs, self.n_trials) if policy.sampler == "random" else [])
         for c in queue:  # grid and random: fixed, ordered lists of configurations
             self.study.enqueue_trial(self._params_of(c))
         self.stored = self._stored_rows() if resume else {}  # without --resume, stored trials are retrained
@@ -208,12 +212,8 @@ class CellSearch:
 
     def _stored_rows(self) -> dict:
         """{(trial number, seed): row} of this cell's search rows already in the store."""
-        out = {}
-        for r in self.store.rows(self.experiment, "search"):
-            if (r["dataset"], r["recipe_hash"], r["data_seed"], r["encoder"], r["settings_hash"]) == \
-                    (self.cell.name, self.cell.recipe_hash, self.cell.data_seed, self.cell.encoder, self.settings_hash):
-                out[(r["trial"], r["train_seed"])] = r
-        return out
+        return {(r["trial"], r["train_seed"]): r
+                for r in self.cell.rows(self.store.rows(self.experiment, "search"), self.settings_hash)}
 
     def _ask(self):
         if self.policy.sampler == "tpe":
@@ -236,14 +236,13 @@ class CellSearch:
         return sorted(done, key=lambda t: (-t.value, t.number))
 
     def _run(self) -> None:
+        per_pop = max(1, self.capacity // len(self.seeds))  # trials per population (all of a trial's seeds)
         while self.asked < self.n_trials:
-            n = min(self.n_trials - self.asked, max(1, self.capacity // len(self.seeds)))
-            batch = [self._ask() for _ in range(n)]
+            batch = [self._ask() for _ in range(min(self.n_trials - self.asked, per_pop))]
             groups: dict = {}
             for t in batch:
                 groups.setdefault(shape_key(_config_of(t.params, self.by_index)), []).append(t)
             for trials in groups.values():
-                per_pop = max(1, self.capacity // len(self.seeds))
                 for i in range(0, len(trials), per_pop):
                     self._population(trials[i:i + per_pop])
 
@@ -268,10 +267,7 @@ class CellSearch:
         pop = Population(self.cell.name, self.cell.data_seed, self.cell.encoder,
                          [(_config_of(t.params, self.by_index), s) for t, s in members], "search",
                          self.cell.recipe_hash)
-        by_trial = {}
-        for i, (t, _) in enumerate(members):
-            by_trial.setdefault(t.number, []).append(i)
-        numbers = {t.number: t for t in trials}
+        by_trial, numbers = _by_trial(trials, members)
 
         def on_epoch(epoch, present, val):
             value = dict(zip(present, val))
@@ -308,10 +304,7 @@ class CellSearch:
         return pruned
 
     def _replay(self, trials, members, curves) -> None:
-        by_trial = {}
-        for i, (t, _) in enumerate(members):
-            by_trial.setdefault(t.number, []).append(i)
-        numbers = {t.number: t for t in trials}
+        by_trial, numbers = _by_trial(trials, members)
         every = self.settings.eval_every
         gone: set = set()
         for k in range(max(len(c) for c in curves)):
@@ -323,11 +316,8 @@ class CellSearch:
 
     def _tell(self, trials, rows) -> None:
         optuna = _optuna()
-        by_trial: dict = {}
         for t in trials:
-            by_trial[t.number] = [r for r in rows if r is not None and r.get("trial") == t.number]
-        for t in trials:
-            rs = by_trial[t.number]
+            rs = [r for r in rows if r.get("trial") == t.number]
             self.member_epochs += sum(r["epochs_run"] for r in rs)
             if any(r["pruned_at"] is not None for r in rs):
                 self.study.tell(t, state=optuna.trial.TrialState.PRUNED)
@@ -335,6 +325,14 @@ class CellSearch:
                 self.study.tell(t, state=optuna.trial.TrialState.FAIL)
             else:
                 self.study.tell(t, float(np.mean([r["val_top1"] for r in rs])))
+
+
+def _by_trial(trials, members):
+    """{trial number: positions of its members in the population}, {trial number: trial}."""
+    by_trial: dict = {}
+    for i, (t, _) in enumerate(members):
+        by_trial.setdefault(t.number, []).append(i)
+    return by_trial, {t.number: t for t in trials}
 
 
 class _Stop(Exception):
@@ -396,8 +394,7 @@ def run(space: Space, policy: SearchPolicy, data: dict, encoder_names, seeds, de
     if runner is not None and runner.opts.kind != "inline":
         return _run_parallel(space, policy, experiment, cells, data, seeds, device, store, max_pop, resume, runner,
                              data_folder)
-    total = sum(len(space.configs(c.encoder)) if policy.sampler == "grid" else
-                min(policy.trials, len(space.configs(c.encoder))) for c in cells) * len(policy.search_seeds) * epochs
+    total = sum(policy.n_trials(len(space.configs(c.encoder))) for c in cells) * len(policy.search_seeds) * epochs
     bar = tqdm(total=total, unit="member-epoch", disable=not show_progress, smoothing=0.1, dynamic_ncols=True,
                mininterval=0.5, bar_format="search {l_bar}{bar}| {n_fmt}/{total_fmt} member-epochs (at most; "
                                            "pruning cuts it) [{elapsed}<{remaining}]")
@@ -407,11 +404,7 @@ def run(space: Space, policy: SearchPolicy, data: dict, encoder_names, seeds, de
         for cell in cells:
             cs = CellSearch(space, policy, experiment, cell, data[(cell.name, cell.data_seed)], device, store, max_pop,
                             bar, resume)
-            ranked = cs.run()
-            ranked = _distinct(ranked, cs.by_index)[:policy.finalists]
-            finalists = [_config_of(t.params, cs.by_index) for t in ranked]
-            summary["cells"].append(_cell_summary(cell, cs, ranked, finalists))
-            plan = _finalists(space, experiment, cell, finalists, cs, seeds, device, store, max_pop)
+            plan = _close_cell(cs, cs.run(), seeds, store, max_pop, summary)
             if plan is not None:
                 sweep(plan, store, data, device, show_progress=show_progress, experiment=experiment)
     finally:
@@ -432,12 +425,18 @@ def _distinct(ranked, by_index) -> list:
     return out
 
 
-def _cell_summary(cell: Cell, cs: CellSearch, ranked, finalists) -> dict:
+def _close_cell(cs: CellSearch, ranked, seeds, store, max_pop, summary: dict, search_rows=None):
+    """After a cell's search: its K distinct finalists, its line in ``summary``, and the plan of the
+    finalists' runs still to train (see _finalists)."""
+    ranked = _distinct(ranked, cs.by_index)[:cs.policy.finalists]
+    finalists = [_config_of(t.params, cs.by_index) for t in ranked]
     states = [t.state.name for t in cs.study.trials]
-    return {"dataset": cell.name, "data_seed": cell.data_seed, "encoder": cell.encoder, "trials": len(states),
-            "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
-            "search_member_epochs": cs.member_epochs,
-            "finalists": [(c, t.value, t.number) for c, t in zip(finalists, ranked)]}
+    cell = cs.cell
+    summary["cells"].append({"dataset": cell.name, "data_seed": cell.data_seed, "encoder": cell.encoder,
+                             "trials": len(states), "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
+                             "search_member_epochs": cs.member_epochs,
+                             "finalists": [(c, t.value, t.number) for c, t in zip(finalists, ranked)]})
+    return _finalists(cs.space, cs.experiment, cell, finalists, cs, seeds, cs.device, store, max_pop, search_rows)
 
 
 def _run_parallel(space, policy, experiment, cells, data, seeds, device, store, max_pop, resume, runner,
@@ -450,13 +449,11 @@ def _run_parallel(space, policy, experiment, cells, data, seeds, device, store, 
 
     t0 = time.perf_counter()
     summary = {"experiment": experiment, "cells": []}
-    rows_of = {}
-    for cell in cells:
-        mine = [r for r in store.rows(experiment, "search") if (r["dataset"], r["recipe_hash"], r["data_seed"],
-                r["encoder"]) == (cell.name, cell.recipe_hash, cell.data_seed, cell.encoder)] if resume else []
-        rows_of[cell.study_name] = mine
+    stored = store.rows(experiment, "search") if resume else []  # read once, shared out by cell
+    settings_hash = results.digest(space.settings.to_dict())
+    rows_of = {cell.study_name: cell.rows(stored, settings_hash) for cell in cells}
 
-    def job(cell):
+    def next_step(cell):
         return {"kind": "cell", "label": f"{cell.study_name} search step", "space": _space_dict(space),
                 "policy": policy.to_dict(), "experiment": experiment, "cell": dataclasses.asdict(cell),
                 "rows": rows_of[cell.study_name], "max_pop": max_pop,
@@ -470,16 +467,12 @@ def _run_parallel(space, policy, experiment, cells, data, seeds, device, store, 
             store.write_population(res["rows"])
             rows_of[cell.study_name] += res["rows"]
         if not res["done"]:
-            runner.submit(job_of(cell), lambda j, r, cell=cell: step_done(j, r, cell))
+            runner.submit(next_step(cell), lambda j, r, cell=cell: step_done(j, r, cell))
             return
         cs = CellSearch(space, policy, experiment, cell, data[(cell.name, cell.data_seed)], device,
                         MemoryStore(rows_of[cell.study_name]), max_pop)
-        ranked = cs.run(live_limit=0)  # a replay: every population is stored
-        ranked = _distinct(ranked, cs.by_index)[:policy.finalists]
-        finalists = [_config_of(t.params, cs.by_index) for t in ranked]
-        summary["cells"].append(_cell_summary(cell, cs, ranked, finalists))
-        plan = _finalists(space, experiment, cell, finalists, cs, seeds, device, store, max_pop,
-                          search_rows=rows_of[cell.study_name])
+        # a replay: every population is stored
+        plan = _close_cell(cs, cs.run(live_limit=0), seeds, store, max_pop, summary, rows_of[cell.study_name])
         if plan is not None:
             from .search import to_job
 
@@ -487,9 +480,8 @@ def _run_parallel(space, policy, experiment, cells, data, seeds, device, store, 
                                                                                  data_folder))
                                 for p in plan.populations], finalists_done)
 
-    job_of = job
     for cell in cells:
-        runner.submit(job(cell), lambda j, r, cell=cell: step_done(j, r, cell))
+        runner.submit(next_step(cell), lambda j, r, cell=cell: step_done(j, r, cell))
     runner.wait()
     summary["seconds"] = time.perf_counter() - t0
     return summary
@@ -504,40 +496,62 @@ def _finalists(space, experiment, cell, finalists, cs: CellSearch, seeds, device
         return None
     stored = store.stored_keys(experiment)
     hashes = {results.digest(c) for c in finalists}
-    copies = []
+    copies = {}
     rows = cs._stored_rows().values() if search_rows is None else search_rows
     for r in rows:
         seed = r["train_seed"]
         key = (experiment, cell.name, cell.recipe_hash, cell.data_seed, cell.encoder, r["config_hash"], seed,
                cs.settings_hash, "final", -1)
-        if r["config_hash"] in hashes and seed in seeds and r["pruned_at"] is None and key not in stored \
-                and not any(c["config_hash"] == r["config_hash"] and c["train_seed"] == seed for c in copies):
-            copies.append(dict(r, stage="final", trial=-1))
+        if r["config_hash"] in hashes and seed in seeds and r["pruned_at"] is None and key not in stored:
+            copies.setdefault(key, dict(r, stage="final", trial=-1))
     if copies:
         store.write_population([{k: v for k, v in r.items() if k not in ("id", "code_version", "created")}
-                                for r in copies])
+                                for r in copies.values()])
+        stored |= set(copies)
     plan = make_plan(space, [cell.name], [cell.data_seed], [cell.encoder], seeds, device,
-                     configs={cell.encoder: finalists}, skip=store.stored_keys(experiment), max_pop=max_pop,
+                     configs={cell.encoder: finalists}, skip=stored, max_pop=max_pop,
                      recipe_hashes={cell.name: cell.recipe_hash}, experiment=experiment)
     return plan if plan.populations else None
 
 
-def describe(space: Space, policy: SearchPolicy, encoder_names, n_cells_per_encoder: int, seeds) -> list[str]:
-    """The plan in member-epochs: the search's upper bound, its expected cost under the pruner, and
-    the finalists' retraining."""
+def member_epochs(space: Space, policy: SearchPolicy, encoder: str, seeds) -> dict:
+    """One cell's plan in member-epochs: trials, the search's upper bound, its expected cost under the
+    pruner, and the finalists' retraining (at most)."""
     epochs = space.settings.epochs
+    trials = policy.n_trials(len(space.configs(encoder)))
+    upper = trials * len(policy.search_seeds) * epochs
+    return {"trials": trials, "upper": upper,
+            "expected": upper * expected_fraction(policy, epochs, space.settings.eval_every),
+            "final": min(policy.finalists, trials) * len(seeds) * epochs}
+
+
+def describe(space: Space, policy: SearchPolicy, encoder_names, n_cells_per_encoder: int, seeds) -> list[str]:
+    """The plan in member-epochs, one line per encoder."""
     lines = []
     for enc in encoder_names:
-        n = len(space.configs(enc))
-        trials = n if policy.sampler == "grid" else min(policy.trials, n)
-        upper = trials * len(policy.search_seeds) * epochs
-        expected = upper * expected_fraction(policy, epochs, space.settings.eval_every)
-        final = min(policy.finalists, trials) * len(seeds) * epochs
-        lines.append(f"  {enc}: {trials} trial(s) x {len(policy.search_seeds)} search seed(s); search "
-                     f"<= {upper * n_cells_per_encoder} member-epochs (expected ~{expected * n_cells_per_encoder:.0f} "
-                     f"with pruner {policy.pruner}), finalists {min(policy.finalists, trials)} x {len(seeds)} seed(s) "
-                     f"<= {final * n_cells_per_encoder} member-epochs")
+        m = {k: v * n_cells_per_encoder if k != "trials" else v for k, v in member_epochs(space, policy, enc, seeds).items()}
+        lines.append(f"  {enc}: {m['trials']} trial(s) x {len(policy.search_seeds)} search seed(s); search "
+                     f"<= {m['upper']} member-epochs (expected ~{m['expected']:.0f} with pruner {policy.pruner}), "
+                     f"finalists {min(policy.finalists, m['trials'])} x {len(seeds)} seed(s) <= {m['final']} "
+                     "member-epochs")
     return lines
+
+
+def estimate_seconds(space: Space, policy: SearchPolicy, encoder_names, n_cells_per_encoder: int, seeds, data,
+                     device) -> float:
+    """Expected time: expected member-epochs x the mean measured seconds per member-epoch of the
+    encoder's shapes (one epoch of each, on ``data`` and this device)."""
+    from .search import seconds_per_member_epoch
+
+    cache: dict = {}
+    total = 0.0
+    for enc in encoder_names:
+        configs = space.configs(enc)
+        per = seconds_per_member_epoch(space, enc, configs, data, device, cache)
+        mean = sum(per[(enc, shape_key(c))] for c in configs) / len(configs)
+        m = member_epochs(space, policy, enc, seeds)
+        total += n_cells_per_encoder * (m["expected"] + m["final"]) * mean
+    return total
 
 
 def expected_fraction(policy: SearchPolicy, epochs: int, eval_every: int) -> float:

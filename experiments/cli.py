@@ -129,7 +129,7 @@ def _cmd_sweep(a) -> None:
         if a.mode != "grid" or a.n_random:
             raise SynthError("--mode/--n-random are the old search; with the adaptive search use --sampler, "
                              "--pruner and --trials")
-        policy = adaptive.policy_from({**space.search, **flags}, owner="search")
+        policy = adaptive.policy_from({**space.search, **flags})
     store = runner = None
     if a.resume or not a.dry_run:
         store = results.ResultsStore(a.db, lock_timeout=a.lock_timeout)
@@ -171,9 +171,7 @@ def _cmd_sweep(a) -> None:
 
 
 def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device, store, runner) -> None:
-    import dataclasses
-
-    from . import adaptive, search
+    from . import adaptive
 
     experiment = adaptive.experiment_name(space, policy)
     cells = len(ds) * len(data_seeds)
@@ -183,19 +181,7 @@ def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device,
     lines = adaptive.describe(space, policy, encs, cells, seeds)
     print("\n".join(lines))
     if a.dry_run:
-        cache: dict = {}
-        first = data[(ds[0], data_seeds[0])]
-        total = 0.0
-        for enc in encs:
-            per = search.seconds_per_member_epoch(space, enc, space.configs(enc), first, device, cache)
-            mean = sum(per[(enc, search.shape_key(c))] for c in space.configs(enc)) / len(space.configs(enc))
-            n = len(space.configs(enc))
-            trials = n if policy.sampler == "grid" else min(policy.trials, n)
-            frac = adaptive.expected_fraction(policy, space.settings.epochs, space.settings.eval_every)
-            epochs = space.settings.epochs
-            member_epochs = trials * len(policy.search_seeds) * epochs * frac + \
-                min(policy.finalists, trials) * len(seeds) * epochs
-            total += cells * member_epochs * mean
+        total = adaptive.estimate_seconds(space, policy, encs, cells, seeds, data[(ds[0], data_seeds[0])], device)
         print(f"  estimated time: {total / 60:.1f} min (measured: one epoch of each shape on {device}; pruning as "
               "expected for successive halving; early stopping can shorten it)")
         return

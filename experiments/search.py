@@ -46,14 +46,9 @@ def space_params(encoder: str, network: str | None = None) -> dict:
     return params
 
 
-def _networks(encoder: str) -> tuple:
-    s = encoders.spec(encoder)
-    return (s.network,) + s.networks
-
-
 def _any_network_params(encoder: str) -> dict:
     out = {}
-    for net in _networks(encoder):
+    for net in encoders.network_param(encoder).valid:
         out.update(space_params(encoder, net))
     return out
 
@@ -146,10 +141,10 @@ def load_space(name_or_path: str) -> Space:
         if not isinstance(table, dict):
             raise SynthError(f"{path}: [encoders.{enc}] must be a table")
         per_encoder[name] = lists(table, f"[encoders.{enc}]", [name])
-    from .adaptive import SearchPolicy, policy_from
+    from .adaptive import policy_from
 
     search = dict(tables["search"])
-    policy_from(search, SearchPolicy, f"{path} [search]")  # checked now, used when the sweep asks for it
+    policy_from(search, f"{path} [search]")  # checked now, used when the sweep asks for it
     from .executors import SLURM_KEYS
 
     bad = set(tables["executor"]) - set(SLURM_KEYS)
@@ -333,13 +328,15 @@ def run_population(pop: Population, data, settings: TrainSettings, device, exper
     res = train_population(data, pop.encoder, cfgs, settings, device=device, progress=progress, on_epoch=on_epoch)
     seconds = (time.perf_counter() - t) / len(cfgs)
     settings_json = results.canonical(settings.to_dict())
+    settings_hash = results.digest(settings.to_dict())
     recipe = data.recipe.to_dict()
+    recipe_json, recipe_hash = results.canonical(recipe), results.digest(recipe)
     rows = []
     for (c, s), r in zip(pop.members, res):
-        rows.append(dict(experiment=experiment, dataset=pop.dataset, recipe=results.canonical(recipe),
-                         recipe_hash=results.digest(recipe), data_seed=pop.data_seed, encoder=pop.encoder,
+        rows.append(dict(experiment=experiment, dataset=pop.dataset, recipe=recipe_json,
+                         recipe_hash=recipe_hash, data_seed=pop.data_seed, encoder=pop.encoder,
                          config_hash=results.digest(c), config=results.canonical(c), train_seed=s,
-                         settings_hash=results.digest(settings.to_dict()), settings=settings_json, stage=pop.stage,
+                         settings_hash=settings_hash, settings=settings_json, stage=pop.stage,
                          val_top1=r.val["top1"], val_top3=r.val["top3"], val_mrr=r.val["mrr"],
                          test_top1=r.test["top1"], test_top3=r.test["top3"], test_mrr=r.test["mrr"],
                          best_epoch=r.best_epoch, epochs_run=r.epochs_run, bands=results.canonical(r.bands),

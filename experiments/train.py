@@ -249,11 +249,9 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
         torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
-def _train_population(data, encoder, configs, settings, device, progress, return_model, on_epoch):
-    settings = settings or TrainSettings()
+def _train_population(data, encoder, configs, settings, dev, progress, return_model, on_epoch):
     if not configs:
         raise SynthError("a population needs at least one configuration")
-    dev = resolve_device(device) if isinstance(device, str) else device
     encoder = encoders.canonical_name(encoder)
     hp, opt = _split_configs([dict(c) for c in configs])
     M = len(configs)
@@ -273,6 +271,7 @@ def _train_population(data, encoder, configs, settings, device, progress, return
     rng = MemberRNG(seeds, dev)
     model = encoders.build(encoder, C, rng=rng, seed=list(seeds), **hp).to(dev)
     model.position_encoder.check_inputs = False  # validated once above
+    stacked = _stacked(model)  # the state entries stacked per member: fixed while members leave
 
     t = {s: (torch.as_tensor(ll, dtype=torch.float64, device=dev), torch.as_tensor(y, dtype=torch.int64, device=dev))
          for s, (ll, y) in arrays.items()}
@@ -329,7 +328,6 @@ def _train_population(data, encoder, configs, settings, device, progress, return
             if better.any():
                 best_top1 = torch.where(better, top1, best_top1)
                 best_epoch = torch.where(better, torch.full_like(best_epoch, epoch + 1), best_epoch)
-                stacked = _stacked(model)
                 for k, v in model.state_dict().items():
                     if k in stacked:
                         best_state[k][better] = v.detach()[better]
@@ -368,11 +366,14 @@ def _train_population(data, encoder, configs, settings, device, progress, return
     for m in range(M):
         r = out[m]
         pruned = r == "pruned"
-        if pruned:
+        if pruned:  # no test score; its best validation so far
             r = {"val": {"top1": max(val_curves[m]), "top3": None, "mrr": None},
                  "test": {"top1": None, "top3": None, "mrr": None}, "bands": {}, "diverged": False}
-        best = final_best[m] if m in final_best else r.get("best_epoch", 0) if not pruned else (
-            settings.eval_every * (1 + val_curves[m].index(max(val_curves[m]))))
+            best = settings.eval_every * (1 + val_curves[m].index(max(val_curves[m])))
+        elif m in final_best:  # trained to the end (or with the last members)
+            best = final_best[m]
+        else:  # stopped by patience, scored when it left
+            best = r["best_epoch"]
         results.append(MemberResult(config=dict(configs[m]), val=r["val"], test=r["test"], best_epoch=int(best),
                                     epochs_run=epochs_run[m], loss_curve=curves[m], bands=r["bands"],
                                     diverged=r["diverged"], pruned_at=epochs_run[m] if pruned else None,
