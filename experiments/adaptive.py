@@ -538,12 +538,12 @@ def describe(space: Space, policy: SearchPolicy, encoder_names, n_cells_per_enco
 
 
 def estimate_seconds(space: Space, policy: SearchPolicy, encoder_names, n_cells_per_encoder: int, seeds, data,
-                     device) -> float:
+                     device, cache: dict | None = None) -> float:
     """Expected time: expected member-epochs x the mean measured seconds per member-epoch of the
     encoder's shapes (one epoch of each, on ``data`` and this device)."""
     from .search import seconds_per_member_epoch
 
-    cache: dict = {}
+    cache = {} if cache is None else cache
     total = 0.0
     for enc in encoder_names:
         configs = space.configs(enc)

@@ -33,7 +33,8 @@ def _parser() -> OneLineParser:
     s.add_argument("--encoders", default="table8", help="comma list, 'table8' (default) or 'all'")
     s.add_argument("--space", default="quick", help="quick (default), paper, or a TOML file")
     s.add_argument("--seeds", default="0-4", help="training seeds: 0-4 (default), 0,3, ...")
-    s.add_argument("--data-seeds", default="0", help="dataset seeds (default 0)")
+    s.add_argument("--data-seeds", default="0", help="dataset draws (default 0): the search runs on the first, "
+                   "the configuration chosen there on every draw")
     s.add_argument("--data", type=Path, help="read datasets from this folder (verified); default: generate in memory")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     s.add_argument("--db", type=Path, default=Path("results/results.sqlite"))
@@ -78,6 +79,9 @@ def _parser() -> OneLineParser:
     r.add_argument("--experiment", help="the experiment to report (default: the only one in --db)")
     r.add_argument("--no-figures", action="store_true")
     r.add_argument("--device", default="auto", help="device for the distortion and map figures")
+    c = sub.add_parser("compare", help="two table8.csv files side by side: verdicts, agreement, how far cells moved")
+    c.add_argument("a", type=Path, help="table8.csv of one run (e.g. training seeds 0-1)")
+    c.add_argument("b", type=Path, help="table8.csv of another (e.g. seeds 2-3, or another machine)")
     return p
 
 
@@ -136,33 +140,40 @@ def _cmd_sweep(a) -> None:
     print(describe(opts))
     try:
         runner = Runner(opts, device) if not a.dry_run else None
+        first = {k: v for k, v in data.items() if k[1] == min(data_seeds)}
+        cost_cache: dict = {}  # measured seconds per member-epoch of each shape, shared by the dry-run estimates
         if policy is not None:
-            _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device, store, runner)
+            experiment = _adaptive_sweep(a, space, policy, first, ds, data_seeds, encs, seeds, device, store, runner,
+                                         cost_cache)
+            _other_draws(a, space, experiment, data, ds, data_seeds, encs, seeds, device, store, runner, hashes,
+                         cost_cache)
             return
         skip = store.stored_keys(space.experiment) if (store is not None and a.resume) else None
         if a.mode == "halving":
-            plan = search.make_plan(space, ds, data_seeds, encs, seeds, device, max_pop=a.max_members, skip=skip,
-                                    recipe_hashes=hashes)
+            plan = search.make_plan(space, ds, [min(data_seeds)], encs, seeds, device, max_pop=a.max_members,
+                                    skip=skip, recipe_hashes=hashes)
             print(search.describe_plan(plan, device, None) + "\n  (successive halving: rung 0 shown; later rungs "
                   "train a third of the configurations each, for three times as many epochs)")
-            if a.dry_run:
-                return
-            n = search.successive_halving(space, data, encs, seeds, device, store, max_pop=a.max_members, runner=runner,
-                                          data_folder=a.data,
-                                          resume=a.resume, show_progress=not a.no_progress)
-            print(f"wrote {n} row(s) to {a.db} (experiment {space.experiment})")
+            if not a.dry_run:
+                n = search.successive_halving(space, first, encs, seeds, device, store, max_pop=a.max_members,
+                                              runner=runner, data_folder=a.data, resume=a.resume,
+                                              show_progress=not a.no_progress)
+                print(f"wrote {n} row(s) to {a.db} (experiment {space.experiment})")
+            _other_draws(a, space, space.experiment, data, ds, data_seeds, encs, seeds, device, store, runner, hashes,
+                         cost_cache)
             return
-        plan = search.make_plan(space, ds, data_seeds, encs, seeds, device, mode=a.mode, n_random=a.n_random,
+        plan = search.make_plan(space, ds, [min(data_seeds)], encs, seeds, device, mode=a.mode, n_random=a.n_random,
                                 max_pop=a.max_members, skip=skip, recipe_hashes=hashes)
-        est = search.estimate_seconds(plan, data, device) if plan.populations else 0.0
+        est = search.estimate_seconds(plan, data, device, cost_cache) if plan.populations else 0.0
         print(search.describe_plan(plan, device, est))
-        if a.dry_run or not plan.populations:
-            if not plan.populations:
-                print("nothing to do")
-            return
-        n = search.sweep(plan, store, data, device, show_progress=not a.no_progress, runner=runner,
-                         data_folder=a.data)
-        print(f"wrote {n} row(s) to {a.db} (experiment {space.experiment})")
+        if not plan.populations:
+            print("nothing to do" + (" on the first draw" if len(data_seeds) > 1 else ""))
+        elif not a.dry_run:
+            n = search.sweep(plan, store, data, device, show_progress=not a.no_progress, runner=runner,
+                             data_folder=a.data)
+            print(f"wrote {n} row(s) to {a.db} (experiment {space.experiment})")
+        _other_draws(a, space, space.experiment, data, ds, data_seeds, encs, seeds, device, store, runner, hashes,
+                         cost_cache)
     finally:
         if runner is not None:
             runner.close()
@@ -170,21 +181,60 @@ def _cmd_sweep(a) -> None:
             store.close()
 
 
-def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device, store, runner) -> None:
+def _other_draws(a, space, experiment, data, ds, data_seeds, encs, seeds, device, store, runner, hashes,
+                 cost_cache) -> None:
+    """After the search on the first draw: its chosen configurations on every other draw × seed."""
+    from . import search
+
+    others = sorted(set(data_seeds) - {min(data_seeds)})
+    if not others:
+        return
+    n = len(ds) * len(encs) * len(others) * len(seeds)
+    print(f"other draws: the configuration chosen on draw {min(data_seeds)} (validation Top-1, as the report "
+          f"chooses) of each (dataset, encoder), on draws {','.join(map(str, others))} x seeds {a.seeds}: "
+          f"{n} run(s), <= {n * space.settings.epochs} member-epochs")
+    if a.dry_run:
+        from .search import seconds_per_member_epoch, shape_key
+
+        total = 0.0
+        for enc in encs:
+            configs = space.configs(enc)
+            per = seconds_per_member_epoch(space, enc, configs, data[(ds[0], min(data_seeds))], device, cost_cache)
+            mean = sum(per[(enc, shape_key(c))] for c in configs) / len(configs)
+            total += len(ds) * len(others) * len(seeds) * space.settings.epochs * mean
+        print(f"  estimated time: about {total / 60:.1f} min more (the mean measured epoch of each encoder's shapes "
+              f"on {device}; the chosen shape is not known before the search; early stopping can shorten it)")
+        return
+    plan, missing = search.other_draws_plan(space, store, experiment, ds, data_seeds, encs, seeds, device, hashes,
+                                            a.max_members)
+    for d, e in missing:
+        print(f"warning: {e} on {d}: no configuration chosen on draw {min(data_seeds)} (every one diverged or none "
+              "was trained), so it is not trained on the other draws")
+    if plan.populations:
+        n = search.sweep(plan, store, data, device, show_progress=not a.no_progress, experiment=experiment,
+                         runner=runner, data_folder=a.data)
+        print(f"wrote {n} row(s) to {a.db} (experiment {experiment})")
+    else:
+        print("  nothing to do: every run is stored")
+
+
+def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device, store, runner, cost_cache) -> str:
+    """The adaptive search on ``data`` (the first draw); returns the experiment's name."""
     from . import adaptive
 
     experiment = adaptive.experiment_name(space, policy)
-    cells = len(ds) * len(data_seeds)
+    cells = len(ds)
     print(f"experiment {experiment} (space {space.name}): adaptive search, sampler {policy.sampler}, pruner "
           f"{policy.pruner}, search seeds {','.join(map(str, policy.search_seeds))}, {policy.finalists} finalist(s) "
-          f"on seeds {a.seeds}; {cells} dataset draw(s) x {len(encs)} encoder(s) on {device}")
+          f"on seeds {a.seeds}; {cells} dataset(s) (draw {min(data_seeds)}) x {len(encs)} encoder(s) on {device}")
     lines = adaptive.describe(space, policy, encs, cells, seeds)
     print("\n".join(lines))
     if a.dry_run:
-        total = adaptive.estimate_seconds(space, policy, encs, cells, seeds, data[(ds[0], data_seeds[0])], device)
+        total = adaptive.estimate_seconds(space, policy, encs, cells, seeds, data[(ds[0], min(data_seeds))], device,
+                                         cost_cache)
         print(f"  estimated time: {total / 60:.1f} min (measured: one epoch of each shape on {device}; pruning as "
               "expected for successive halving; early stopping can shorten it)")
-        return
+        return experiment
     summary = adaptive.run(space, policy, data, encs, seeds, device, store, max_pop=a.max_members,
                            resume=a.resume, show_progress=not a.no_progress, runner=runner, data_folder=a.data)
     for c in summary["cells"]:
@@ -192,6 +242,7 @@ def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device,
               f"{c['search_member_epochs']} member-epochs; finalists: "
               + "; ".join(f"#{n} val {v:.1f}" for _, v, n in c["finalists"]))
     print(f"done in {summary['seconds']:.0f} s (experiment {experiment})")
+    return experiment
 
 
 def _cmd_encoders(show_params: bool) -> None:
@@ -214,6 +265,10 @@ def _handle(argv) -> int:
         _cmd_encoders(a.params)
     elif a.cmd == "sweep":
         _cmd_sweep(a)
+    elif a.cmd == "compare":
+        from .report import compare_tables
+
+        print(compare_tables(a.a, a.b), end="")
     elif a.cmd == "report":
         from .report import main_report
 

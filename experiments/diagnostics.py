@@ -21,7 +21,7 @@ import torch
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
-from synth import datasets as synth_datasets
+from synth import bayes, datasets as synth_datasets
 from synth.fileio import atomic_write_bytes
 from synth.metrics import true_class_ranks
 from synth.plot import save_figure, use_offline_natural_earth
@@ -145,6 +145,38 @@ def _train_chosen(cells, dataset, names, device):
     return ds, models
 
 
+MAP_PIXELS = 600  # per side of an orthographic panel: finer than the 150-dpi panel, so no blocks show
+
+
+def orthographic_pixels(proj, n: int):
+    """Points sampled at the pixel centres of an n × n image of the whole orthographic disc: the
+    image's extent, the (lon, lat) of every pixel (row-major, origin lower), and which lie on the
+    globe. Sampling in the projection's own plane gives every pixel its own value, unlike a
+    (lon, lat) grid, whose cells grow into visible blocks near the centre of the disc."""
+    import cartopy.crs as ccrs
+
+    (x0, x1), (y0, y1) = proj.x_limits, proj.y_limits
+    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
+    ys = y0 + (np.arange(n) + 0.5) * (y1 - y0) / n
+    X, Y = np.meshgrid(xs, ys)
+    pts = ccrs.PlateCarree().transform_points(proj, X.ravel(), Y.ravel())[:, :2]
+    inside = np.isfinite(pts).all(1) & (X.ravel() ** 2 + Y.ravel() ** 2 < min(x1, y1) ** 2)
+    return (x0, x1, y0, y1), np.where(inside[:, None], pts, 0.0), inside
+
+
+def class_probabilities(logits: np.ndarray, loss: str) -> np.ndarray:
+    """A model's estimate of P(class | x), (N, C), rows summing to one. A softmax-trained model's
+    softmax; a presence–absence model outputs one sigmoid per class (presence, not a distribution
+    over classes), so its sigmoids are normalised over the classes. The ranking, hence Top-1, is
+    unchanged either way."""
+    logits = np.asarray(logits, np.float64)
+    if loss == "softmax":
+        e = np.exp(logits - logits.max(1, keepdims=True))
+    else:
+        e = 1.0 / (1.0 + np.exp(-logits))
+    return e / e.sum(1, keepdims=True)
+
+
 def _logits(model, lonlat, device):
     return predict_logits(model, torch.tensor(lonlat, device=device))[0].cpu().numpy()
 
@@ -181,32 +213,31 @@ def model_maps(cells, dataset, device="cpu") -> list[Figure]:
         figs.append(("delta_map", fig))
     centers = ds["centers_lonlat"]
     polar, equatorial = int(np.argmax(np.abs(centers[:, 1]))), int(np.argmin(np.abs(centers[:, 1])))
-    lon_g, lat_g = np.meshgrid(np.linspace(-179.5, 179.5, 360), np.linspace(-89.5, 89.5, 180))
-    grid_pts = np.stack([lon_g.ravel(), lat_g.ravel()], -1)
-    from synth.vmf import log_density
-
-    cols = ["true vMF"] + list(models)
+    cols = ["Bayes"] + list(models)
     fig = Figure(figsize=(3.2 * len(cols), 6.6), layout="constrained")
     for r, c in enumerate((polar, equatorial)):
         lon0, lat0 = centers[c]
         proj = ccrs.Orthographic(central_longitude=lon0, central_latitude=lat0)
+        extent, lonlat, inside = orthographic_pixels(proj, MAP_PIXELS)
         for k, name in enumerate(cols):
             ax = fig.add_subplot(2, len(cols), r * len(cols) + k + 1, projection=proj)
             ax.set_global()
-            if name == "true vMF":
-                mu = lonlat_to_xyz(centers[c])
-                val = np.exp(log_density(lonlat_to_xyz(grid_pts), mu, ds["kappa"][c]))
-                val = val / val.max()
+            val = np.full(len(lonlat), np.nan)
+            if name == "Bayes":
+                val[inside] = bayes.posterior(lonlat[inside], centers, ds["kappa"])[:, c]
             else:
-                val = 1 / (1 + np.exp(-_logits(models[name], grid_pts, device)[:, c]))
-            mesh = ax.pcolormesh(lon_g, lat_g, val.reshape(lon_g.shape), cmap="viridis", vmin=0, vmax=1,
-                                 transform=ccrs.PlateCarree(), rasterized=True)
+                settings = cells[(dataset, name)].settings or {}
+                val[inside] = class_probabilities(_logits(models[name], lonlat[inside], device),
+                                                  settings.get("loss", "presence-absence"))[:, c]
+            mesh = ax.imshow(val.reshape(MAP_PIXELS, MAP_PIXELS), extent=extent, origin="lower", transform=proj,
+                             cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
             ax.coastlines("110m", linewidth=0.3, color="w")
             ax.gridlines(linewidth=0.2, color="w")
-            ax.set_title(f"{name}\nclass {c} at ({lon0:.0f}°, {lat0:.0f}°), κ = {ds['kappa'][c]:.0f}", fontsize=8)
-    fig.colorbar(mesh, ax=fig.axes, shrink=0.6, pad=0.02,
-                 label="models: P(class | x) (sigmoid of the logit); true vMF: density / its maximum")
-    fig.suptitle(f"{dataset}: predicted P(class | x) of a polar and an equatorial class (orthographic, centred on the class)")
+            title = "Bayes posterior (true mixture)" if name == "Bayes" else name
+            ax.set_title(f"{title}\nclass {c} at ({lon0:.0f}°, {lat0:.0f}°), κ = {ds['kappa'][c]:.0f}", fontsize=8)
+    fig.colorbar(mesh, ax=fig.axes, shrink=0.6, pad=0.02, label="P(class | x)")
+    fig.suptitle(f"{dataset} (draw 0): P(class | x) of a polar and an equatorial class\nthe Bayes posterior of the "
+                 "true vMF mixture beside the models' estimates (orthographic, centred on the class)", fontsize=10)
     figs.append(("predicted_maps", fig))
     return figs
 

@@ -1,11 +1,14 @@
 """Reports from a results database: the paper's Table 8 with error bars and the Bayes ceiling,
 a summary answering the paper's claims, and per-latitude-band diagnostics.
 
-Selection is honest by default: for each (dataset, encoder) the configuration with the best mean
-*validation* Top-1 over training seeds is chosen, and its *test* Top-1 is reported as mean ± std
-over seeds. The paper's optimistic reading (the best mean test Top-1 over the grid) is written
-separately and labelled as such. Significance of sphereM+ against the best baseline is a paired
-bootstrap over training seeds: the 95% percentile interval of the mean paired difference.
+Each recipe is evaluated over several dataset draws (data seeds) × training seeds (SPEC.md §7).
+Selection is honest: for each (dataset, encoder) the configuration with the best mean *validation*
+Top-1 on the *selection draw* (the smallest data seed) is chosen, and its *test* Top-1 is reported
+on every draw: the mean of the draws' means over seeds, ± the standard deviation between draws
+(between seeds when there is one draw). The paper's optimistic reading (the best mean test Top-1
+over the grid, on the selection draw) is written separately and labelled as such. sphereM+ against
+the best baseline is a paired difference over (draw, seed) with a two-level bootstrap interval
+(draws resampled, then seeds within each draw); its verdict is win, tie or loss at 95 %.
 
 A report reads one experiment (one set of training settings) of a results database, opened
 read-only. A configuration with a diverged member (non-finite logits) is never chosen; a Top-1
@@ -52,24 +55,45 @@ class Cell:
     bands: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)  # the TrainSettings the sweep used
     recipe: dict = field(default_factory=dict)  # the dataset recipe the rows were trained on
-    n_diverged: int = 0  # configurations left out because a member diverged
+    n_diverged: int = 0  # configurations left out because a member diverged (on the selection draw)
+    n_diverged_rows: int = 0  # rows of the chosen configuration that diverged (on another draw)
     above_bayes: bool = False  # mean test Top-1 above the Bayes ceiling by more than its sampling error
+
+    def by_draw(self) -> dict:
+        """{data seed: mean test Top-1 over its training seeds}."""
+        out: dict = {}
+        for (draw, _), v in zip(self.keys, self.test):
+            out.setdefault(draw, []).append(v)
+        return {d: float(np.mean(v)) for d, v in sorted(out.items())}
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self.test))
+        """Mean over draws of each draw's mean over seeds (each draw weighs the same)."""
+        return float(np.mean(list(self.by_draw().values())))
 
     @property
     def std(self) -> float:
+        """Standard deviation between draws; with one draw, between training seeds."""
+        draws = self.by_draw()
+        if len(draws) > 1:
+            return float(np.std(list(draws.values()), ddof=1))
         return float(np.std(self.test, ddof=1)) if len(self.test) > 1 else 0.0
 
 
+def selection_draw(rows: list[dict]) -> int:
+    """The draw (data seed) configurations are chosen on: the smallest one. The sweep trains the
+    whole search there and only the chosen configuration on the other draws."""
+    return min(r["data_seed"] for r in rows)
+
+
 def choose(rows: list[dict]) -> dict:
-    """{(dataset, encoder): Cell} with the configuration chosen on validation.
+    """{(dataset, encoder): Cell} with the configuration chosen on validation of the selection draw;
+    the Cell holds that configuration's rows on every draw.
 
     ``rows`` must come from one experiment and stage: rows of several training settings for one
-    (dataset, encoder) are refused rather than pooled. Configurations with a diverged member are
-    left out (counted in ``Cell.n_diverged``); if every one diverged, the cell is missing."""
+    (dataset, encoder) are refused rather than pooled. Configurations with a diverged member on the
+    selection draw are left out (counted in ``Cell.n_diverged``); if every one diverged, the cell is
+    missing."""
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["config_hash"], []).append(r)
@@ -84,39 +108,104 @@ def choose(rows: list[dict]) -> dict:
             if len(seen) != len(set(seen)):
                 raise SynthError(f"{key[1]} on {key[0]}: configuration {h} has duplicate rows for one seed")
 
+        draw = selection_draw([r for rs in by_config.values() for r in rs])
+        on_draw = {h: [r for r in rs if r["data_seed"] == draw] for h, rs in by_config.items()}
+        on_draw = {h: rs for h, rs in on_draw.items() if rs}
+
         def val(rs):
             return float(np.mean([r["val_top1"] for r in rs]))
 
-        healthy = {h: rs for h, rs in by_config.items() if not any(r.get("diverged") for r in rs)}
+        healthy = {h: rs for h, rs in on_draw.items() if not any(r.get("diverged") for r in rs)}
         if not healthy:
             continue
         best_hash = max(sorted(healthy), key=lambda h: val(healthy[h]))
-        rs = sorted(healthy[best_hash], key=lambda r: (r["data_seed"], r["train_seed"]))
+        rs = sorted(by_config[best_hash], key=lambda r: (r["data_seed"], r["train_seed"]))
         out[key] = Cell(config=json.loads(rs[0]["config"]), test=[r["test_top1"] for r in rs],
-                        keys=[(r["data_seed"], r["train_seed"]) for r in rs], val_mean=val(rs),
+                        keys=[(r["data_seed"], r["train_seed"]) for r in rs], val_mean=val(healthy[best_hash]),
                         optimistic=max(float(np.mean([r["test_top1"] for r in g])) for g in healthy.values()),
                         n_configs=len(by_config), mrr=[r["test_mrr"] for r in rs],
                         bands=[json.loads(r["bands"]) for r in rs], settings=json.loads(rs[0]["settings"]),
                         recipe=json.loads(rs[0]["recipe"]) if rs[0].get("recipe") else {},
-                        n_diverged=len(by_config) - len(healthy))
+                        n_diverged=len(on_draw) - len(healthy),
+                        n_diverged_rows=sum(bool(r.get("diverged")) for r in rs))
     return out
 
 
-def error_reduction(top1_new: float, top1_best: float) -> float:
-    """ER in the paper's sign convention: (E_new − E_best) / E_best × 100, negative = fewer errors."""
-    e_new, e_best = 100.0 - top1_new, 100.0 - top1_best
-    return float("nan") if e_best == 0 else (e_new - e_best) / e_best * 100.0
+def error_reduction(top1_new, top1_best):
+    """ER in the paper's sign convention: (E_new − E_best) / E_best × 100, negative = fewer errors.
+    Floats or arrays (bootstrap replicates); NaN where E_best is 0."""
+    e_new, e_best = 100.0 - np.asarray(top1_new, float), 100.0 - np.asarray(top1_best, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        er = np.where(e_best == 0, np.nan, (e_new - e_best) / np.where(e_best == 0, 1, e_best) * 100.0)
+    return float(er) if er.ndim == 0 else er
 
 
-def paired_bootstrap(a: dict, b: dict, n: int = 10000, seed: int = 0) -> tuple[float, float] | None:
-    """95% percentile interval of mean(a − b) over the (data seed, training seed) pairs both have."""
+def two_level_bootstrap(a: dict, b: dict, n: int = 10000, seed: int = 0):
+    """Bootstrap replicates (mean_a, mean_b), two arrays of ``n``, of the paired means over the
+    (draw, seed) pairs both ``a`` and ``b`` have ({(data seed, training seed): Top-1}).
+
+    Two levels, because draws and training seeds are two sources of noise: each replicate draws
+    the dataset draws with replacement, then within each drawn draw its training seeds with
+    replacement, and averages seeds within a draw, then draws (each draw weighs the same, as in
+    ``Cell.mean``). With one draw this is the ordinary paired bootstrap over seeds. With few draws
+    (5) the percentile interval is somewhat narrow (it ignores the n/(n−1) variance factor).
+    None when there are fewer than two pairs."""
     common = sorted(set(a) & set(b))
     if len(common) < 2:
         return None
-    d = np.array([a[k] - b[k] for k in common])
-    idx = np.random.default_rng(seed).integers(0, len(d), size=(n, len(d)))
-    means = d[idx].mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    draws = sorted({k[0] for k in common})
+    per = [[k for k in common if k[0] == d] for d in draws]
+    width = max(len(p) for p in per)
+    A = np.full((len(draws), width), np.nan)
+    B = np.full((len(draws), width), np.nan)
+    for i, keys in enumerate(per):
+        A[i, :len(keys)] = [a[k] for k in keys]
+        B[i, :len(keys)] = [b[k] for k in keys]
+    n_seeds = np.array([len(p) for p in per])
+    rng = np.random.default_rng(seed)
+    if len(draws) > 1:
+        d_idx = rng.integers(0, len(draws), size=(n, len(draws)))
+    else:
+        d_idx = np.zeros((n, 1), dtype=int)
+    s_idx = np.floor(rng.random((n, d_idx.shape[1], width)) * n_seeds[d_idx][..., None]).astype(int)
+    used = np.arange(width)[None, None, :] < n_seeds[d_idx][..., None]  # draw i resamples n_i of its seeds
+
+    def means(M):
+        vals = np.where(used, M[d_idx[..., None], s_idx], 0.0)
+        return (vals.sum(-1) / used.sum(-1)).mean(-1)
+
+    return means(A), means(B)
+
+
+def interval(x) -> tuple[float, float]:
+    """The 95 % percentile interval of bootstrap replicates (NaN replicates ignored)."""
+    return float(np.nanpercentile(x, 2.5)), float(np.nanpercentile(x, 97.5))
+
+
+def verdict(ci) -> str:
+    """win / loss when the 95 % interval of sphereM+ − best baseline excludes 0 (above / below), else tie."""
+    if ci is None:
+        return "—"
+    return "win" if ci[0] > 0 else ("loss" if ci[1] < 0 else "tie")
+
+
+def er_trend(n_mu, er, er_boot):
+    """Spearman rho of N_mu with the error reduction (−ER), and its 95 % interval over the bootstrap
+    replicates of each dataset's ER (datasets resampled independently: their draws are independent).
+    The interval is None when a dataset has no replicates."""
+    from scipy.stats import rankdata, spearmanr
+
+    rho = float(spearmanr(n_mu, -np.asarray(er, float)).statistic)
+    if any(b is None for b in er_boot):
+        return rho, None
+    reps = -np.stack(er_boot, 1)  # (replicates, datasets)
+    ranks = rankdata(reps, axis=1)
+    x = rankdata(n_mu) - (len(n_mu) + 1) / 2
+    y = ranks - (len(n_mu) + 1) / 2
+    with np.errstate(invalid="ignore"):
+        rhos = (y @ x) / np.sqrt((y ** 2).sum(1) * (x ** 2).sum())
+    rhos[np.isnan(reps).any(1)] = np.nan
+    return rho, interval(rhos)
 
 
 def paper_numbers() -> dict:
@@ -169,7 +258,9 @@ def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, pape
     baselines = [e for e in encoder_names if e != TARGET]
     rows, warnings = [], []
     for d in dataset_names:
-        row = {"dataset": d, "cells": {}, "bayes": float(np.mean([c["top1"] for c in ceilings[d]]))}
+        draws_bayes = [c["top1"] for c in ceilings[d]]
+        row = {"dataset": d, "cells": {}, "bayes": float(np.mean(draws_bayes)), "bayes_draws": draws_bayes,
+               "bayes_sd": float(np.std(draws_bayes, ddof=1)) if len(draws_bayes) > 1 else 0.0}
         margin = bayes_margin(ceilings[d])
         for e in encoder_names:
             c = cells.get((d, e))
@@ -180,6 +271,12 @@ def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, pape
                 if c.n_diverged:
                     warnings.append(f"{e} on {d}: {c.n_diverged} of {c.n_configs} configuration(s) diverged "
                                     "(non-finite logits) and were not considered")
+                if c.n_diverged_rows:
+                    warnings.append(f"{e} on {d}: the chosen configuration diverged in {c.n_diverged_rows} run(s) "
+                                    "on other draws; those runs count with the Top-1 they reached")
+                if len(c.by_draw()) < len(draws_bayes):
+                    warnings.append(f"{e} on {d}: results on {len(c.by_draw())} of {len(draws_bayes)} draws; "
+                                    "run the sweep with --resume to complete it")
                 c.above_bayes = c.mean > row["bayes"] + margin
                 if c.above_bayes:
                     warnings.append(f"{e} on {d}: test Top-1 {c.mean:.1f} is above the Bayes ceiling {row['bayes']:.1f} "
@@ -190,15 +287,22 @@ def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, pape
         best = max(present, key=lambda e: row["cells"][e].mean) if present else None
         row["best_baseline"] = best
         t = row["cells"].get(TARGET)
+        row.update(delta=float("nan"), er=float("nan"), ci=None, er_ci=None, er_boot=None, verdict="—",
+                   opt_delta=float("nan"), opt_er=float("nan"))
+        if t is not None:
+            row["gap"] = row["bayes"] - t.mean
         if best is not None and t is not None:
             bb = row["cells"][best]
             row["delta"] = t.mean - bb.mean
             row["er"] = error_reduction(t.mean, bb.mean)
-            row["ci"] = paired_bootstrap(dict(zip(t.keys, t.test)), dict(zip(bb.keys, bb.test)))
+            boot = two_level_bootstrap(dict(zip(t.keys, t.test)), dict(zip(bb.keys, bb.test)))
+            if boot is not None:
+                row["ci"] = interval(boot[0] - boot[1])
+                row["er_boot"] = error_reduction(*boot)
+                row["er_ci"] = interval(row["er_boot"])
+            row["verdict"] = verdict(row["ci"])
             ob = max(row["cells"][e].optimistic for e in present)
             row["opt_delta"], row["opt_er"] = t.optimistic - ob, error_reduction(t.optimistic, ob)
-        else:
-            row.update(delta=float("nan"), er=float("nan"), ci=None, opt_delta=float("nan"), opt_er=float("nan"))
         p = paper.get(d)
         row["paper"] = None if p is None else {"sphereM+": float(p["sphereM_plus"]), "delta": float(p["delta_top1"]),
                                                "er": float(p["er_percent"]),
@@ -208,16 +312,14 @@ def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, pape
     return Table8(rows, list(encoder_names), warnings)
 
 
-def _sig(ci) -> str:
-    if ci is None:
-        return ""
-    return "*" if ci[0] > 0 else ("†" if ci[1] < 0 else "")
-
-
 def _fmt(c: Cell | None, optimistic=False) -> str:
     if c is None:
         return "—"
     return f"{c.optimistic:.1f}" if optimistic else f"{c.mean:.1f} ± {c.std:.1f}" + (" !" if c.above_bayes else "")
+
+
+def _fmt_ci(x: float, ci) -> str:
+    return "—" if np.isnan(x) else f"{x:+.1f}" + ("" if ci is None else f" [{ci[0]:+.1f}, {ci[1]:+.1f}]")
 
 
 def table_records(t: Table8, optimistic=False) -> list[dict]:
@@ -226,16 +328,41 @@ def table_records(t: Table8, optimistic=False) -> list[dict]:
         rec = {"dataset": r["dataset"]}
         for e in t.encoders:
             rec[LABELS.get(e, e)] = _fmt(r["cells"][e], optimistic)
-        d, er = (r["opt_delta"], r["opt_er"]) if optimistic else (r["delta"], r["er"])
         rec["best baseline"] = LABELS.get(r["best_baseline"], r["best_baseline"] or "—")
-        rec["ΔTop1"] = "—" if np.isnan(d) else f"{d:+.1f}" + ("" if optimistic else _sig(r["ci"]))
-        rec["ER %"] = "—" if np.isnan(er) else f"{er:+.1f}"
-        rec["Bayes"] = f"{r['bayes']:.1f}"
+        if optimistic:
+            rec["ΔTop1"] = "—" if np.isnan(r["opt_delta"]) else f"{r['opt_delta']:+.1f}"
+            rec["ER %"] = "—" if np.isnan(r["opt_er"]) else f"{r['opt_er']:+.1f}"
+            rec["Bayes"] = f"{r['bayes']:.1f}"
+        else:
+            rec["ΔTop1 [95% CI]"] = _fmt_ci(r["delta"], r["ci"])
+            rec["verdict"] = r["verdict"]
+            rec["ER %"] = "—" if np.isnan(r["er"]) else f"{r['er']:+.1f}"
+            rec["Bayes"] = f"{r['bayes']:.1f}" + (f" ± {r['bayes_sd']:.1f}" if len(r["bayes_draws"]) > 1 else "")
+            rec["gap to Bayes"] = f"{r['gap']:.1f}" if "gap" in r else "—"
         p = r["paper"]
         rec["paper sphereM+"] = "—" if p is None else f"{p['sphereM+']:.1f}"
         rec["paper ΔTop1"] = "—" if p is None else f"{p['delta']:+.1f}"
         rec["paper ER %"] = "—" if p is None else f"{p['er']:+.1f}"
         recs.append(rec)
+    return recs
+
+
+def draw_records(t: Table8) -> list[dict]:
+    """One record per (dataset, draw): that draw's Bayes ceiling, sphereM+ and the best baseline
+    (each the mean over training seeds) and their difference."""
+    recs = []
+    for r in t.rows:
+        tgt, best = r["cells"].get(TARGET), r["best_baseline"]
+        bb = r["cells"][best] if best else None
+        draws = sorted({k[0] for c in r["cells"].values() if c is not None for k in c.keys})
+        for i, draw in enumerate(draws):
+            ct = tgt.by_draw().get(draw) if tgt else None
+            cb = bb.by_draw().get(draw) if bb else None
+            recs.append({"dataset": r["dataset"], "draw": draw,
+                         "Bayes": f"{r['bayes_draws'][i]:.1f}" if i < len(r["bayes_draws"]) else "—",
+                         TARGET: "—" if ct is None else f"{ct:.1f}",
+                         "best baseline": "—" if cb is None else f"{LABELS.get(best, best)} {cb:.1f}",
+                         "Δ": "—" if ct is None or cb is None else f"{ct - cb:+.1f}"})
     return recs
 
 
@@ -252,9 +379,12 @@ def to_csv(t: Table8, optimistic=False) -> str:
     head = ["dataset"]
     for e in t.encoders:
         head += [f"{e}_mean", f"{e}_std", f"{e}_n"] if not optimistic else [f"{e}_best_test"]
-    head += ["best_baseline", "delta_top1", "er_percent", "ci_low", "ci_high", "bayes_top1", "paper_sphereM_plus",
-             "paper_delta_top1", "paper_er_percent"]
+    head += ["best_baseline", "delta_top1", "er_percent"]
+    if not optimistic:
+        head += ["ci_low", "ci_high", "verdict", "er_ci_low", "er_ci_high", "n_draws", "bayes_draws", "bayes_sd"]
+    head += ["bayes_top1", "paper_sphereM_plus", "paper_delta_top1", "paper_er_percent"]
     w.writerow(head)
+    f3 = lambda x: "" if x is None or np.isnan(x) else f"{x:.3f}"  # noqa: E731
     for r in t.rows:
         row = [r["dataset"]]
         for e in t.encoders:
@@ -264,10 +394,13 @@ def to_csv(t: Table8, optimistic=False) -> str:
             else:
                 row += ["", "", 0] if c is None else [f"{c.mean:.3f}", f"{c.std:.3f}", len(c.test)]
         d, er = (r["opt_delta"], r["opt_er"]) if optimistic else (r["delta"], r["er"])
-        ci = r["ci"] if not optimistic and r["ci"] else ("", "")
+        row += [r["best_baseline"] or "", f3(d), f3(er)]
+        if not optimistic:
+            ci, er_ci = r["ci"] or (None, None), r["er_ci"] or (None, None)
+            row += [f3(ci[0]), f3(ci[1]), r["verdict"], f3(er_ci[0]), f3(er_ci[1]), len(r["bayes_draws"]),
+                    ";".join(f"{b:.3f}" for b in r["bayes_draws"]), f3(r["bayes_sd"])]
         p = r["paper"] or {}
-        row += [r["best_baseline"] or "", f"{d:.3f}", f"{er:.3f}", *[f"{x:.3f}" if x != "" else "" for x in ci],
-                f"{r['bayes']:.3f}", p.get("sphereM+", ""), p.get("delta", ""), p.get("er", "")]
+        row += [f"{r['bayes']:.3f}", p.get("sphereM+", ""), p.get("delta", ""), p.get("er", "")]
         w.writerow(row)
     return buf.getvalue()
 
@@ -298,28 +431,49 @@ def summary(t: Table8) -> str:
                   "every seed, and Table 8 chooses among them on validation. Per cell: `search.md`.", ""]
     if not rows:
         return "\n".join(lines + ["No dataset has both sphereM+ and a baseline: nothing to compare."]) + "\n"
-    wins = [r for r in rows if r["delta"] > 0]
-    sig_w = [r for r in rows if _sig(r["ci"]) == "*"]
-    sig_l = [r for r in rows if _sig(r["ci"]) == "†"]
-    lines += ["## 1. Does sphereM+ beat every baseline on all datasets? (paper: yes, on all 20)", "",
-              f"sphereM+ has the best mean test Top-1 on {len(wins)} of {len(rows)} datasets "
-              f"(significantly, by the paired bootstrap, on {len(sig_w)}; significantly worse on {len(sig_l)}).",
-              "Datasets where a baseline is ahead: " + (", ".join(
-                  f"{r['dataset']} ({LABELS.get(r['best_baseline'], r['best_baseline'])} by {-r['delta']:.1f})"
-                  for r in rows if r["delta"] <= 0) or "none") + ".", ""]
-    lines += ["## 2. Does ER grow with N_mu at fixed kappa_max? (paper observation 3: yes)", ""]
+    n_draws = max(len(r["bayes_draws"]) for r in rows)
+    seeds = sorted({k[1] for r in rows for k in r["cells"][TARGET].keys})
+    count = {v: [r for r in rows if r["verdict"] == v] for v in ("win", "tie", "loss", "—")}
+    ahead = [r for r in rows if r["delta"] > 0]
+
+    def named(rs):
+        return ", ".join(f"{r['dataset']} ({_fmt_ci(r['delta'], r['ci'])})" for r in rs) or "none"
+
+    lines += [f"Each dataset is evaluated on {n_draws} draw(s) (data seeds) × training seeds "
+              f"{','.join(map(str, seeds))}; configurations are chosen on validation of the first draw.", "",
+              "## 1. Does sphereM+ beat every baseline on all datasets? (paper: yes, on all 20)", "",
+              f"Verdicts of sphereM+ against the best baseline, from the 95 % two-level bootstrap interval of the "
+              f"paired difference (draws resampled, then seeds): **win on {len(count['win'])}, tie on "
+              f"{len(count['tie'])}, loss on {len(count['loss'])}** of {len(rows)} datasets"
+              + (f" ({len(count['—'])} without an interval)" if count["—"] else "") + ". "
+              f"(sphereM+ has the best mean on {len(ahead)}; a better mean inside the noise is a tie.)",
+              f"Ties (ΔTop1 [95% CI]): {named(count['tie'])}.", f"Losses: {named(count['loss'])}.", ""]
+    lines += ["## 2. Does ER grow with N_mu at fixed kappa_max? (paper observation 3: yes)", "",
+              "ER of sphereM+ against the best baseline (negative = fewer errors) with its 95 % interval over "
+              "draws and seeds, and the Spearman correlation of N_mu with the reduction (−ER) with its interval "
+              "from the same bootstrap replicates.", ""]
     by = {r["dataset"]: r for r in rows}
+    trends = {}
     for j, k in enumerate((16, 32, 64, 128), 1):
-        seq = [(nm, by[f"S{i}.{j}"]["er"]) for i, nm in zip(range(1, 5), (5, 10, 25, 50)) if f"S{i}.{j}" in by]
+        seq = [(nm, by[f"S{i}.{j}"]) for i, nm in zip(range(1, 5), (5, 10, 25, 50)) if f"S{i}.{j}" in by]
         if len(seq) < 3:
             lines.append(f"- kappa_max = {k}: fewer than 3 stratified datasets in the results")
             continue
-        from scipy.stats import spearmanr
-
-        rho = spearmanr([s[0] for s in seq], [-s[1] for s in seq]).statistic
-        trend = "grows" if rho > 0.5 else ("shrinks" if rho < -0.5 else "shows no clear trend")
-        lines.append(f"- kappa_max = {k}: ER by N_mu " + ", ".join(f"{nm}: {er:+.1f}%" for nm, er in seq)
-                     + f" — the reduction {trend} (Spearman rho of N_mu vs −ER = {rho:+.2f})")
+        rho, rho_ci = er_trend([nm for nm, _ in seq], [r["er"] for _, r in seq],
+                               [r["er_boot"] for _, r in seq])
+        trend = ("grows" if rho_ci[0] > 0 else "shrinks" if rho_ci[1] < 0 else "no trend shown") if rho_ci else "?"
+        trends[k] = trend
+        lines.append(f"- kappa_max = {k}: ER by N_mu " + ", ".join(f"{nm}: {_fmt_ci(r['er'], r['er_ci'])} %"
+                                                                     for nm, r in seq)
+                     + f"; Spearman rho {rho:+.2f}" + (f" [{rho_ci[0]:+.2f}, {rho_ci[1]:+.2f}]" if rho_ci else "")
+                     + f" — **{trend}**")
+    if trends:
+        grows = [k for k, v in trends.items() if v == "grows"]
+        lines += ["", "Observation 3 " + (f"holds at kappa_max = {', '.join(map(str, grows))} "
+                                          f"and is not shown at the others." if grows and len(grows) < len(trends)
+                                          else "holds at every kappa_max." if grows
+                                          else "is not borne out at any kappa_max: no interval of rho excludes 0"
+                                               " on the growing side.")]
     lines += ["", "## 3. How far is each encoder from the Bayes-optimal ceiling?", "",
               "| encoder | mean gap to Bayes (points) | worst dataset |", "|---|---|---|"]
     for e in t.encoders:
@@ -332,9 +486,12 @@ def summary(t: Table8) -> str:
     if flagged:
         lines += ["", "**Above the Bayes ceiling** (by more than two standard errors; `!` in the table): "
                   + ", ".join(flagged) + ". No classifier can do that: these cells are suspect."]
-    lines += ["", "Selection on validation, test Top-1 mean ± std over seeds; `*`/`†`: sphereM+ significantly "
-              "better/worse than the best baseline (95% paired-bootstrap interval of the mean difference over "
-              "training seeds excludes 0); configurations with a diverged member are never chosen."]
+    lines += ["", "Selection on validation of the first draw; test Top-1 is the mean over draws of each draw's mean "
+              "over seeds, ± the standard deviation between draws. Verdict: the 95 % interval of the paired "
+              "difference (sphereM+ − best baseline) lies above 0 (win), below 0 (loss), or covers 0 (tie); "
+              "the interval is a two-level bootstrap (10 000 replicates: draws with replacement, then each "
+              "drawn draw's seeds with replacement). Per-draw numbers: `table8_draws.md`. Configurations with a "
+              "diverged member are never chosen."]
     return "\n".join(lines) + "\n"
 
 
@@ -382,18 +539,55 @@ def write_tables(t: Table8, out: Path) -> list[Path]:
     written = []
     honest = table_records(t)
     opt = table_records(t, optimistic=True)
-    cap = ("Table 8 replica: test Top-1 (mean ± std over seeds) with the configuration chosen on validation; "
-           "ΔTop1 and ER of sphereM+ against the best baseline (ER negative = fewer errors); * / † significant "
-           "by paired bootstrap; Bayes = Bayes-optimal Top-1.")
+    cap = ("Table 8 replica: test Top-1 (mean over dataset draws ± std between draws) with the configuration "
+           "chosen on validation of the first draw; ΔTop1 of sphereM+ against the best baseline with its 95% "
+           "two-level bootstrap interval (draws, then seeds) and the verdict; ER negative = fewer errors; "
+           "Bayes = Bayes-optimal Top-1 (mean ± std over draws), gap = Bayes − sphereM+.")
     for name, text in [("table8.md", to_markdown(honest)), ("table8.csv", to_csv(t)), ("table8.tex", to_latex(honest, cap)),
                        ("table8_optimistic.md", "OPTIMISTIC (the paper's reading: best test Top-1 over the grid, "
-                        "no validation selection)\n\n" + to_markdown(opt)),
+                        "no validation selection; on the first draw, the only one every configuration ran "
+                        "on)\n\n" + to_markdown(opt)),
+                       ("table8_draws.md", "Per draw: Bayes ceiling, sphereM+ and the best baseline (mean over "
+                        "training seeds)\n\n" + to_markdown(draw_records(t))),
                        ("table8_optimistic.csv", to_csv(t, optimistic=True)), ("summary.md", summary(t))] + \
             ([("search.md", search_markdown(t.search))] if t.search else []):
         p = out / name
         atomic_write_bytes(p, text.encode())
         written.append(p)
     return written
+
+
+def compare_tables(path_a, path_b) -> str:
+    """Two ``table8.csv`` files of the same datasets (e.g. disjoint training seeds, or two machines):
+    the verdicts side by side, how many agree, and how far the cells' means moved."""
+    def load(path):
+        try:
+            with open(path, newline="") as f:
+                recs = list(csv.DictReader(f))
+        except OSError as e:
+            raise SynthError(f"cannot read {path}: {e.strerror or e}") from None
+        if not recs or "verdict" not in recs[0]:
+            raise SynthError(f"{path} is not a table8.csv with verdicts (written by `experiments report`)")
+        return {r["dataset"]: r for r in recs}
+
+    a, b = load(path_a), load(path_b)
+    common = [d for d in a if d in b]
+    if not common:
+        raise SynthError(f"{path_a} and {path_b} have no dataset in common")
+    encs = [c[:-5] for c in a[common[0]] if c.endswith("_mean") and c in b[common[0]]]
+    lines = [f"| dataset | verdict A | verdict B | ΔTop1 A [95% CI] | ΔTop1 B [95% CI] |", "|---|---|---|---|---|"]
+    for d in common:
+        fmt = lambda r: (f"{float(r['delta_top1']):+.1f} [{float(r['ci_low']):+.1f}, {float(r['ci_high']):+.1f}]"  # noqa: E731
+                         if r["ci_low"] else "—")
+        lines.append(f"| {d} | {a[d]['verdict']} | {b[d]['verdict']} | {fmt(a[d])} | {fmt(b[d])} |")
+    agree = sum(a[d]["verdict"] == b[d]["verdict"] for d in common)
+    moves = [abs(float(a[d][f"{e}_mean"]) - float(b[d][f"{e}_mean"])) for d in common for e in encs
+             if a[d][f"{e}_mean"] and b[d][f"{e}_mean"]]
+    lines += ["", f"Verdicts agree on {agree} of {len(common)} datasets."]
+    if moves:
+        lines.append(f"Cell means (Top-1, {len(moves)} encoder cells): mean |A − B| {np.mean(moves):.2f} points, "
+                     f"median {np.median(moves):.2f}, max {max(moves):.2f}.")
+    return "\n".join(lines) + "\n"
 
 
 def band_table(cells: dict, dataset_names, encoder_names, ceilings: dict, kind="equal-angle") -> list[dict]:

@@ -72,10 +72,10 @@ def test_selection_on_validation_and_hand_computed_delta_and_er(db):
     assert s11["er"] == pytest.approx((50 - 39) / 39 * 100)
     assert s11["ci"][1] < 0
     md = report.to_markdown(report.table_records(t))
-    assert "+10.0*" in md and "-11.0†" in md and "72.0 ± 2.0" in md
+    assert "| +10.0 [" in md and "| win |" in md and "| -11.0 [" in md and "| loss |" in md and "72.0 ± 2.0" in md
     assert "69.2" in md  # the paper's own sphereM+ number for U1 sits beside ours
     text = report.summary(t)
-    assert "best mean test Top-1 on 1 of 2 datasets" in text and "S1.1 (xyz by 11.0)" in text
+    assert "win on 1, tie on 0, loss on 1** of 2 datasets" in text and "Losses: S1.1 (-11.0 [" in text
 
 
 def test_er_matches_the_papers_printed_values():

@@ -12,13 +12,15 @@ ROOT = Path(__file__).parent.parent
 def test_make_reproduce_smoke(tmp_path):
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     r = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "run-reproduce", f"PY={sys.executable}",
-                        "PRESET=smoke", "DATASETS=U1,S4.3", "SEEDS=0-1", "DEVICE=cpu",
+                        "PRESET=smoke", "DATASETS=U1,S4.3", "SEEDS=0-1", "DATA_SEEDS=0-1", "DEVICE=cpu",
                         f"DATA={tmp_path / 'data'}", f"RESULTS={tmp_path / 'results'}", f"FIGURES={tmp_path / 'figs'}"],
                        capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert len(list((tmp_path / "data").glob("*.npz"))) == 20
+    assert len(list((tmp_path / "data").glob("*.npz"))) == 40  # 20 datasets x 2 draws
     table = (tmp_path / "results" / "table8.md").read_text()
-    assert "| U1 |" in table and "| S4.3 |" in table and "sphereM+" in table
+    assert "| U1 |" in table and "| S4.3 |" in table and "sphereM+" in table and "| verdict |" in table
+    draws = (tmp_path / "results" / "table8_draws.md").read_text()
+    assert "| U1 | 0 |" in draws and "| U1 | 1 |" in draws
     figs = {p.name for p in (tmp_path / "figs").glob("*.png")}
     assert {"fig13_uniform_platecarree.png", "polar_bands_equal-angle.png", "distortion.png", "delta_map.png",
             "predicted_maps.png"} <= figs

@@ -1,0 +1,244 @@
+"""Table 8 over dataset draws: the two-level interval, verdicts, selection on the first draw, the
+sweep's layout over draws, observation 3's interval, and the Bayes posterior map."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments import diagnostics, report, results
+from synth import bayes, datasets
+
+from test_report import BANDS
+
+# sphereM+ − best baseline per draw: draw 0 alone is a clear win (every seed near +2), but the
+# draws disagree in sign, so over draws the difference is a tie.
+DRAW_DELTAS = [2.0, -1.5, 0.5, -1.0, 0.3]
+SEED_JITTER = [-0.1, 0.0, 0.1]
+
+
+def _pairs(deltas, jitter, base=70.0):
+    a = {(d, s): base + dd + j for d, dd in enumerate(deltas) for s, j in enumerate(jitter)}
+    b = {(d, s): base for d in range(len(deltas)) for s in range(len(jitter))}
+    return a, b
+
+
+def _ci(a, b, **kw):
+    ma, mb = report.two_level_bootstrap(a, b, **kw)
+    return report.interval(ma - mb)
+
+
+def test_a_tie_over_draws_although_one_draw_alone_says_win():
+    a, b = _pairs(DRAW_DELTAS, SEED_JITTER)
+    first = {k: v for k, v in a.items() if k[0] == 0}
+    ci_one = _ci(first, b)
+    assert report.verdict(ci_one) == "win" and 1.85 < ci_one[0] < ci_one[1] < 2.15
+    ci = _ci(a, b)
+    assert report.verdict(ci) == "tie" and ci[0] < 0 < ci[1]
+    # the interval is centred on the mean of the draws' means (+0.06), and its width reflects the
+    # spread between draws, not 15 independent pairs: a one-level bootstrap over the 15 pairs
+    # treats the 3 seeds of a draw as 3 independent observations and is narrower
+    ma, mb = report.two_level_bootstrap(a, b, seed=1)
+    assert abs(float(np.mean(ma - mb)) - np.mean(DRAW_DELTAS)) < 0.05
+    d = np.array([a[k] - b[k] for k in sorted(a)])
+    one_level = d[np.random.default_rng(0).integers(0, len(d), (10000, len(d)))].mean(1)
+    assert np.std(ma - mb) > 1.5 * np.std(one_level)
+
+
+def test_two_level_bootstrap_matches_the_analytic_standard_error():
+    # 400 draws x 3 seeds; draw effects sd 1, seed noise sd 0.5. The bootstrap sd of the mean must
+    # match the plug-in standard error of the mean of draw means (sd/sqrt(D), ddof 0) within 6 %;
+    # the Monte-Carlo error of an sd from 4 000 replicates is about 1.1 %.
+    rng = np.random.default_rng(3)
+    D, S = 400, 3
+    effect = rng.normal(0, 1, D)
+    a = {(d, s): 70 + effect[d] + rng.normal(0, 0.5) for d in range(D) for s in range(S)}
+    b = {(d, s): 70.0 for d in range(D) for s in range(S)}
+    ma, mb = report.two_level_bootstrap(a, b, n=4000, seed=5)
+    draw_means = np.array([np.mean([a[(d, s)] for s in range(S)]) for d in range(D)]) - 70
+    se = np.std(draw_means) / np.sqrt(D)
+    assert abs(np.std(ma - mb) / se - 1) < 0.06
+    assert abs(np.mean(ma - mb) - draw_means.mean()) < 3 * se / np.sqrt(4000) + 1e-3
+
+
+def test_unequal_seed_counts_and_one_draw():
+    # draw 1 has one seed: it is resampled as itself; each replicate is a mean of draw means
+    a = {(0, 0): 1.0, (0, 1): 3.0, (1, 0): 10.0}
+    b = {k: 0.0 for k in a}
+    ma, mb = report.two_level_bootstrap(a, b, n=2000)
+    # draw 0 twice (each copy resamples its 2 seeds: 1, 2 or 3), draw 1 twice, or both
+    possible = {1.0, 1.5, 2.0, 2.5, 3.0, 10.0, 5.5, 6.0, 6.5}
+    assert set(np.round(ma - mb, 6)) <= possible
+    # one draw: the ordinary paired bootstrap over seeds
+    ma, mb = report.two_level_bootstrap({(0, 0): 1.0, (0, 1): 3.0}, {(0, 0): 0.0, (0, 1): 0.0}, n=2000)
+    assert set(np.round(ma - mb, 6)) <= {1.0, 2.0, 3.0}
+    assert report.two_level_bootstrap({(0, 0): 1.0}, {(0, 0): 0.0}) is None
+    assert report.verdict(None) == "—"
+
+
+def _row(dataset, encoder, lr, draw, seed, val, test):
+    cfg = {"lr": lr, "hidden_dim": 8}
+    recipe = datasets.get_recipe(dataset).to_dict()
+    return dict(experiment="fixture-00000000", dataset=dataset, recipe=results.canonical(recipe),
+                recipe_hash=results.digest(recipe), data_seed=draw, encoder=encoder, config_hash=results.digest(cfg),
+                config=results.canonical(cfg), train_seed=seed, settings_hash="s", settings="{}", stage="final",
+                val_top1=val, val_top3=val, val_mrr=0.5, test_top1=test, test_top3=test, test_mrr=0.5, best_epoch=1,
+                epochs_run=1, bands=BANDS, seconds=0.1, population=3, device="cpu")
+
+
+def test_choice_is_made_on_the_first_draw_and_reported_over_all_draws():
+    # lr 0.1 is best on draw 0's validation (80 vs 70) and was then trained on draws 1-2, where its
+    # validation is lower (50). Pooling validation over draws would prefer lr 0.01 (70 > 60),
+    # a configuration that exists on draw 0 only.
+    rows = [_row("U1", "grid", 0.1, 0, s, 80, 60) for s in range(2)]
+    rows += [_row("U1", "grid", 0.1, d, s, 50, 70 + d) for d in (1, 2) for s in range(2)]
+    rows += [_row("U1", "grid", 0.01, 0, s, 70, 90) for s in range(2)]
+    cell = report.choose(rows)[("U1", "grid")]
+    assert cell.config["lr"] == 0.1
+    assert cell.by_draw() == {0: 60.0, 1: 71.0, 2: 72.0}
+    assert cell.mean == pytest.approx(np.mean([60, 71, 72])) and cell.std == pytest.approx(np.std([60, 71, 72], ddof=1))
+    assert cell.optimistic == pytest.approx(90.0)  # the paper's reading, on the first draw
+
+
+def _table(deltas):
+    rows = []
+    for d, dd in enumerate(deltas):
+        for s, j in enumerate(SEED_JITTER):
+            rows.append(_row("U1", "sphereM+", 0.1, d, s, 90, 70 + dd + j))
+            rows.append(_row("U1", "grid", 0.1, d, s, 80, 70))
+            rows.append(_row("S1.1", "sphereM+", 0.1, d, s, 90, 80 + j))
+            rows.append(_row("S1.1", "grid", 0.1, d, s, 80, 70))
+    cells = report.choose(rows)
+    ceilings = {"U1": [{"top1": 75.0 + d} for d in range(len(deltas))], "S1.1": [{"top1": 85.0}] * len(deltas)}
+    return report.build_table8(cells, ["U1", "S1.1"], ["grid", "sphereM+"], ceilings)
+
+
+def test_verdict_column_in_every_table_and_the_summary(tmp_path):
+    t = _table(DRAW_DELTAS)
+    u1, s11 = t.rows
+    assert (u1["verdict"], s11["verdict"]) == ("tie", "win")
+    assert u1["bayes"] == pytest.approx(77.0) and u1["bayes_draws"] == [75.0, 76.0, 77.0, 78.0, 79.0]
+    assert u1["gap"] == pytest.approx(77.0 - (70 + np.mean(DRAW_DELTAS)))
+    md = report.to_markdown(report.table_records(t))
+    assert "| verdict |" in md and "| tie |" in md and "| win |" in md and "77.0 ± 1.6" in md
+    recs = list(csv.DictReader(io.StringIO(report.to_csv(t))))
+    assert [r["verdict"] for r in recs] == ["tie", "win"]
+    assert recs[0]["bayes_draws"] == "75.000;76.000;77.000;78.000;79.000" and recs[0]["n_draws"] == "5"
+    assert float(recs[0]["ci_low"]) < 0 < float(recs[0]["ci_high"])
+    assert "win on 1, tie on 1, loss on 0** of 2" in report.summary(t)
+    draws = report.draw_records(t)
+    assert [(r["dataset"], r["draw"], r["Δ"]) for r in draws[:2]] == [("U1", 0, "+2.0"), ("U1", 1, "-1.5")]
+    report.write_tables(t, tmp_path)
+    assert "| U1 | 4 | 79.0 |" in (tmp_path / "table8_draws.md").read_text()
+
+
+def test_observation_3_interval_over_draws():
+    n_mu = [5, 10, 25, 50]
+    # ER falls (the reduction grows) with N_mu, far beyond the replicates' noise: rho = +1, interval [1, 1]
+    boot = [np.full(500, er) + np.random.default_rng(i).normal(0, 0.1, 500) for i, er in enumerate([-2, -5, -9, -14])]
+    rho, ci = report.er_trend(n_mu, [-2, -5, -9, -14], boot)
+    assert rho == pytest.approx(1.0) and ci == (1.0, 1.0)
+    # the same point estimates with replicates that overlap: the trend is not shown
+    boot = [np.full(500, er) + np.random.default_rng(i).normal(0, 10, 500) for i, er in enumerate([-2, -5, -9, -14])]
+    rho, ci = report.er_trend(n_mu, [-2, -5, -9, -14], boot)
+    assert rho == pytest.approx(1.0) and ci[0] < 0 < ci[1]
+    assert report.er_trend(n_mu, [-2, -5, -9, -14], [None] * 4) == (pytest.approx(1.0), None)
+
+
+def test_bayes_posterior_sums_to_one_and_ranks_like_the_scores():
+    ds = datasets.generate("S4.4", 0)  # kappa up to 128^2: scores span thousands of nats
+    lonlat = np.concatenate([ds.split("test")[0], [[0.0, 90.0], [180.0, -90.0], [0.0, 0.0]]])
+    p = bayes.posterior(lonlat, ds["centers_lonlat"], ds["kappa"])
+    assert p.shape == (len(lonlat), len(ds["kappa"])) and np.isfinite(p).all() and (p >= 0).all()
+    assert np.allclose(p.sum(1), 1.0, atol=1e-12)
+    scores = bayes.log_posterior_scores(lonlat, ds["centers_lonlat"], ds["kappa"])
+    assert (p.argmax(1) == scores.argmax(1)).all()
+    # a model's estimate on the map sums to one as well, for either loss, and keeps its ranking
+    logits = np.random.default_rng(0).normal(0, 5, (100, 7))
+    for loss in ("presence-absence", "softmax"):
+        q = diagnostics.class_probabilities(logits, loss)
+        assert np.allclose(q.sum(1), 1.0) and (q.argmax(1) == logits.argmax(1)).all()
+
+
+def test_map_pixels_cover_the_disc_at_pixel_resolution():
+    import cartopy.crs as ccrs
+
+    proj = ccrs.Orthographic(central_longitude=150.0, central_latitude=0.0)
+    n = 200
+    extent, lonlat, inside = diagnostics.orthographic_pixels(proj, n)
+    assert inside.mean() == pytest.approx(np.pi / 4, abs=0.01)  # a disc in its square
+    assert np.all(np.abs(lonlat[inside, 1]) <= 90) and np.all(np.abs(lonlat[inside, 0]) <= 180)
+    centre = lonlat.reshape(n, n, 2)[n // 2, n // 2]
+    assert abs(centre[0] - 150.0) < 1.0 and abs(centre[1]) < 1.0
+    # neighbouring pixels at the centre are a fraction of a degree apart: no blocks at this scale
+    step = np.abs(lonlat.reshape(n, n, 2)[n // 2, n // 2 + 1] - centre)
+    assert 0 < step[0] < 180 / n * 1.1
+
+
+SPACE = """
+description = "two learning rates, tiny"
+[settings]
+epochs = 2
+patience = 2
+batch_size = 1024
+[grid]
+lr = [0.02, 0.0001]
+num_hidden_layers = [1]
+hidden_dim = [16]
+num_filts = [16]
+dropout = [0.5]
+[encoders.grid]
+frequency_num = [8]
+min_radius = [0.5]
+"""
+
+
+def _sweep(tmp_path, *extra):
+    space = tmp_path / "two.toml"
+    space.write_text(SPACE)
+    cmd = [sys.executable, "-m", "experiments", "sweep", "--space", str(space), "--datasets", "U1", "--encoders",
+           "grid", "--seeds", "0-1", "--data-seeds", "0-2", "--db", str(tmp_path / "r.sqlite"), "--no-progress",
+           *extra]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with results.ResultsStore(tmp_path / "r.sqlite", readonly=True) as store:
+        return r.stdout, store.rows(None, "final")
+
+
+@pytest.mark.parametrize("search", [(), ("--sampler", "grid", "--finalists", "1")], ids=["exhaustive", "adaptive"])
+def test_sweep_searches_the_first_draw_and_trains_the_choice_on_the_others(tmp_path, search):
+    out, rows = _sweep(tmp_path, *search)
+    first = [r for r in rows if r["data_seed"] == 0]
+    others = [r for r in rows if r["data_seed"] != 0]
+    chosen = report.choose(first)[("U1", "grid")].config
+    assert len({r["config_hash"] for r in first}) == (2 if not search else 1)
+    assert sorted((r["data_seed"], r["train_seed"]) for r in others) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert all(json.loads(r["config"]) == chosen for r in others)
+    assert "other draws: the configuration chosen on draw 0" in out
+    # the report chooses the same configuration and reports it over the three draws
+    cell = report.choose(rows)[("U1", "grid")]
+    assert cell.config == chosen and sorted(cell.by_draw()) == [0, 1, 2]
+    # resuming trains and writes nothing
+    out2, rows2 = _sweep(tmp_path, *search, "--resume")
+    assert len(rows2) == len(rows) and "nothing to do: every run is stored" in out2
+
+
+def test_compare_two_tables_counts_agreeing_verdicts(tmp_path):
+    for name, deltas in (("a", DRAW_DELTAS), ("b", [2.0, 1.5, 1.0, 2.5, 1.8])):  # b: U1 becomes a win
+        (tmp_path / name).mkdir()
+        report.write_tables(_table(deltas), tmp_path / name)
+    r = subprocess.run([sys.executable, "-m", "experiments", "compare", str(tmp_path / "a" / "table8.csv"),
+                        str(tmp_path / "b" / "table8.csv")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "| U1 | tie | win |" in r.stdout and "| S1.1 | win | win |" in r.stdout
+    assert "Verdicts agree on 1 of 2 datasets." in r.stdout
+    # sphereM+ on U1 moved by mean(b) - mean(a); the other three cells did not move
+    moved = abs(np.mean([2.0, 1.5, 1.0, 2.5, 1.8]) - np.mean(DRAW_DELTAS))
+    assert f"max {moved:.2f}" in r.stdout
+    bad = subprocess.run([sys.executable, "-m", "experiments", "compare", str(tmp_path / "a" / "table8.md"),
+                          str(tmp_path / "b" / "table8.csv")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
