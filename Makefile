@@ -6,7 +6,7 @@ VENV     ?= .venv
 PY       ?= $(VENV)/bin/python
 TORCH    ?= torch==2.13.0
 PRESET   ?= quick
-SEEDS    ?= 0-1
+SEEDS    ?= 0
 DATA_SEEDS ?= 0-4
 DATASETS ?= all
 DEVICE   ?= auto

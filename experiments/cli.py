@@ -77,6 +77,7 @@ def _parser() -> OneLineParser:
     r.add_argument("--encoders", default="table8", help="encoders for the table (default: the paper's 8)")
     r.add_argument("--datasets", default="all")
     r.add_argument("--experiment", help="the experiment to report (default: the only one in --db)")
+    r.add_argument("--seeds", help="only these training seeds, e.g. 2-3 (default: all stored)")
     r.add_argument("--no-figures", action="store_true")
     r.add_argument("--device", default="auto", help="device for the distortion and map figures")
     c = sub.add_parser("compare", help="two table8.csv files side by side: verdicts, agreement, how far cells moved")
@@ -273,7 +274,8 @@ def _handle(argv) -> int:
         from .report import main_report
 
         main_report(a.db, a.out, a.figures, encoders=a.encoders, datasets=a.datasets, experiment=a.experiment,
-                    figures_on=not a.no_figures, device=a.device)
+                    figures_on=not a.no_figures, device=a.device,
+                    seeds=None if a.seeds is None else parse_int_list(a.seeds, "seeds"))
     return 0
 
 

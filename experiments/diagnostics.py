@@ -46,7 +46,7 @@ def band_figure(bands: list[dict], encoder_names, title: str) -> Figure:
     n_key = next((f"{e}_n" for e in encoder_names if f"{e}_n" in bands[0]), None)
     if n_key:
         ax1.bar(mid, [b[n_key] for b in bands], width=width * 0.9, color="0.5")
-    ax1.set(xlabel="latitude band (degrees)", ylabel="test samples (summed over datasets)",
+    ax1.set(xlabel="latitude band (degrees)", ylabel="test samples (summed over datasets and draws)",
             title="(a) samples per latitude band")
     if "bayes_top1" in bands[0]:
         ax2.plot(mid, [b["bayes_top1"] for b in bands], "k--", lw=2, label="Bayes-optimal")

@@ -14,6 +14,7 @@ from experiments import diagnostics, report, results
 from synth import bayes, datasets
 
 from test_report import BANDS
+from test_search import TINY_SPACE
 
 # sphereM+ − best baseline per draw: draw 0 alone is a clear win (every seed near +2), but the
 # draws disagree in sign, so over draws the difference is a tie.
@@ -58,23 +59,35 @@ def test_two_level_bootstrap_matches_the_analytic_standard_error():
     effect = rng.normal(0, 1, D)
     a = {(d, s): 70 + effect[d] + rng.normal(0, 0.5) for d in range(D) for s in range(S)}
     b = {(d, s): 70.0 for d in range(D) for s in range(S)}
-    ma, mb = report.two_level_bootstrap(a, b, n=4000, seed=5)
+    ma, mb = report.two_level_bootstrap(a, b, n=4000, seed=5, inflate=False)
     draw_means = np.array([np.mean([a[(d, s)] for s in range(S)]) for d in range(D)]) - 70
     se = np.std(draw_means) / np.sqrt(D)
     assert abs(np.std(ma - mb) / se - 1) < 0.06
     assert abs(np.mean(ma - mb) - draw_means.mean()) < 3 * se / np.sqrt(4000) + 1e-3
 
 
+def test_inflation_gives_the_unbiased_variance_with_few_draws():
+    # 5 draws: the plain bootstrap variance is 4/5 of s^2/5; inflated, the replicates' sd is s/sqrt(5)
+    a, b = _pairs(DRAW_DELTAS, [0.0])
+    plain = report.two_level_bootstrap(a, b, n=20000, inflate=False)
+    wide = report.two_level_bootstrap(a, b, n=20000)
+    s = np.std(DRAW_DELTAS, ddof=1) / np.sqrt(5)
+    assert abs(np.std(plain[0] - plain[1]) / (s * np.sqrt(4 / 5)) - 1) < 0.03
+    assert abs(np.std(wide[0] - wide[1]) / s - 1) < 0.03
+    assert np.mean(wide[0] - wide[1]) == pytest.approx(np.mean(DRAW_DELTAS), abs=0.02)
+
+
 def test_unequal_seed_counts_and_one_draw():
     # draw 1 has one seed: it is resampled as itself; each replicate is a mean of draw means
     a = {(0, 0): 1.0, (0, 1): 3.0, (1, 0): 10.0}
     b = {k: 0.0 for k in a}
-    ma, mb = report.two_level_bootstrap(a, b, n=2000)
+    ma, mb = report.two_level_bootstrap(a, b, n=2000, inflate=False)
     # draw 0 twice (each copy resamples its 2 seeds: 1, 2 or 3), draw 1 twice, or both
     possible = {1.0, 1.5, 2.0, 2.5, 3.0, 10.0, 5.5, 6.0, 6.5}
     assert set(np.round(ma - mb, 6)) <= possible
     # one draw: the ordinary paired bootstrap over seeds
-    ma, mb = report.two_level_bootstrap({(0, 0): 1.0, (0, 1): 3.0}, {(0, 0): 0.0, (0, 1): 0.0}, n=2000)
+    ma, mb = report.two_level_bootstrap({(0, 0): 1.0, (0, 1): 3.0}, {(0, 0): 0.0, (0, 1): 0.0}, n=2000,
+                                        inflate=False)
     assert set(np.round(ma - mb, 6)) <= {1.0, 2.0, 3.0}
     assert report.two_level_bootstrap({(0, 0): 1.0}, {(0, 0): 0.0}) is None
     assert report.verdict(None) == "—"
@@ -179,27 +192,9 @@ def test_map_pixels_cover_the_disc_at_pixel_resolution():
     assert 0 < step[0] < 180 / n * 1.1
 
 
-SPACE = """
-description = "two learning rates, tiny"
-[settings]
-epochs = 2
-patience = 2
-batch_size = 1024
-[grid]
-lr = [0.02, 0.0001]
-num_hidden_layers = [1]
-hidden_dim = [16]
-num_filts = [16]
-dropout = [0.5]
-[encoders.grid]
-frequency_num = [8]
-min_radius = [0.5]
-"""
-
-
 def _sweep(tmp_path, *extra):
-    space = tmp_path / "two.toml"
-    space.write_text(SPACE)
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)  # grid: 2 learning rates x 2 min_radius
     cmd = [sys.executable, "-m", "experiments", "sweep", "--space", str(space), "--datasets", "U1", "--encoders",
            "grid", "--seeds", "0-1", "--data-seeds", "0-2", "--db", str(tmp_path / "r.sqlite"), "--no-progress",
            *extra]
@@ -215,7 +210,7 @@ def test_sweep_searches_the_first_draw_and_trains_the_choice_on_the_others(tmp_p
     first = [r for r in rows if r["data_seed"] == 0]
     others = [r for r in rows if r["data_seed"] != 0]
     chosen = report.choose(first)[("U1", "grid")].config
-    assert len({r["config_hash"] for r in first}) == (2 if not search else 1)
+    assert len({r["config_hash"] for r in first}) == (4 if not search else 1)
     assert sorted((r["data_seed"], r["train_seed"]) for r in others) == [(1, 0), (1, 1), (2, 0), (2, 1)]
     assert all(json.loads(r["config"]) == chosen for r in others)
     assert "other draws: the configuration chosen on draw 0" in out
@@ -242,3 +237,37 @@ def test_compare_two_tables_counts_agreeing_verdicts(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "experiments", "compare", str(tmp_path / "a" / "table8.md"),
                           str(tmp_path / "b" / "table8.csv")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+def test_report_on_a_subset_of_training_seeds(tmp_path):
+    rows = []
+    for d in range(3):
+        for s in range(2):
+            for enc, t in (("sphereM+", 80.0 + s), ("grid", 70.0)):
+                rows.append(_row("U1", enc, 0.1, d, s, 90, t))
+    db = tmp_path / "r.sqlite"
+    with results.ResultsStore(db) as store:
+        store.write_population(rows)
+    for seeds, n, mean in ((None, 6, 80.5), ("1", 3, 81.0)):
+        out = tmp_path / f"out{seeds}"
+        cmd = [sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(out), "--no-figures",
+               "--encoders", "grid,sphereM+"] + ([] if seeds is None else ["--seeds", seeds])
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        rec = next(csv.DictReader(open(out / "table8.csv")))
+        assert int(rec["sphereM+_n"]) == n and float(rec["sphereM+_mean"]) == pytest.approx(mean)
+    r = subprocess.run([sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(tmp_path / "x"),
+                        "--no-figures", "--seeds", "5"], capture_output=True, text=True)
+    assert r.returncode == 2 and "for training seeds 5" in r.stderr
+
+
+def test_band_counts_count_each_draw_once():
+    # BANDS has one test point per band; 3 draws x 2 seeds: each draw's points count once (3), as
+    # the Bayes ceilings of the 3 draws do, while all 6 runs weigh in the band's Top-1
+    rows = [_row("U1", "grid", 0.1, d, s, 80, 70) for d in range(3) for s in range(2)]
+    cells = report.choose(rows)
+    bayes_bands = [{"n": 1, "top1": 90.0, "mrr": 0.9}] * 18
+    ceilings = {"U1": [{"top1": 90.0, "bands_equal-angle": bayes_bands}] * 3}
+    bt = report.band_table(cells, ["U1"], ["grid"], ceilings)
+    assert len(bt) == 18 and all(r["grid_n"] == 3 and r["bayes_n"] == 3 for r in bt)
+    assert all(r["grid_top1"] == pytest.approx(50.0) for r in bt)
