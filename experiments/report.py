@@ -256,6 +256,7 @@ class Table8:
     warnings: list
     experiment: str = ""
     search: list = field(default_factory=list)  # search_records(): the adaptive search's finalists
+    timing: str = ""  # how long the stored runs took (from their timestamps)
 
 
 def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, paper_datasets=None) -> Table8:
@@ -431,6 +432,8 @@ def summary(t: Table8) -> str:
     if t.experiment:
         lines += [f"Experiment `{t.experiment}` (one set of training settings; other experiments in the database "
                   "are not pooled).", ""]
+    if t.timing:
+        lines += [t.timing, ""]
     if t.search:
         n_trials = sum(r["trials"] for r in t.search)
         n_pruned = sum(r["pruned"] for r in t.search)
@@ -503,6 +506,17 @@ def summary(t: Table8) -> str:
               "give too narrow an interval). Per-draw numbers: `table8_draws.md`. Configurations with a "
               "diverged member are never chosen."]
     return "\n".join(lines) + "\n"
+
+
+def run_timing(rows: list[dict]) -> str:
+    """One line: how many runs, on which device, and the time from the first stored run to the last
+    (a lower bound of the sweep's wall time: the first population trains before it is stored)."""
+    stamps = [r["created"] for r in rows if r.get("created") is not None]
+    if not stamps:
+        return ""
+    devices = sorted({str(r.get("device")) for r in rows})
+    return (f"Runs: {len(rows)} stored on {', '.join(devices)}, over {(max(stamps) - min(stamps)) / 60:.1f} min from "
+            "the first stored to the last (a resumed or paused sweep counts its pauses).")
 
 
 def search_records(search_rows: list[dict], final_rows: list[dict]) -> list[dict]:
@@ -708,6 +722,7 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
     ceilings = bayes_ceilings({d: label_recipe[d] for d in ds_names}, seeds)
     t = build_table8(cells, ds_names, enc_names, ceilings, paper_datasets=paper_like)
     t.experiment = exp
+    t.timing = run_timing(rows + search_rows)
     for r in search_rows:
         r["dataset"] = labels.get((r["dataset"], r["recipe_hash"]), r["dataset"])
     t.search = search_records([r for r in search_rows if r["dataset"] in ds_names and r["encoder"] in enc_names], rows)

@@ -256,6 +256,7 @@ def test_report_on_a_subset_of_training_seeds(tmp_path):
         assert r.returncode == 0, r.stderr
         rec = next(csv.DictReader(open(out / "table8.csv")))
         assert int(rec["sphereM+_n"]) == n and float(rec["sphereM+_mean"]) == pytest.approx(mean)
+        assert f"Runs: {n * 2} stored on cpu, over " in (out / "summary.md").read_text()  # the run time
     r = subprocess.run([sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(tmp_path / "x"),
                         "--no-figures", "--seeds", "5"], capture_output=True, text=True)
     assert r.returncode == 2 and "for training seeds 5" in r.stderr
