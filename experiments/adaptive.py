@@ -541,14 +541,12 @@ def estimate_seconds(space: Space, policy: SearchPolicy, encoder_names, n_cells_
                      device, cache: dict | None = None) -> float:
     """Expected time: expected member-epochs x the mean measured seconds per member-epoch of the
     encoder's shapes (one epoch of each, on ``data`` and this device)."""
-    from .search import seconds_per_member_epoch
+    from .search import mean_seconds_per_member_epoch
 
     cache = {} if cache is None else cache
     total = 0.0
     for enc in encoder_names:
-        configs = space.configs(enc)
-        per = seconds_per_member_epoch(space, enc, configs, data, device, cache)
-        mean = sum(per[(enc, shape_key(c))] for c in configs) / len(configs)
+        mean = mean_seconds_per_member_epoch(space, enc, data, device, cache)
         m = member_epochs(space, policy, enc, seeds)
         total += n_cells_per_encoder * (m["expected"] + m["final"]) * mean
     return total

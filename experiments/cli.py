@@ -195,14 +195,9 @@ def _other_draws(a, space, experiment, data, ds, data_seeds, encs, seeds, device
           f"chooses) of each (dataset, encoder), on draws {','.join(map(str, others))} x seeds {a.seeds}: "
           f"{n} run(s), <= {n * space.settings.epochs} member-epochs")
     if a.dry_run:
-        from .search import seconds_per_member_epoch, shape_key
-
-        total = 0.0
-        for enc in encs:
-            configs = space.configs(enc)
-            per = seconds_per_member_epoch(space, enc, configs, data[(ds[0], min(data_seeds))], device, cost_cache)
-            mean = sum(per[(enc, shape_key(c))] for c in configs) / len(configs)
-            total += len(ds) * len(others) * len(seeds) * space.settings.epochs * mean
+        first = data[(ds[0], min(data_seeds))]
+        total = sum(len(ds) * len(others) * len(seeds) * space.settings.epochs
+                    * search.mean_seconds_per_member_epoch(space, enc, first, device, cost_cache) for enc in encs)
         print(f"  estimated time: about {total / 60:.1f} min more (the mean measured epoch of each encoder's shapes "
               f"on {device}; the chosen shape is not known before the search; early stopping can shorten it)")
         return

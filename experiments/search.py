@@ -290,6 +290,14 @@ def seconds_per_member_epoch(space: Space, encoder: str, configs, data, device, 
     return cache
 
 
+def mean_seconds_per_member_epoch(space: Space, encoder: str, data, device, cache: dict) -> float:
+    """The mean over the encoder's configurations in ``space`` of their shape's measured seconds per
+    member-epoch (for estimates made before a search says which shape will be trained)."""
+    configs = space.configs(encoder)
+    per = seconds_per_member_epoch(space, encoder, configs, data, device, cache)
+    return sum(per[(encoder, shape_key(c))] for c in configs) / len(configs)
+
+
 def estimate_seconds(plan: Plan, data: dict, device, cache: dict | None = None) -> float:
     """Time of a plan at its full epochs, from measured seconds per member-epoch of each shape
     (early stopping makes the real run shorter)."""
