@@ -7,7 +7,8 @@ sphereM+ and grid), each over the same sub-grid of the paper grid (6 learning ra
 - exhaustive: every configuration on every seed of --seeds (cached in --db: reruns are quick);
   chosen configuration = best mean validation Top-1 over the seeds;
 - adaptive: the toolkit's search (grid sampler, ASHA pruner, search seed 0), then the best
-  --finalists configurations on every seed; chosen = best finalist by mean validation Top-1.
+  --finalists configurations race over the seeds as in the paper preset (--no-race: every finalist
+  on every seed); chosen = the best finalist on every seed by mean validation Top-1.
 
 Per cell it prints member-epochs and wall time of both (ratios), the mean test Top-1 of each
 method's chosen configuration with its standard error over seeds, the adaptive choice's rank in
@@ -17,7 +18,7 @@ the exhaustive ranking, and the Spearman correlation of early-epoch with final v
 epochs / adaptive member-epochs, finalists included).
 
     python benchmarks/bench_search.py [--datasets U1,S2.3] [--encoders sphereM+,grid] [--seeds 0-4]
-        [--epochs 27] [--pruner asha] [--finalists 3] [--db benchmarks/bench_search.sqlite]
+        [--epochs 27] [--pruner asha] [--finalists 3] [--no-race] [--db benchmarks/bench_search.sqlite]
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def main():
     p.add_argument("--epochs", type=int, default=27)
     p.add_argument("--pruner", default="asha", choices=["asha", "hyperband"])
     p.add_argument("--finalists", type=int, default=3)
+    p.add_argument("--race", action=argparse.BooleanOptionalAction, default=True,
+                   help="finalists race over the seeds (the paper preset's default)")
     p.add_argument("--lrs", type=int, default=6, help="how many of the six learning rates (a smaller run)")
     p.add_argument("--db", type=Path, default=Path("benchmarks/bench_search.sqlite"))
     p.add_argument("--device", default="cpu")
@@ -60,12 +63,13 @@ def main():
     settings = TrainSettings(epochs=a.epochs, patience=a.epochs, batch_size=1024)
     grid = dict(SUBGRID, lr=SUBGRID["lr"][:a.lrs])
     space = search.Space("bench_search", settings, grid, {e: SCALES[e] for e in encs})
-    policy = adaptive.SearchPolicy(sampler="grid", pruner=a.pruner, finalists=a.finalists, search_seeds=(0,))
+    policy = adaptive.SearchPolicy(sampler="grid", pruner=a.pruner, finalists=a.finalists, race=a.race,
+                                    search_seeds=(0,))
     data = datasets.load_many(names, [0])
     store = results.ResultsStore(a.db)
     deltas, ex_total, ad_total = [], 0, 0
     print(f"{len(space.configs(encs[0]))} configurations per cell, {a.epochs} epochs, seeds {a.seeds}, "
-          f"pruner {a.pruner}, {a.finalists} finalists, device {device}")
+          f"pruner {a.pruner}, {a.finalists} finalists{' racing' if a.race else ''}, device {device}")
     for name in names:
         one = {(name, 0): data[(name, 0)]}
         for enc in encs:
@@ -103,7 +107,9 @@ def main():
             fin: dict = {}
             for r in final_rows:
                 fin.setdefault(r["config_hash"], []).append(r)
-            ad_hash = max(sorted(fin), key=lambda h: np.mean([r["val_top1"] for r in fin[h]]))
+            most = max(len(rs) for rs in fin.values())  # as the report: only finalists on every seed compete
+            ad_hash = max(sorted(h for h in fin if len(fin[h]) == most),
+                          key=lambda h: np.mean([r["val_top1"] for r in fin[h]]))
             ad_choice = fin[ad_hash]
             ex_test = [r["test_top1"] for r in ex_choice]
             ad_test = [r["test_top1"] for r in ad_choice]
@@ -119,7 +125,8 @@ def main():
             pruned = summary["cells"][0]["pruned"]
             search_me = sum(r["epochs_run"] for r in search_rows)
             print(f"{name:5s} {enc:9s} exhaustive {ex_me:6d} member-epochs ({ex_wall:6.0f} s); adaptive {ad_me:5d} "
-                  f"(search {search_me}, {pruned} of {len(by_cfg)} pruned; {ad_wall:5.0f} s): "
+                  f"(search {search_me}, {pruned} of {len(by_cfg)} pruned; finalists' runs "
+                  f"{sorted(len(rs) for rs in fin.values())} seeds; {ad_wall:5.0f} s): "
                   f"{ex_me / ad_me:5.1f}x member-epochs, {ex_wall / ad_wall:5.1f}x wall; pruner alone "
                   f"{len(by_cfg) * a.epochs / search_me:4.1f}x")
             print(f"      test Top-1 of the chosen configuration: exhaustive {np.mean(ex_test):.2f} ± {se:.2f} (SE), "

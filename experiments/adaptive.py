@@ -13,7 +13,9 @@ Search = sampler x pruner x seed policy:
 - **seeds for finalists only**: the search trains each trial on ``search_seeds`` (stage
   ``search``); the best ``finalists`` configurations by mean validation Top-1 are then trained on
   every seed of ``--seeds`` (stage ``final``, what the report reads). A finalist's search run on a
-  seed of ``--seeds`` is the same run, so it is copied rather than trained again.
+  seed of ``--seeds`` is the same run, so it is copied rather than trained again. With ``race``
+  (on in the ``paper`` space) the finalists go seed by seed and one clearly behind the leader
+  stops (``race_survivors``): fewer seeds where more would not change the choice.
 
 **Where the search state lives.** The results store is the record of truth, and the search keeps
 no second database: every trained or pruned member is a row (stage ``search``) carrying its trial
@@ -54,6 +56,8 @@ SEARCH_PARAMS = {p.name: p for p in (
           help="trials per (dataset, encoder) for random/tpe"),
     Param("finalists", int, 3, Interval(1, 10**6), "setting",
           help="configurations retrained on every seed of --seeds"),
+    Param("race", bool, False, None, "setting",
+          help="finalists race seed by seed; one clearly behind the leader stops (see race_survivors)"),
 )}
 
 
@@ -63,6 +67,7 @@ class SearchPolicy:
     pruner: str = "none"
     trials: int | None = None
     finalists: int = 3
+    race: bool = False
     search_seeds: tuple = (0,)
 
     def __post_init__(self):
@@ -404,8 +409,8 @@ def run(space: Space, policy: SearchPolicy, data: dict, encoder_names, seeds, de
         for cell in cells:
             cs = CellSearch(space, policy, experiment, cell, data[(cell.name, cell.data_seed)], device, store, max_pop,
                             bar, resume)
-            plan = _close_cell(cs, cs.run(), seeds, store, max_pop, summary)
-            if plan is not None:
+            finalists = _close_cell(cs, cs.run(), summary)
+            while (plan := _finalists(cs, finalists, seeds, store, max_pop)) is not None:
                 sweep(plan, store, data, device, show_progress=show_progress, experiment=experiment)
     finally:
         bar.close()
@@ -425,9 +430,8 @@ def _distinct(ranked, by_index) -> list:
     return out
 
 
-def _close_cell(cs: CellSearch, ranked, seeds, store, max_pop, summary: dict, search_rows=None):
-    """After a cell's search: its K distinct finalists, its line in ``summary``, and the plan of the
-    finalists' runs still to train (see _finalists)."""
+def _close_cell(cs: CellSearch, ranked, summary: dict) -> list[dict]:
+    """After a cell's search: its K distinct finalists (best first) and its line in ``summary``."""
     ranked = _distinct(ranked, cs.by_index)[:cs.policy.finalists]
     finalists = [_config_of(t.params, cs.by_index) for t in ranked]
     states = [t.state.name for t in cs.study.trials]
@@ -436,7 +440,7 @@ def _close_cell(cs: CellSearch, ranked, seeds, store, max_pop, summary: dict, se
                              "trials": len(states), "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
                              "search_member_epochs": cs.member_epochs,
                              "finalists": [(c, t.value, t.number) for c, t in zip(finalists, ranked)]})
-    return _finalists(cs.space, cs.experiment, cell, finalists, cs, seeds, cs.device, store, max_pop, search_rows)
+    return finalists
 
 
 def _run_parallel(space, policy, experiment, cells, data, seeds, device, store, max_pop, resume, runner,
@@ -444,7 +448,8 @@ def _run_parallel(space, policy, experiment, cells, data, seeds, device, store, 
     """Cells search in parallel, each in its own chain of jobs: a job replays the cell's stored rows
     and trains its next population, so every decision is the one the inline search makes (exact, and
     resumable the same way). Parallelism is over cells, not within one: a cell's populations wait for
-    each other's pruning decisions. The finalists' populations then run in parallel too."""
+    each other's pruning decisions. The finalists' populations then run in parallel too (round by
+    round when they race)."""
     from .executors import dataset_ref
 
     t0 = time.perf_counter()
@@ -459,8 +464,24 @@ def _run_parallel(space, policy, experiment, cells, data, seeds, device, store, 
                 "rows": rows_of[cell.study_name], "max_pop": max_pop,
                 "data": dataset_ref(data[(cell.name, cell.data_seed)], data_folder)}
 
-    def finalists_done(job, res):
-        store.write_population(res["rows"])
+    def final_round(cell, cs, finalists):
+        """Submit the cell's next round of finalists' runs (see _finalists), once the last is in."""
+        plan = _finalists(cs, finalists, seeds, store, max_pop, rows_of[cell.study_name])
+        if plan is None:
+            return
+        from .search import to_job
+
+        waiting = [len(plan.populations)]
+
+        def done(job, res):
+            store.write_population(res["rows"])
+            waiting[0] -= 1
+            if not waiting[0]:
+                final_round(cell, cs, finalists)
+
+        runner.submit_many([to_job(p, space.settings, experiment, dataset_ref(data[(p.dataset, p.data_seed)],
+                                                                             data_folder))
+                            for p in plan.populations], done)
 
     def step_done(job, res, cell):
         if res["rows"]:
@@ -472,13 +493,7 @@ def _run_parallel(space, policy, experiment, cells, data, seeds, device, store, 
         cs = CellSearch(space, policy, experiment, cell, data[(cell.name, cell.data_seed)], device,
                         MemoryStore(rows_of[cell.study_name]), max_pop)
         # a replay: every population is stored
-        plan = _close_cell(cs, cs.run(live_limit=0), seeds, store, max_pop, summary, rows_of[cell.study_name])
-        if plan is not None:
-            from .search import to_job
-
-            runner.submit_many([to_job(p, space.settings, experiment, dataset_ref(data[(p.dataset, p.data_seed)],
-                                                                                 data_folder))
-                                for p in plan.populations], finalists_done)
+        final_round(cell, cs, _close_cell(cs, cs.run(live_limit=0), summary))
 
     for cell in cells:
         runner.submit(next_step(cell), lambda j, r, cell=cell: step_done(j, r, cell))
@@ -487,31 +502,93 @@ def _run_parallel(space, policy, experiment, cells, data, seeds, device, store, 
     return summary
 
 
-def _finalists(space, experiment, cell, finalists, cs: CellSearch, seeds, device, store, max_pop,
-               search_rows=None):
-    """Stage 'final': each finalist on every seed. A search run that was never pruned is the run
-    the final stage would make (same settings and seed), so it is copied, not retrained; returns
-    the plan of what remains to train (None if nothing)."""
+def _finalists(cs: CellSearch, finalists: list[dict], seeds, store, max_pop, search_rows=None):
+    """Stage 'final': the finalists on every seed of ``seeds``; returns the plan of the next round
+    to train, or None when the stage is complete. Call it again after each round.
+
+    A search run that was never pruned is the run the final stage would make (same settings and
+    seed), so it is copied, not retrained. Without the race there is one round: every finalist on
+    every seed. With it (``policy.race``) the rounds go seed by seed and a finalist clearly behind
+    the leader after a round stops (``race_survivors``); which finalists train in the next round
+    follows from the stored rows alone, so a killed race resumes where it stopped."""
     if not finalists:
         return None
+    cell, experiment = cs.cell, cs.experiment
     stored = store.stored_keys(experiment)
-    hashes = {results.digest(c) for c in finalists}
+    by_hash = {results.digest(c): c for c in finalists}
     copies = {}
     rows = cs._stored_rows().values() if search_rows is None else search_rows
     for r in rows:
         seed = r["train_seed"]
         key = (experiment, cell.name, cell.recipe_hash, cell.data_seed, cell.encoder, r["config_hash"], seed,
                cs.settings_hash, "final", -1)
-        if r["config_hash"] in hashes and seed in seeds and r["pruned_at"] is None and key not in stored:
+        if r["config_hash"] in by_hash and seed in seeds and r["pruned_at"] is None and key not in stored:
             copies.setdefault(key, dict(r, stage="final", trial=-1))
     if copies:
         store.write_population([{k: v for k, v in r.items() if k not in ("id", "code_version", "created")}
                                 for r in copies.values()])
         stored |= set(copies)
-    plan = make_plan(space, [cell.name], [cell.data_seed], [cell.encoder], seeds, device,
-                     configs={cell.encoder: finalists}, skip=stored, max_pop=max_pop,
+    configs, round_seeds = finalists, list(seeds)
+    if cs.policy.race:
+        runs: dict = {h: {} for h in by_hash}
+        for r in cell.rows(store.rows(experiment, "final"), cs.settings_hash):
+            if r["config_hash"] in runs:
+                runs[r["config_hash"]][r["train_seed"]] = (r["val_top1"], bool(r["diverged"]))
+        _, seed, todo = race_survivors(list(by_hash), runs, list(seeds), len(cs.data.split("val")[1]))
+        if seed is None:
+            return None
+        configs, round_seeds = [by_hash[h] for h in todo], [seed]
+    plan = make_plan(cs.space, [cell.name], [cell.data_seed], [cell.encoder], round_seeds, cs.device,
+                     configs={cell.encoder: configs}, skip=stored, max_pop=max_pop,
                      recipe_hashes={cell.name: cell.recipe_hash}, experiment=experiment)
     return plan if plan.populations else None
+
+
+RACE_LEVEL = 0.05  # two-sided: a finalist stops when the leader is ahead at the 2.5 % one-sided level
+
+
+def race_survivors(order: list, runs: dict, seeds: list, n_val: int):
+    """Replay the finalists' race from their runs: ``(survivors, next seed, who trains on it)``,
+    the next seed ``None`` when the race is over.
+
+    ``order`` is the finalists' config hashes, best search score first; ``runs`` maps each to
+    ``{seed: (validation Top-1, diverged)}``. Rounds go through ``seeds`` in order; a round is
+    complete when every survivor has a run on its seed. After each round a finalist stops if it
+    diverged (the report never chooses it) or if the leader's mean validation Top-1 over the rounds
+    so far is ahead of its own by more than a t-test's margin at RACE_LEVEL, with the seed-to-seed
+    variance pooled over the survivors. After one round there is no seed-to-seed variance to pool;
+    the binomial sampling error of a validation Top-1 on ``n_val`` points stands in for it (on the
+    paper's data it is several times the seed spread: only finalists far behind stop there). The
+    leader never stops, so the race always ends with the best finalist on every seed; a finalist
+    kept in a tie trains on every seed too. Why race: the finalists are mostly statistically tied,
+    but a trial that is far behind (TPE's first random trial can be a finalist in a small grid) is
+    then not retrained on every seed for nothing."""
+    from scipy.stats import t as student_t
+
+    alive, done = list(order), []
+    for seed in seeds:
+        todo = [h for h in alive if seed not in runs.get(h, {})]
+        if todo:
+            return alive, seed, todo
+        done.append(seed)
+        vals = {h: [runs[h][s][0] for s in done] for h in alive}
+        healthy = [h for h in alive if not any(runs[h][s][1] for s in done)]
+        if not healthy:
+            return alive, None, []
+        mean = {h: float(np.mean(vals[h])) for h in healthy}
+        leader = max(healthy, key=lambda h: (mean[h], -alive.index(h)))
+        n = len(done)
+        if n == 1:
+            p = min(max(mean[leader] / 100.0, 0.0), 1.0)
+            spread = 100.0 * math.sqrt(max(p * (1 - p), 1.0 / n_val) / n_val)
+            quantile = student_t.ppf(1 - RACE_LEVEL / 2, math.inf)
+        else:
+            df = len(healthy) * (n - 1)
+            spread = math.sqrt(sum(float(np.var(vals[h], ddof=0)) * n for h in healthy) / df)
+            quantile = student_t.ppf(1 - RACE_LEVEL / 2, df)
+        margin = quantile * spread * math.sqrt(2.0 / n)
+        alive = [h for h in alive if h in healthy and mean[leader] - mean[h] <= margin]
+    return alive, None, []
 
 
 def member_epochs(space: Space, policy: SearchPolicy, encoder: str, seeds) -> dict:

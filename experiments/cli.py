@@ -46,6 +46,9 @@ def _parser() -> OneLineParser:
     g.add_argument("--pruner", choices=["none", "asha", "hyperband"], help="which trials stop early (default none)")
     g.add_argument("--trials", type=_number(int, 1, "--trials"), help="trials per (dataset, encoder): random, tpe")
     g.add_argument("--finalists", type=int, help="configurations retrained on every seed of --seeds (default 3)")
+    g.add_argument("--race", action=argparse.BooleanOptionalAction, default=None,
+                   help="finalists race seed by seed: one clearly behind the leader stops (default off; on in "
+                        "the paper space)")
     g.add_argument("--search-seeds", help="training seeds of the search itself (default 0)")
     x = s.add_argument_group("where it runs")
     x.add_argument("--executor", default="inline", choices=["inline", "local", "submitit"],
@@ -126,7 +129,8 @@ def _cmd_sweep(a) -> None:
         if results.digest(d.recipe.to_dict()) != hashes[n]:
             raise SynthError(f"dataset {n}: seeds {data_seeds[0]} and {s} follow different recipes in {a.data}")
     flags = {k: v for k, v in (("sampler", a.sampler), ("pruner", a.pruner), ("trials", a.trials),
-                                ("finalists", a.finalists), ("search_seeds", a.search_seeds)) if v is not None}
+                                ("finalists", a.finalists), ("race", a.race),
+                                ("search_seeds", a.search_seeds)) if v is not None}
     policy = None
     if flags or space.search:
         from . import adaptive
@@ -222,7 +226,7 @@ def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device,
     cells = len(ds)
     print(f"experiment {experiment} (space {space.name}): adaptive search, sampler {policy.sampler}, pruner "
           f"{policy.pruner}, search seeds {','.join(map(str, policy.search_seeds))}, {policy.finalists} finalist(s) "
-          f"on seeds {a.seeds}; {cells} dataset(s) (draw {min(data_seeds)}) x {len(encs)} encoder(s) on {device}")
+          f"{'racing ' if policy.race else ''}on seeds {a.seeds}; {cells} dataset(s) (draw {min(data_seeds)}) x {len(encs)} encoder(s) on {device}")
     lines = adaptive.describe(space, policy, encs, cells, seeds)
     print("\n".join(lines))
     if a.dry_run:

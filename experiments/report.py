@@ -93,7 +93,9 @@ def choose(rows: list[dict]) -> dict:
     ``rows`` must come from one experiment and stage: rows of several training settings for one
     (dataset, encoder) are refused rather than pooled. Configurations with a diverged member on the
     selection draw are left out (counted in ``Cell.n_diverged``); if every one diverged, the cell is
-    missing."""
+    missing. Only configurations trained on the most seeds of the selection draw compete: a mean
+    over fewer seeds is noisier (so more often the maximum by luck), and a finalist that the race
+    stopped early (adaptive.race_survivors) has fewer seeds by design."""
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["config_hash"], []).append(r)
@@ -111,6 +113,8 @@ def choose(rows: list[dict]) -> dict:
         draw = selection_draw([r for rs in by_config.values() for r in rs])
         on_draw = {h: [r for r in rs if r["data_seed"] == draw] for h, rs in by_config.items()}
         on_draw = {h: rs for h, rs in on_draw.items() if rs}
+        most = max(len(rs) for rs in on_draw.values())
+        on_draw = {h: rs for h, rs in on_draw.items() if len(rs) == most}
 
         def val(rs):
             return float(np.mean([r["val_top1"] for r in rs]))
@@ -523,7 +527,14 @@ def search_records(search_rows: list[dict], final_rows: list[dict]) -> list[dict
     """Per (dataset, encoder): trials, pruned, diverged, member-epochs of the search, and the
     finalists (mean search validation Top-1, trial number), the one Table 8 chose marked."""
     chosen = {k: c.config for k, c in choose(final_rows).items()} if final_rows else {}
-    finals = {(r["dataset"], r["encoder"], r["config_hash"]) for r in final_rows}
+    first = {}  # (dataset, encoder) -> its selection draw
+    for r in final_rows:
+        first[(r["dataset"], r["encoder"])] = min(r["data_seed"], first.get((r["dataset"], r["encoder"]), r["data_seed"]))
+    finals: dict = {}  # (dataset, encoder, config hash) -> final-stage runs on the selection draw
+    for r in final_rows:
+        if r["data_seed"] == first[(r["dataset"], r["encoder"])]:
+            k = (r["dataset"], r["encoder"], r["config_hash"])
+            finals[k] = finals.get(k, 0) + 1
     cells: dict = {}
     for r in search_rows:
         cells.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["trial"], []).append(r)
@@ -534,7 +545,11 @@ def search_records(search_rows: list[dict], final_rows: list[dict]) -> list[dict
             if (d, e, rs[0]["config_hash"]) in finals and not any(f["config_hash"] == rs[0]["config_hash"] for f in fin):
                 fin.append({"config_hash": rs[0]["config_hash"], "config": json.loads(rs[0]["config"]), "trial": number,
                             "val": float(np.mean([r["val_top1"] for r in rs])),
+                            "seeds": finals[(d, e, rs[0]["config_hash"])],
                             "chosen": json.loads(rs[0]["config"]) == chosen.get((d, e))})
+        most = max((f["seeds"] for f in fin), default=0)
+        for f in fin:
+            f["stopped"] = f["seeds"] < most  # left the finalists' race early
         out.append({"dataset": d, "encoder": e, "trials": len(trials),
                     "pruned": sum(any(r["pruned_at"] is not None for r in rs) for rs in trials.values()),
                     "diverged": sum(any(r["diverged"] for r in rs) for rs in trials.values()),
@@ -547,12 +562,16 @@ def search_markdown(recs: list[dict]) -> str:
     lines = ["# Adaptive search: finalists per dataset and encoder", "",
              "A trial's score is its mean validation Top-1 over the search seeds; the best trials that were neither "
              "pruned nor diverged are the finalists, retrained on every seed; Table 8 chooses among them on "
-             "validation (**chosen**).", "",
-             "| dataset | encoder | trials | pruned | diverged | member-epochs | finalists (search val Top-1, trial) |",
+             "validation (**chosen**). With the race (`race = true`), a finalist clearly behind the leader "
+             "stops after fewer seeds (*stopped*).", "",
+             "| dataset | encoder | trials | pruned | diverged | member-epochs | finalists (search val Top-1, trial, "
+             "seeds) |",
              "|---|---|---|---|---|---|---|"]
     for r in recs:
         fin = "; ".join(("**" if f["chosen"] else "") + ", ".join(f"{k}={v}" for k, v in sorted(f["config"].items()))
-                        + f" ({f['val']:.1f}, #{f['trial']})" + ("**" if f["chosen"] else "") for f in r["finalists"])
+                        + f" ({f['val']:.1f}, #{f['trial']}, {f['seeds']} seed(s)"
+                        + ("; *stopped*)" if f["stopped"] else ")") + ("**" if f["chosen"] else "")
+                        for f in r["finalists"])
         lines.append(f"| {r['dataset']} | {LABELS.get(r['encoder'], r['encoder'])} | {r['trials']} | {r['pruned']} | "
                      f"{r['diverged']} | {r['member_epochs']} | {fin} |")
     return "\n".join(lines) + "\n"

@@ -172,3 +172,100 @@ def test_finalists_are_distinct_configurations_even_when_a_trial_repeats_one():
     trials = [SimpleNamespace(params={"lr": lr}, value=v, number=n)
               for n, (lr, v) in enumerate([(0.01, 80.0), (0.01, 80.0), (0.02, 79.0), (0.05, 70.0)])]
     assert [t.number for t in _distinct(trials, None)] == [0, 2, 3]
+
+
+# ------------------------------------------------------------------ the finalists' race
+def _simulate_race(means, sd, seeds=5, n_val=500, sims=2000, seed=0):
+    """How often each finalist stops early, and whether the survivors always end on every seed."""
+    import numpy as np
+
+    from experiments.adaptive import race_survivors
+
+    rng = np.random.default_rng(seed)
+    stopped = np.zeros(len(means))
+    for _ in range(sims):
+        draws = rng.normal(means, sd, size=(seeds, len(means)))
+        runs = {h: {} for h in range(len(means))}
+        while True:
+            alive, nxt, todo = race_survivors(list(range(len(means))), runs, list(range(seeds)), n_val)
+            if nxt is None:
+                break
+            for h in todo:
+                runs[h][nxt] = (float(draws[nxt, h]), False)
+        assert alive and all(len(runs[h]) == seeds for h in alive)  # survivors trained on every seed
+        for h in range(len(means)):
+            stopped[h] += h not in alive
+    return stopped / sims
+
+
+def test_the_race_rarely_stops_a_finalist_that_is_not_behind():
+    # Three truly tied finalists (seed sd 0.6 points). After seed 0 the binomial margin (~5.7
+    # points for 500 validation points at 70 %) stops none; after each later round a tied finalist
+    # stops only if a rival's t-test says it is behind at 2.5 % one-sided: at most 4 rounds x 2
+    # rivals x 2.5 % = 20 % (Bonferroni). 2 000 races: the rate's SE is under 0.9 points.
+    rates = _simulate_race([70.0, 70.0, 70.0], 0.6)
+    assert max(rates) <= 0.20, rates
+    assert min(rates) > 0.0, rates  # it is a test, not a rule that never stops anyone
+
+
+def test_the_race_stops_a_finalist_far_behind_and_saves_its_seeds():
+    # 5 seed sds behind the others: stopped before the last seed in >= 95 % of races
+    rates = _simulate_race([70.0, 70.0, 67.0], 0.6)
+    assert rates[2] >= 0.95 and max(rates[:2]) <= 0.20, rates
+    from experiments.adaptive import race_survivors
+
+    # hopeless (a 16.8 % finalist beside 70 %): stopped after the search seed's round alone
+    runs = {"a": {0: (70.6, False)}, "b": {0: (70.4, False)}, "c": {0: (16.8, False)}}
+    assert race_survivors(["a", "b", "c"], runs, [0, 1, 2], 500) == (["a", "b"], 1, ["a", "b"])
+    # a finalist that diverged is never chosen by the report: it stops too
+    runs = {"a": {0: (70.6, False)}, "b": {0: (70.4, True)}}
+    assert race_survivors(["a", "b"], runs, [0, 1], 500) == (["a"], 1, ["a"])
+
+
+RACE_SPACE = """
+[settings]
+epochs = 6
+patience = 20
+batch_size = 1024
+[grid]
+lr = [0.000001, 0.02]
+hidden_dim = [32, 64]
+num_filts = [16]
+[search]
+sampler = "grid"
+finalists = 4
+race = true
+"""
+
+
+def test_racing_finalists_train_only_while_in_the_race_and_resume(tmp_path):
+    space = tmp_path / "race.toml"
+    space.write_text(RACE_SPACE)
+    common = ["--datasets", "U1", "--encoders", "xyz", "--space", str(space), "--seeds", "0-2"]
+    db = tmp_path / "r.sqlite"
+    r = sweep(*common, "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    assert "finalist(s) racing on seeds 0-2" in r.stdout
+    search = rows(db, "search", "config_hash, config, val_top1")
+    final = rows(db, "final", "config_hash, train_seed")
+    hopeless = {h for h, c, v in search if json.loads(c)["lr"] < 1e-5}
+    assert len(search) == 4 and len(hopeless) == 2
+    seeds_of = {h: sorted(s for g, s in final if g == h) for h, _, _ in search}
+    assert all(seeds_of[h] == [0] for h in hopeless)  # stopped after the search seed: never retrained
+    assert max(seeds_of.values(), key=len) == [0, 1, 2]  # the leader ran on every seed
+    before = dict(sqlite3.connect(db).execute("SELECT id, created FROM runs").fetchall())
+    r = sweep(*common, "--db", str(db), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert dict(sqlite3.connect(db).execute("SELECT id, created FROM runs").fetchall()) == before  # nothing redone
+    # local worker processes run the race round by round to the same rows
+    par = tmp_path / "p.sqlite"
+    r = sweep(*common, "--db", str(par), "--executor", "local", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert rows(par, "final") == rows(db, "final")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(out),
+                        "--encoders", "xyz", "--no-figures"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in (out / "search.md").read_text().splitlines() if x.startswith("| U1 | xyz |"))
+    assert line.count("1 seed(s); *stopped*") >= 2  # the hopeless pair at least
+    assert "3 seed(s))**" in line  # the chosen finalist ran on every seed
