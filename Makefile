@@ -10,6 +10,7 @@ SEEDS    ?= 0
 DATA_SEEDS ?= 0-4
 DATASETS ?= all
 DEVICE   ?= auto
+EXECUTOR ?= inline
 DATA     ?= data
 RESULTS  ?= results
 FIGURES  ?= figures
@@ -37,7 +38,7 @@ run-reproduce:
 	$(PY) -m synth verify $(DATA) && \
 	$(PY) -m synth plot --paper --seed 0 --out $(FIGURES) > /dev/null && \
 	$(PY) -m experiments sweep --datasets $(DATASETS) --encoders table8 --space $(PRESET) --seeds $(SEEDS) \
-	    --data-seeds $(DATA_SEEDS) --data $(DATA) --device $(DEVICE) --db $(RESULTS)/results.sqlite --resume && \
+	    --data-seeds $(DATA_SEEDS) --data $(DATA) --device $(DEVICE) --executor $(EXECUTOR) --db $(RESULTS)/results.sqlite --resume && \
 	$(PY) -m experiments report --db $(RESULTS)/results.sqlite --datasets $(DATASETS) --out $(RESULTS) \
 	    --figures $(FIGURES) --device $(DEVICE) --experiment $(basename $(notdir $(PRESET))) && \
 	echo "done in $$(( $$(date +%s) - start )) s: datasets in $(DATA)/, tables in $(RESULTS)/ (table8.md, summary.md), figures in $(FIGURES)/"
