@@ -542,7 +542,9 @@ def search_records(search_rows: list[dict], final_rows: list[dict]) -> list[dict
     for (d, e), trials in cells.items():
         fin = []
         for number, rs in sorted(trials.items()):
-            if (d, e, rs[0]["config_hash"]) in finals and not any(f["config_hash"] == rs[0]["config_hash"] for f in fin):
+            # the finalist's own trial: TPE may have tried its configuration before, and pruned it
+            if ((d, e, rs[0]["config_hash"]) in finals and all(r["pruned_at"] is None for r in rs)
+                    and not any(f["config_hash"] == rs[0]["config_hash"] for f in fin)):
                 fin.append({"config_hash": rs[0]["config_hash"], "config": json.loads(rs[0]["config"]), "trial": number,
                             "val": float(np.mean([r["val_top1"] for r in rs])),
                             "seeds": finals[(d, e, rs[0]["config_hash"])],

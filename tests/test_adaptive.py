@@ -269,3 +269,20 @@ def test_racing_finalists_train_only_while_in_the_race_and_resume(tmp_path):
     line = next(x for x in (out / "search.md").read_text().splitlines() if x.startswith("| U1 | xyz |"))
     assert line.count("1 seed(s); *stopped*") >= 2  # the hopeless pair at least
     assert "3 seed(s))**" in line  # the chosen finalist ran on every seed
+
+
+def test_search_md_names_the_finalists_own_trial_not_an_earlier_pruned_try():
+    # TPE tried configuration "a" as trial 3 (pruned at 27 epochs) and again as trial 8 (complete):
+    # the finalist is trial 8, and its score is trial 8's
+    from experiments.report import search_records
+
+    def row(trial, h, val, pruned_at=None, stage="search", seed=0):
+        return {"dataset": "U1", "encoder": "theory", "trial": trial, "config_hash": h, "config": json.dumps({"lr": h}),
+                "val_top1": val, "pruned_at": pruned_at, "diverged": False, "epochs_run": 27 if pruned_at else 100,
+                "stage": stage, "settings_hash": "s", "data_seed": 0, "train_seed": seed, "test_top1": 70.0,
+                "test_mrr": 0.8, "bands": "{}", "settings": "{}", "recipe": "{}"}
+
+    search = [row(3, "a", 71.0, pruned_at=27), row(5, "b", 70.0), row(8, "a", 71.4)]
+    final = [row(-1, h, v, stage="final", seed=s) for h, v in (("a", 71.4), ("b", 70.0)) for s in (0, 1)]
+    (rec,) = search_records(search, final)
+    assert [(f["trial"], round(f["val"], 1)) for f in rec["finalists"]] == [(8, 71.4), (5, 70.0)]
