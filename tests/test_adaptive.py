@@ -143,6 +143,21 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, space_fil
     assert all(after[i] == t for i, t in before.items())  # nothing stored was redone
     assert rows(db, "search") == rows(ref, "search")  # same trials, same pruning decisions
     assert rows(db, "final") == rows(ref, "final")
+    trained = rows(db, "search", "config_hash, train_seed")
+    assert len(trained) == len(set(trained))  # no configuration trained twice on a seed
+
+
+def test_tpe_repeats_of_a_configuration_are_answered_without_training(tmp_path, space_file):
+    # 8 TPE trials on an 8-configuration grid: its random start repeats configurations (seeded: 4
+    # of the 8 here); a repeat trains nothing and has no row
+    db = tmp_path / "r.sqlite"
+    r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0", "--db", str(db),
+              "--sampler", "tpe", "--trials", "8", "--pruner", "asha", "--finalists", "1")
+    assert r.returncode == 0, r.stderr
+    search = rows(db, "search", "config_hash, trial")
+    assert len(search) == len({h for h, _ in search}) < 8
+    line = next(x for x in r.stdout.splitlines() if "trial(s) (" in x)
+    assert f"8 trial(s) ({8 - len(search)} repeat(s) answered without training)" in line
 
 
 def _count(db, stage):
