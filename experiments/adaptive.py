@@ -251,9 +251,10 @@ class CellSearch:
             groups: dict = {}
             repeats = []  # (trial, the earlier trial of its configuration)
             for t in batch:
-                first = self.first_trial.setdefault(results.canonical(_config_of(t.params, self.by_index)), t)
+                config = _config_of(t.params, self.by_index)
+                first = self.first_trial.setdefault(results.canonical(config), t)
                 if first is t:
-                    groups.setdefault(shape_key(_config_of(t.params, self.by_index)), []).append(t)
+                    groups.setdefault(shape_key(config), []).append(t)
                 else:
                     repeats.append((t, first))
             for t, first in repeats:  # asked before this batch: answer now (a batch's own after it trains)
