@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from synth import datasets
 from synth.cliutil import parse_int_list
-from experiments import adaptive, results, search
+from experiments import results
+from experiments.space import Space
+from experiments.study import Study
 from experiments.train import TrainSettings, resolve_device
 
 SUBGRID = {"lr": [0.01, 0.005, 0.002, 0.001, 0.0005, 0.00005], "num_hidden_layers": [1], "hidden_dim": [128],
@@ -62,22 +63,18 @@ def main():
     encs = [e.strip() for e in a.encoders.split(",")]
     settings = TrainSettings(epochs=a.epochs, patience=a.epochs, batch_size=1024)
     grid = dict(SUBGRID, lr=SUBGRID["lr"][:a.lrs])
-    space = search.Space("bench_search", settings, grid, {e: SCALES[e] for e in encs})
-    policy = adaptive.SearchPolicy(sampler="grid", pruner=a.pruner, finalists=a.finalists, race=a.race,
-                                    search_seeds=(0,))
-    data = datasets.load_many(names, [0])
+    space = Space("bench_search", settings, grid, {e: SCALES[e] for e in encs})
+    policy = dict(sampler="grid", pruner=a.pruner, finalists=a.finalists, race=a.race, search_seeds=[0])
     store = results.ResultsStore(a.db)
     deltas, ex_total, ad_total = [], 0, 0
     print(f"{len(space.configs(encs[0]))} configurations per cell, {a.epochs} epochs, seeds {a.seeds}, "
           f"pruner {a.pruner}, {a.finalists} finalists{' racing' if a.race else ''}, device {device}")
     for name in names:
-        one = {(name, 0): data[(name, 0)]}
         for enc in encs:
+            common = dict(space=space, datasets=[name], encoders=[enc], seeds=seeds, device=device, progress=False)
             # exhaustive (cached): every configuration on every seed
             t = time.perf_counter()
-            plan = search.make_plan(space, [name], [0], [enc], seeds, device,
-                                    skip=store.stored_keys(space.experiment))
-            search.sweep(plan, store, one, device, show_progress=False)
+            Study.build(**common, db=a.db, resume=True).search(store, echo=lambda line: None)
             ex_wall_new = time.perf_counter() - t
             ex_rows = [r for r in store.rows(space.experiment, "final") if r["dataset"] == name and r["encoder"] == enc
                        and r["train_seed"] in seeds]
@@ -94,9 +91,10 @@ def main():
                 f.unlink(missing_ok=True)
             ad_store = results.ResultsStore(ad_db)
             t = time.perf_counter()
-            summary = adaptive.run(space, policy, one, [enc], seeds, device, ad_store, show_progress=False)
+            study = Study.build(**common, db=ad_db, search=policy)
+            summary = study.search(ad_store, echo=lambda line: None)
             ad_wall = time.perf_counter() - t
-            exp = adaptive.experiment_name(space, policy)
+            exp = study.experiment
             search_rows = ad_store.rows(exp, "search")
             final_rows = ad_store.rows(exp, "final")
             copied = {(r["config_hash"], r["train_seed"]) for r in final_rows} & \

@@ -23,7 +23,7 @@ import torch
 
 from synth import datasets
 from experiments import encoders
-from experiments.search import CPU_MAX_MEMBERS
+from experiments.plan import CPU_MAX_MEMBERS
 from experiments.train import TrainSettings, presence_absence_loss, train_population
 
 

@@ -23,6 +23,20 @@ def _number(kind, lo, what):
     return parse
 
 
+# flags of the search paths that were merged into one (sampler x pruner x seed policy)
+REMOVED_FLAGS = {
+    "--mode": "the exhaustive sweep is the default (--sampler grid --pruner none --finalists all); "
+              "--mode random is --sampler random --trials K, --mode halving is --pruner asha",
+    "--n-random": "use --sampler random --trials K",
+}
+
+
+def _finalists(text):
+    if text == "all":
+        return "all"
+    return _number(int, 1, "--finalists")(text)
+
+
 def _parser() -> OneLineParser:
     p, sub = command_parser("python -m experiments", "Train, search and report location encoders.")
     e = sub.add_parser("encoders", help="list the encoders, their dimensions and behaviour at the antimeridian/poles")
@@ -38,14 +52,15 @@ def _parser() -> OneLineParser:
     s.add_argument("--data", type=Path, help="read datasets from this folder (verified); default: generate in memory")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     s.add_argument("--db", type=Path, default=Path("results/results.sqlite"))
-    s.add_argument("--mode", default="grid", choices=["grid", "random", "halving"],
-                   help="the exhaustive sweep (default), a random subset (--n-random), or successive halving that "
-                        "retrains each rung; prefer the adaptive search below")
-    g = s.add_argument_group("adaptive search (Optuna); any of these, or a [search] table in the space, turns it on")
+    for old in REMOVED_FLAGS:
+        s.add_argument(old, nargs="?", const=True, default=None, help=argparse.SUPPRESS)
+    g = s.add_argument_group("search = sampler x pruner x seed policy (default: the space's [search] table, else the "
+                             "exhaustive sweep: every configuration on every seed); flags override the table")
     g.add_argument("--sampler", choices=["grid", "random", "tpe"], help="which configurations are tried (default grid)")
     g.add_argument("--pruner", choices=["none", "asha", "hyperband"], help="which trials stop early (default none)")
     g.add_argument("--trials", type=_number(int, 1, "--trials"), help="trials per (dataset, encoder): random, tpe")
-    g.add_argument("--finalists", type=int, help="configurations retrained on every seed of --seeds (default 3)")
+    g.add_argument("--finalists", type=_finalists, help="configurations retrained on every seed of --seeds "
+                   "(default 3; 'all': every configuration tried)")
     g.add_argument("--race", action=argparse.BooleanOptionalAction, default=None,
                    help="finalists race seed by seed: one clearly behind the leader stops (default off; on in "
                         "the paper space)")
@@ -54,17 +69,16 @@ def _parser() -> OneLineParser:
     x.add_argument("--executor", default="inline", choices=["inline", "local", "submitit"],
                    help="inline (this process, default), local (--workers processes), submitit (SLURM job array, or "
                         "local subprocesses where there is no sbatch)")
-    x.add_argument("--workers", type=int, help="local: worker processes (default: one per CUDA device, else 2); "
+    x.add_argument("--workers", type=_number(int, 1, "--workers"), help="local: worker processes (default: one per CUDA device, else 2); "
                                                "submitit: jobs running at once")
     x.add_argument("--log-dir", type=Path, help="submitit: job logs (default: next to --db, in logs/)")
     x.add_argument("--partition", help="SLURM partition")
-    x.add_argument("--gpus-per-job", type=int, help="SLURM GPUs per job")
-    x.add_argument("--cpus-per-job", type=int, help="SLURM CPUs per job")
-    x.add_argument("--time", type=int, help="SLURM time limit per job, minutes")
-    x.add_argument("--array-parallelism", type=int, help="SLURM: jobs of an array running at once")
+    x.add_argument("--gpus-per-job", type=_number(int, 0, "--gpus-per-job"), help="SLURM GPUs per job")
+    x.add_argument("--cpus-per-job", type=_number(int, 1, "--cpus-per-job"), help="SLURM CPUs per job")
+    x.add_argument("--time", type=_number(int, 1, "--time"), help="SLURM time limit per job, minutes")
+    x.add_argument("--array-parallelism", type=_number(int, 1, "--array-parallelism"),
+                   help="SLURM: jobs of an array running at once")
     x.add_argument("--sbatch-line", action="append", help="a line run in each job before the work (repeatable)")
-    s.add_argument("--n-random", type=_number(int, 1, "--n-random"), default=None,
-                   help="configurations per encoder for --mode random")
     s.add_argument("--max-members", type=_number(int, 1, "--max-members"), default=None,
                    help="cap on the population size (default: by memory)")
     s.add_argument("--lock-timeout", type=_number(float, 0, "--lock-timeout"), default=600.0,
@@ -90,160 +104,27 @@ def _parser() -> OneLineParser:
 
 
 def _cmd_sweep(a) -> None:
-    import dataclasses
+    from .study import Study
 
-    from synth import datasets as sd
-
-    from . import encoders, results, search
-    from .train import resolve_device
-
-    # Everything is checked before any work: the space and its values, names, seeds, the device,
-    # every data file, and the database (a foreign, older or newer file is refused untouched).
-    space = search.load_space(a.space)
-    if a.epochs is not None:
-        space = dataclasses.replace(space, settings=dataclasses.replace(space.settings, epochs=a.epochs))
-    if a.data is not None and not a.data.is_dir():
-        raise SynthError(f"--data {a.data} not found (or not a folder); run python -m synth generate first")
-    ds = sd.parse_names(a.datasets, a.data)
-    encs = encoders.parse_names(a.encoders)
-    seeds, data_seeds = parse_int_list(a.seeds, "seeds"), parse_int_list(a.data_seeds, "dataset seeds")
-    if a.mode == "random" and not a.n_random:
-        raise SynthError("--mode random needs --n-random K")
-    if a.n_random and a.mode != "random":
-        raise SynthError("--n-random is only used with --mode random")
-    device = resolve_device(a.device)
-    from .executors import ExecutorOptions, Runner, describe
-
-    slurm = dict(space.executor)
-    slurm.update({k: v for k, v in (("partition", a.partition), ("gpus_per_job", a.gpus_per_job),
-                                    ("cpus_per_job", a.cpus_per_job), ("time", a.time),
-                                    ("array_parallelism", a.array_parallelism), ("sbatch_lines", a.sbatch_line))
-                  if v is not None})
-    if a.executor != "submitit" and space.executor and len(slurm) == len(space.executor):
-        slurm = {}  # the space's [executor] table only matters to the submitit executor
-    opts = ExecutorOptions(a.executor, a.workers, a.log_dir or a.db.parent / "logs", slurm)
-    data = sd.load_many(ds, data_seeds, a.data)
-    search.check_against_data(space, encs, data)
-    hashes = {n: results.digest(data[(n, data_seeds[0])].recipe.to_dict()) for n in ds}
-    for (n, s), d in data.items():
-        if results.digest(d.recipe.to_dict()) != hashes[n]:
-            raise SynthError(f"dataset {n}: seeds {data_seeds[0]} and {s} follow different recipes in {a.data}")
-    flags = {k: v for k, v in (("sampler", a.sampler), ("pruner", a.pruner), ("trials", a.trials),
+    for flag, replacement in REMOVED_FLAGS.items():
+        if getattr(a, flag.lstrip("-").replace("-", "_")) is not None:
+            raise SynthError(f"{flag} was removed: {replacement}")
+    search = {k: v for k, v in (("sampler", a.sampler), ("pruner", a.pruner), ("trials", a.trials),
                                 ("finalists", a.finalists), ("race", a.race),
                                 ("search_seeds", a.search_seeds)) if v is not None}
-    policy = None
-    if flags or space.search:
-        from . import adaptive
-
-        if a.mode != "grid" or a.n_random:
-            raise SynthError("--mode/--n-random are the old search; with the adaptive search use --sampler, "
-                             "--pruner and --trials")
-        policy = adaptive.policy_from({**space.search, **flags})
-    store = runner = None
-    if a.resume or not a.dry_run:
-        store = results.ResultsStore(a.db, lock_timeout=a.lock_timeout)
-    print(describe(opts))
-    try:
-        runner = Runner(opts, device) if not a.dry_run else None
-        first = {k: v for k, v in data.items() if k[1] == min(data_seeds)}
-        cost_cache: dict = {}  # measured seconds per member-epoch of each shape, shared by the dry-run estimates
-        if policy is not None:
-            experiment = _adaptive_sweep(a, space, policy, first, ds, data_seeds, encs, seeds, device, store, runner,
-                                         cost_cache)
-            _other_draws(a, space, experiment, data, ds, data_seeds, encs, seeds, device, store, runner, hashes,
-                         cost_cache)
-            return
-        skip = store.stored_keys(space.experiment) if (store is not None and a.resume) else None
-        if a.mode == "halving":
-            plan = search.make_plan(space, ds, [min(data_seeds)], encs, seeds, device, max_pop=a.max_members,
-                                    skip=skip, recipe_hashes=hashes)
-            print(search.describe_plan(plan, device, None) + "\n  (successive halving: rung 0 shown; later rungs "
-                  "train a third of the configurations each, for three times as many epochs)")
-            if not a.dry_run:
-                n = search.successive_halving(space, first, encs, seeds, device, store, max_pop=a.max_members,
-                                              runner=runner, data_folder=a.data, resume=a.resume,
-                                              show_progress=not a.no_progress)
-                print(f"wrote {n} row(s) to {a.db} (experiment {space.experiment})")
-            _other_draws(a, space, space.experiment, data, ds, data_seeds, encs, seeds, device, store, runner, hashes,
-                         cost_cache)
-            return
-        plan = search.make_plan(space, ds, [min(data_seeds)], encs, seeds, device, mode=a.mode, n_random=a.n_random,
-                                max_pop=a.max_members, skip=skip, recipe_hashes=hashes)
-        est = search.estimate_seconds(plan, data, device, cost_cache) if plan.populations else 0.0
-        print(search.describe_plan(plan, device, est))
-        if not plan.populations:
-            print("nothing to do" + (" on the first draw" if len(data_seeds) > 1 else ""))
-        elif not a.dry_run:
-            n = search.sweep(plan, store, data, device, show_progress=not a.no_progress, runner=runner,
-                             data_folder=a.data)
-            print(f"wrote {n} row(s) to {a.db} (experiment {space.experiment})")
-        _other_draws(a, space, space.experiment, data, ds, data_seeds, encs, seeds, device, store, runner, hashes,
-                         cost_cache)
-    finally:
-        if runner is not None:
-            runner.close()
-        if store is not None:
-            store.close()
-
-
-def _other_draws(a, space, experiment, data, ds, data_seeds, encs, seeds, device, store, runner, hashes,
-                 cost_cache) -> None:
-    """After the search on the first draw: its chosen configurations on every other draw × seed."""
-    from . import search
-
-    others = sorted(set(data_seeds) - {min(data_seeds)})
-    if not others:
-        return
-    n = len(ds) * len(encs) * len(others) * len(seeds)
-    print(f"other draws: the configuration chosen on draw {min(data_seeds)} (validation Top-1, as the report "
-          f"chooses) of each (dataset, encoder), on draws {','.join(map(str, others))} x seeds {a.seeds}: "
-          f"{n} run(s), <= {n * space.settings.epochs} member-epochs")
+    slurm = {k: v for k, v in (("partition", a.partition), ("gpus_per_job", a.gpus_per_job),
+                               ("cpus_per_job", a.cpus_per_job), ("time", a.time),
+                               ("array_parallelism", a.array_parallelism), ("sbatch_lines", a.sbatch_line))
+             if v is not None}
+    study = Study.build(space=a.space, datasets=a.datasets, encoders=a.encoders, seeds=a.seeds,
+                        data_seeds=a.data_seeds, search=search, device=a.device, db=a.db, data=a.data,
+                        executor=a.executor, workers=a.workers, slurm=slurm, log_dir=a.log_dir, epochs=a.epochs,
+                        max_members=a.max_members, resume=a.resume, lock_timeout=a.lock_timeout,
+                        progress=not a.no_progress)
     if a.dry_run:
-        first = data[(ds[0], min(data_seeds))]
-        total = sum(len(ds) * len(others) * len(seeds) * space.settings.epochs
-                    * search.mean_seconds_per_member_epoch(space, enc, first, device, cost_cache) for enc in encs)
-        print(f"  estimated time: about {total / 60:.1f} min more (the mean measured epoch of each encoder's shapes "
-              f"on {device}; the chosen shape is not known before the search; early stopping can shorten it)")
-        return
-    plan, missing = search.other_draws_plan(space, store, experiment, ds, data_seeds, encs, seeds, device, hashes,
-                                            a.max_members)
-    for d, e in missing:
-        print(f"warning: {e} on {d}: no configuration chosen on draw {min(data_seeds)} (every one diverged or none "
-              "was trained), so it is not trained on the other draws")
-    if plan.populations:
-        n = search.sweep(plan, store, data, device, show_progress=not a.no_progress, experiment=experiment,
-                         runner=runner, data_folder=a.data)
-        print(f"wrote {n} row(s) to {a.db} (experiment {experiment})")
+        print(study.dry_run())
     else:
-        print("  nothing to do: every run is stored")
-
-
-def _adaptive_sweep(a, space, policy, data, ds, data_seeds, encs, seeds, device, store, runner, cost_cache) -> str:
-    """The adaptive search on ``data`` (the first draw); returns the experiment's name."""
-    from . import adaptive
-
-    experiment = adaptive.experiment_name(space, policy)
-    cells = len(ds)
-    print(f"experiment {experiment} (space {space.name}): adaptive search, sampler {policy.sampler}, pruner "
-          f"{policy.pruner}, search seeds {','.join(map(str, policy.search_seeds))}, {policy.finalists} finalist(s) "
-          f"{'racing ' if policy.race else ''}on seeds {a.seeds}; {cells} dataset(s) (draw {min(data_seeds)}) x {len(encs)} encoder(s) on {device}")
-    lines = adaptive.describe(space, policy, encs, cells, seeds)
-    print("\n".join(lines))
-    if a.dry_run:
-        total = adaptive.estimate_seconds(space, policy, encs, cells, seeds, data[(ds[0], min(data_seeds))], device,
-                                         cost_cache)
-        print(f"  estimated time: {total / 60:.1f} min (measured: one epoch of each shape on {device}; pruning as "
-              "expected for successive halving; early stopping can shorten it)")
-        return experiment
-    summary = adaptive.run(space, policy, data, encs, seeds, device, store, max_pop=a.max_members,
-                           resume=a.resume, show_progress=not a.no_progress, runner=runner, data_folder=a.data)
-    for c in summary["cells"]:
-        print(f"  {c['dataset']} seed {c['data_seed']} {c['encoder']}: {c['trials']} trial(s) ({c['repeats']} repeat(s) "
-              f"answered without training), {c['pruned']} pruned, "
-              f"{c['search_member_epochs']} member-epochs; finalists: "
-              + "; ".join(f"#{n} val {v:.1f}" for _, v, n in c["finalists"]))
-    print(f"done in {summary['seconds']:.0f} s (experiment {experiment})")
-    return experiment
+        study.run(echo=lambda line: print(line, flush=True))
 
 
 def _cmd_encoders(show_params: bool) -> None:
@@ -267,7 +148,7 @@ def _handle(argv) -> int:
     elif a.cmd == "sweep":
         _cmd_sweep(a)
     elif a.cmd == "compare":
-        from .report import compare_tables
+        from .tables import compare_tables
 
         print(compare_tables(a.a, a.b), end="")
     elif a.cmd == "report":

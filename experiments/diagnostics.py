@@ -251,7 +251,7 @@ def _write_csv(path: Path, header, rows):
 
 
 def all_figures(cells, ds_names, enc_names, ceilings, fig_dir: Path, out_dir: Path, device="auto") -> list[Path]:
-    from .report import band_table
+    from .tables import band_table
     from .train import resolve_device
 
     dev = resolve_device(device)

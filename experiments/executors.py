@@ -14,6 +14,7 @@ retried once; if it fails again the sweep ends with one line naming its populati
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -22,11 +23,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synth.errors import SynthError
+from synth.params import Interval, Param
 
 EXECUTORS = ("inline", "local", "submitit")
 _LIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED", "STAGE_OUT",
                 "SIGNALING", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
-SLURM_KEYS = ("partition", "gpus_per_job", "cpus_per_job", "time", "array_parallelism", "sbatch_lines")
+SLURM_PARAMS = {p.name: p for p in (
+    Param("partition", str, None, None, "setting", optional=True, help="SLURM partition"),
+    Param("gpus_per_job", int, None, Interval(0, 1024), "setting", optional=True, help="GPUs per job"),
+    Param("cpus_per_job", int, None, Interval(1, 4096), "setting", optional=True, help="CPUs per job"),
+    Param("time", int, None, Interval(1, 60 * 24 * 365), "setting", optional=True,
+          help="time limit per job, minutes"),
+    Param("array_parallelism", int, None, Interval(1, 10**6), "setting", optional=True,
+          help="jobs of an array running at once"),
+)}
+SLURM_KEYS = tuple(SLURM_PARAMS) + ("sbatch_lines",)
+WORKERS = Param("workers", int, None, Interval(1, 4096), "setting", optional=True,
+                help="local: worker processes; submitit: jobs running at once")
+
+
+def check_slurm_options(values: dict, owner: str = "SLURM options") -> dict:
+    """SLURM options checked like every other value (one line naming the bad one)."""
+    if not isinstance(values, dict):
+        raise SynthError(f"{owner} must be a table")
+    unknown = set(values) - set(SLURM_KEYS)
+    if unknown:
+        raise SynthError(f"{owner}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(SLURM_KEYS)}")
+    out = {k: SLURM_PARAMS[k].check(v, owner) for k, v in values.items() if k != "sbatch_lines"}
+    if out.get("partition") is not None and not out["partition"].strip():
+        raise SynthError(f"{owner}: partition = '' is not valid: expected a partition name")
+    if "sbatch_lines" in values:
+        lines = values["sbatch_lines"]
+        if not isinstance(lines, list) or not all(isinstance(x, str) and x.strip() and "\n" not in x for x in lines):
+            raise SynthError(f"{owner}: sbatch_lines = {lines!r} is not valid: expected a list of non-empty "
+                             "one-line strings, e.g. [\"module load cuda\"]")
+        out["sbatch_lines"] = list(lines)
+    return out
 
 
 @dataclass
@@ -39,11 +71,12 @@ class ExecutorOptions:
     def __post_init__(self):
         if self.kind not in EXECUTORS:
             raise SynthError(f"unknown executor {self.kind!r}; use one of {', '.join(EXECUTORS)}")
-        if self.workers is not None and self.workers < 1:
-            raise SynthError(f"--workers must be >= 1, got {self.workers}")
-        unknown = set(self.slurm) - set(SLURM_KEYS)
-        if unknown:
-            raise SynthError(f"unknown SLURM option(s) {', '.join(sorted(unknown))}; valid: {', '.join(SLURM_KEYS)}")
+        if self.workers is not None:
+            try:
+                self.workers = WORKERS.check(self.workers)
+            except SynthError:
+                raise SynthError(f"--workers must be an integer >= 1, got {self.workers!r}") from None
+        self.slurm = check_slurm_options(self.slurm)
         if self.slurm and self.kind != "submitit":
             raise SynthError("SLURM options need --executor submitit")
         if self.kind == "inline" and self.workers not in (None, 1):
@@ -74,7 +107,10 @@ def n_workers(opts: ExecutorOptions) -> int:
 
 # ----------------------------------------------------------------------------- the worker side
 def work(job: dict) -> dict:
-    """Run one job in a worker; returns {"rows": [...], "done": bool}. A pure function of ``job``."""
+    """Run one job in a worker; returns {"rows": [...], "done": bool}. A pure function of ``job``.
+
+    A job names what runs it, ``"run": "experiments.MODULE:FUNCTION"``: the executors import no
+    module that sends them work (no import cycle), and a job stays plain data."""
     import torch
 
     threads = job.get("threads")
@@ -82,15 +118,24 @@ def work(job: dict) -> dict:
         torch.set_num_threads(int(threads))
     if job.get("cuda_device") is not None and torch.cuda.is_available():
         torch.cuda.set_device(int(job["cuda_device"]))
-    if job["kind"] == "population":
-        from .search import population_job
+    module, _, function = str(job.get("run", "")).partition(":")
+    if not module.startswith("experiments.") or not function:
+        raise SynthError(f"a job must name experiments.MODULE:FUNCTION to run, got {job.get('run')!r}")
+    return getattr(importlib.import_module(module), function)(job)
 
-        return population_job(job)
-    if job["kind"] == "cell":
-        from .adaptive import cell_job
 
-        return cell_job(job)
-    raise SynthError(f"unknown job kind {job['kind']!r}")
+def _die_with_parent() -> None:
+    """A local worker's initializer: the kernel kills it when the driver dies (even by kill -9),
+    so no orphaned worker trains on for nobody (Linux; elsewhere the pool's own shutdown applies)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the driver died before prctl took effect
+        os._exit(1)
 
 
 def dataset_ref(ds, folder) -> dict:
@@ -130,7 +175,8 @@ class Runner:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool_factory = lambda: ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool_factory = lambda: ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                             initializer=_die_with_parent)
             self.pool = self._pool_factory()
         elif opts.kind == "submitit":
             self.pool = self._submitit_executor()
@@ -190,7 +236,13 @@ class Runner:
             on_done(job, work(job))
             return
         if self.opts.kind == "local":
-            handle = self.pool.submit(work, job)
+            from concurrent.futures.process import BrokenProcessPool
+
+            try:
+                handle = self.pool.submit(work, job)
+            except BrokenProcessPool:  # a worker died since the last poll: the pool must be renewed first
+                self._restart_pool()
+                handle = self.pool.submit(work, job)
         else:
             handle = self.pool.submit(work, job)
             handle._sphere_started = time.time()
@@ -229,33 +281,40 @@ class Runner:
         return False
 
     def poll(self) -> bool:
-        """Collect finished jobs (calling their ``on_done``); returns whether any finished."""
+        """Collect finished jobs (calling their ``on_done``); returns whether any finished.
+
+        Outcomes are collected first and callbacks run after: a callback submits the next job, and
+        if a worker died the pool is broken until it is restarted (submitting to it raised
+        BrokenProcessPool and crashed the driver)."""
         from concurrent.futures.process import BrokenProcessPool
 
-        progressed = False
+        done, broken = [], False
         for entry in list(self.pending):
             handle, job, on_done, attempt = entry
             finished = self._finished(handle)
             if not finished:
                 continue
             self.pending.remove(entry)
-            progressed = True
             if finished == "dead":  # handle.result() would wait for a state that never comes (no sacct)
-                self._failed(job, on_done, attempt, f"SLURM job {handle.job_id} ended without a result")
+                done.append((entry, None, f"SLURM job {handle.job_id} ended without a result", True))
                 continue
             try:
-                result = handle.result()
-            except BrokenProcessPool:
-                self._restart_pool()
-                self._failed(job, on_done, attempt, "its worker process died")
-                continue
+                done.append((entry, handle.result(), None, True))
+            except BrokenProcessPool:  # every job of a broken pool says so: the first is charged a try
+                done.append((entry, None, "its worker process died", not broken))
+                broken = True
+            except SynthError:
+                raise
             except Exception as e:  # a job that died or raised: submitit's and the worker's own errors
-                if isinstance(e, SynthError):
-                    raise
-                self._failed(job, on_done, attempt, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-                continue
-            on_done(job, result)
-        return progressed
+                done.append((entry, None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", True))
+        if broken:
+            self._restart_pool()
+        for (handle, job, on_done, attempt), result, why, count in done:
+            if why is not None:
+                self._failed(job, on_done, attempt, why, count)
+            else:
+                on_done(job, result)
+        return bool(done)
 
     def _restart_pool(self):
         """A dead worker breaks the whole process pool: every job in it is resubmitted once."""
@@ -283,7 +342,7 @@ class Runner:
             if not self.poll():
                 time.sleep(0.05)
         if self.failures:
-            names = "; ".join(job.get("label", job["kind"]) for job, _ in self.failures)
+            names = "; ".join(job.get("label", str(job.get("run"))) for job, _ in self.failures)
             why = self.failures[0][1]
             raise SynthError(f"{len(self.failures)} job(s) failed twice ({why}): {names}; logs: "
                              f"{self.log_of(self.failures[0][0])}; finished work is stored, rerun with --resume")

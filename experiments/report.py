@@ -33,192 +33,15 @@ from synth.errors import SynthError
 from synth.fileio import atomic_write_bytes
 
 from . import results
+from .selection import Cell, choose
+from .stats import er_trend, error_reduction, interval, two_level_bootstrap, verdict
+from .tables import band_table, to_latex, to_markdown
 
 PAPER_TABLE = Path(__file__).parent / "data" / "table8.csv"
 PAPER_COLUMNS = {"xyz": "xyz", "wrap": "wrap", "wrap_ffn": "wrap_ffn", "rff": "rff", "rbf": "rbf", "grid": "grid",
                  "theory": "theory", "sphereM+": "sphereM_plus"}
 LABELS = {"wrap_ffn": "wrap+ffn"}
 TARGET = "sphereM+"
-
-
-@dataclass
-class Cell:
-    """The chosen configuration of one encoder on one dataset."""
-
-    config: dict
-    test: list  # test Top-1 per (data seed, training seed), aligned with ``keys``
-    keys: list
-    val_mean: float
-    optimistic: float  # best mean test Top-1 over all configurations (the paper's reading)
-    n_configs: int
-    mrr: list = field(default_factory=list)
-    bands: list = field(default_factory=list)
-    settings: dict = field(default_factory=dict)  # the TrainSettings the sweep used
-    recipe: dict = field(default_factory=dict)  # the dataset recipe the rows were trained on
-    n_diverged: int = 0  # configurations left out because a member diverged (on the selection draw)
-    n_diverged_rows: int = 0  # rows of the chosen configuration that diverged (on another draw)
-    above_bayes: bool = False  # mean test Top-1 above the Bayes ceiling by more than its sampling error
-
-    def by_draw(self) -> dict:
-        """{data seed: mean test Top-1 over its training seeds}."""
-        out: dict = {}
-        for (draw, _), v in zip(self.keys, self.test):
-            out.setdefault(draw, []).append(v)
-        return {d: float(np.mean(v)) for d, v in sorted(out.items())}
-
-    @property
-    def mean(self) -> float:
-        """Mean over draws of each draw's mean over seeds (each draw weighs the same)."""
-        return float(np.mean(list(self.by_draw().values())))
-
-    @property
-    def std(self) -> float:
-        """Standard deviation between draws; with one draw, between training seeds."""
-        draws = self.by_draw()
-        if len(draws) > 1:
-            return float(np.std(list(draws.values()), ddof=1))
-        return float(np.std(self.test, ddof=1)) if len(self.test) > 1 else 0.0
-
-
-def selection_draw(rows: list[dict]) -> int:
-    """The draw (data seed) configurations are chosen on: the smallest one. The sweep trains the
-    whole search there and only the chosen configuration on the other draws."""
-    return min(r["data_seed"] for r in rows)
-
-
-def choose(rows: list[dict]) -> dict:
-    """{(dataset, encoder): Cell} with the configuration chosen on validation of the selection draw;
-    the Cell holds that configuration's rows on every draw.
-
-    ``rows`` must come from one experiment and stage: rows of several training settings for one
-    (dataset, encoder) are refused rather than pooled. Configurations with a diverged member on the
-    selection draw are left out (counted in ``Cell.n_diverged``); if every one diverged, the cell is
-    missing. Only configurations trained on the most seeds of the selection draw compete: a mean
-    over fewer seeds is noisier (so more often the maximum by luck), and a finalist that the race
-    stopped early (adaptive.race_survivors) has fewer seeds by design."""
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["config_hash"], []).append(r)
-    out = {}
-    for key, by_config in groups.items():
-        settings = {r["settings_hash"] for rs in by_config.values() for r in rs}
-        if len(settings) > 1:
-            raise SynthError(f"{key[1]} on {key[0]}: rows of {len(settings)} different training settings; "
-                             "report one experiment at a time (--experiment)")
-        for h, rs in by_config.items():
-            seen = [(r["data_seed"], r["train_seed"]) for r in rs]
-            if len(seen) != len(set(seen)):
-                raise SynthError(f"{key[1]} on {key[0]}: configuration {h} has duplicate rows for one seed")
-
-        draw = selection_draw([r for rs in by_config.values() for r in rs])
-        on_draw = {h: [r for r in rs if r["data_seed"] == draw] for h, rs in by_config.items()}
-        on_draw = {h: rs for h, rs in on_draw.items() if rs}
-        most = max(len(rs) for rs in on_draw.values())
-        on_draw = {h: rs for h, rs in on_draw.items() if len(rs) == most}
-
-        def val(rs):
-            return float(np.mean([r["val_top1"] for r in rs]))
-
-        healthy = {h: rs for h, rs in on_draw.items() if not any(r.get("diverged") for r in rs)}
-        if not healthy:
-            continue
-        best_hash = max(sorted(healthy), key=lambda h: val(healthy[h]))
-        rs = sorted(by_config[best_hash], key=lambda r: (r["data_seed"], r["train_seed"]))
-        out[key] = Cell(config=json.loads(rs[0]["config"]), test=[r["test_top1"] for r in rs],
-                        keys=[(r["data_seed"], r["train_seed"]) for r in rs], val_mean=val(healthy[best_hash]),
-                        optimistic=max(float(np.mean([r["test_top1"] for r in g])) for g in healthy.values()),
-                        n_configs=len(by_config), mrr=[r["test_mrr"] for r in rs],
-                        bands=[json.loads(r["bands"]) for r in rs], settings=json.loads(rs[0]["settings"]),
-                        recipe=json.loads(rs[0]["recipe"]) if rs[0].get("recipe") else {},
-                        n_diverged=len(on_draw) - len(healthy),
-                        n_diverged_rows=sum(bool(r.get("diverged")) for r in rs))
-    return out
-
-
-def error_reduction(top1_new, top1_best):
-    """ER in the paper's sign convention: (E_new − E_best) / E_best × 100, negative = fewer errors.
-    Floats or arrays (bootstrap replicates); NaN where E_best is 0."""
-    e_new, e_best = 100.0 - np.asarray(top1_new, float), 100.0 - np.asarray(top1_best, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        er = np.where(e_best == 0, np.nan, (e_new - e_best) / np.where(e_best == 0, 1, e_best) * 100.0)
-    return float(er) if er.ndim == 0 else er
-
-
-def two_level_bootstrap(a: dict, b: dict, n: int = 10000, seed: int = 0, inflate: bool = True):
-    """Bootstrap replicates (mean_a, mean_b), two arrays of ``n``, of the paired means over the
-    (draw, seed) pairs both ``a`` and ``b`` have ({(data seed, training seed): Top-1}).
-
-    Two levels, because draws and training seeds are two sources of noise: each replicate draws
-    the dataset draws with replacement, then within each drawn draw its training seeds with
-    replacement, and averages seeds within a draw, then draws (each draw weighs the same, as in
-    ``Cell.mean``). With one draw this is the ordinary paired bootstrap over seeds.
-
-    ``inflate``: the bootstrap variance of a mean of n values is (n−1)/n of the usual s²/n, which
-    matters with the 5 draws of the default (20 % too small, intervals too narrow, ties called
-    wins). Each replicate's deviation from the point estimate is scaled by √(n/(n−1)), n = draws
-    (seeds when there is one draw), so the replicates' variance is the unbiased one.
-    None when there are fewer than two pairs."""
-    common = sorted(set(a) & set(b))
-    if len(common) < 2:
-        return None
-    draws = sorted({k[0] for k in common})
-    per = [[k for k in common if k[0] == d] for d in draws]
-    width = max(len(p) for p in per)
-    A = np.full((len(draws), width), np.nan)
-    B = np.full((len(draws), width), np.nan)
-    for i, keys in enumerate(per):
-        A[i, :len(keys)] = [a[k] for k in keys]
-        B[i, :len(keys)] = [b[k] for k in keys]
-    n_seeds = np.array([len(p) for p in per])
-    rng = np.random.default_rng(seed)
-    if len(draws) > 1:
-        d_idx = rng.integers(0, len(draws), size=(n, len(draws)))
-    else:
-        d_idx = np.zeros((n, 1), dtype=int)
-    s_idx = np.floor(rng.random((n, d_idx.shape[1], width)) * n_seeds[d_idx][..., None]).astype(int)
-    used = np.arange(width)[None, None, :] < n_seeds[d_idx][..., None]  # draw i resamples n_i of its seeds
-
-    def means(M):
-        vals = np.where(used, M[d_idx[..., None], s_idx], 0.0)
-        reps = (vals.sum(-1) / used.sum(-1)).mean(-1)
-        if not inflate:
-            return reps
-        m = len(draws) if len(draws) > 1 else int(n_seeds[0])
-        point = float(np.mean(np.nanmean(M, 1)))  # mean over draws of each draw's mean
-        return point + (reps - point) * np.sqrt(m / (m - 1))
-
-    return means(A), means(B)
-
-
-def interval(x) -> tuple[float, float]:
-    """The 95 % percentile interval of bootstrap replicates (NaN replicates ignored)."""
-    return float(np.nanpercentile(x, 2.5)), float(np.nanpercentile(x, 97.5))
-
-
-def verdict(ci) -> str:
-    """win / loss when the 95 % interval of sphereM+ − best baseline excludes 0 (above / below), else tie."""
-    if ci is None:
-        return "—"
-    return "win" if ci[0] > 0 else ("loss" if ci[1] < 0 else "tie")
-
-
-def er_trend(n_mu, er, er_boot):
-    """Spearman rho of N_mu with the error reduction (−ER), and its 95 % interval over the bootstrap
-    replicates of each dataset's ER (datasets resampled independently: their draws are independent).
-    The interval is None when a dataset has no replicates."""
-    from scipy.stats import rankdata, spearmanr
-
-    rho = float(spearmanr(n_mu, -np.asarray(er, float)).statistic)
-    if any(b is None for b in er_boot):
-        return rho, None
-    reps = -np.stack(er_boot, 1)  # (replicates, datasets)
-    ranks = rankdata(reps, axis=1)
-    x = rankdata(n_mu) - (len(n_mu) + 1) / 2
-    y = ranks - (len(n_mu) + 1) / 2
-    with np.errstate(invalid="ignore"):
-        rhos = (y @ x) / np.sqrt((y ** 2).sum(1) * (x ** 2).sum())
-    rhos[np.isnan(reps).any(1)] = np.nan
-    return rho, interval(rhos)
 
 
 def paper_numbers() -> dict:
@@ -380,13 +203,6 @@ def draw_records(t: Table8) -> list[dict]:
     return recs
 
 
-def to_markdown(recs: list[dict]) -> str:
-    cols = list(recs[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in recs]
-    return "\n".join(lines) + "\n"
-
-
 def to_csv(t: Table8, optimistic=False) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -417,16 +233,6 @@ def to_csv(t: Table8, optimistic=False) -> str:
         row += [f"{r['bayes']:.3f}", p.get("sphereM+", ""), p.get("delta", ""), p.get("er", "")]
         w.writerow(row)
     return buf.getvalue()
-
-
-def to_latex(recs: list[dict], caption: str) -> str:
-    cols = list(recs[0])
-    esc = lambda s: str(s).replace("%", r"\%").replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("†", r"$\dagger$").replace("—", "--")  # noqa: E731
-    lines = [r"\begin{table}[t]", r"\centering", r"\scriptsize", r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}",
-             r"\toprule", " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
-    lines += [" & ".join(esc(r[c]) for c in cols) + r" \\" for r in recs]
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{esc(caption)}}}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
 
 
 def summary(t: Table8) -> str:
@@ -600,90 +406,6 @@ def write_tables(t: Table8, out: Path) -> list[Path]:
         atomic_write_bytes(p, text.encode())
         written.append(p)
     return written
-
-
-def compare_tables(path_a, path_b) -> str:
-    """Two ``table8.csv`` files of the same datasets (e.g. disjoint training seeds, or two machines):
-    the verdicts side by side, how many agree, and how far the cells' means moved."""
-    def load(path):
-        try:
-            with open(path, newline="") as f:
-                recs = list(csv.DictReader(f))
-        except OSError as e:
-            raise SynthError(f"cannot read {path}: {e.strerror or e}") from None
-        if not recs or "verdict" not in recs[0]:
-            raise SynthError(f"{path} is not a table8.csv with verdicts (written by `experiments report`)")
-        return {r["dataset"]: r for r in recs}
-
-    a, b = load(path_a), load(path_b)
-    common = [d for d in a if d in b]
-    if not common:
-        raise SynthError(f"{path_a} and {path_b} have no dataset in common")
-    encs = [c[:-5] for c in a[common[0]] if c.endswith("_mean") and c in b[common[0]]]
-    lines = [f"| dataset | verdict A | verdict B | ΔTop1 A [95% CI] | ΔTop1 B [95% CI] |", "|---|---|---|---|---|"]
-    for d in common:
-        fmt = lambda r: (f"{float(r['delta_top1']):+.1f} [{float(r['ci_low']):+.1f}, {float(r['ci_high']):+.1f}]"  # noqa: E731
-                         if r["ci_low"] else "—")
-        lines.append(f"| {d} | {a[d]['verdict']} | {b[d]['verdict']} | {fmt(a[d])} | {fmt(b[d])} |")
-    agree = sum(a[d]["verdict"] == b[d]["verdict"] for d in common)
-    moves = [abs(float(a[d][f"{e}_mean"]) - float(b[d][f"{e}_mean"])) for d in common for e in encs
-             if a[d][f"{e}_mean"] and b[d][f"{e}_mean"]]
-    lines += ["", f"Verdicts agree on {agree} of {len(common)} datasets."]
-    if moves:
-        lines.append(f"Cell means (Top-1, {len(moves)} encoder cells): mean |A − B| {np.mean(moves):.2f} points, "
-                     f"median {np.median(moves):.2f}, max {max(moves):.2f}.")
-    return "\n".join(lines) + "\n"
-
-
-def band_table(cells: dict, dataset_names, encoder_names, ceilings: dict, kind="equal-angle") -> list[dict]:
-    """Per band, pooled over the given datasets: test counts, Top-1 and MRR per encoder, Δ vs grid, Bayes."""
-    out = []
-    edges = None
-    acc: dict = {}
-    for d in dataset_names:
-        for e in encoder_names:
-            c = cells.get((d, e))
-            if c is None:
-                continue
-            counted = set()
-            for (draw, _), b in zip(c.keys, c.bands):  # one entry per (draw, seed): all weigh in,
-                bk = b[kind]                             # each draw's test samples count once
-                edges = bk["edges"]
-                n = np.array(bk["n"], float)
-                a = acc.setdefault(e, {"n": np.zeros_like(n), "w": np.zeros_like(n), "top1": np.zeros_like(n),
-                                       "mrr": np.zeros_like(n)})
-                if draw not in counted:
-                    counted.add(draw)
-                    a["n"] += n
-                a["w"] += n
-                a["top1"] += np.nan_to_num(np.array(bk["top1"], float)) * n
-                a["mrr"] += np.nan_to_num(np.array(bk["mrr"], float)) * n
-        for cdict in ceilings[d]:
-            bands_b = cdict.get(f"bands_{kind}")
-            if bands_b is None:
-                continue
-            a = acc.setdefault("bayes", {"n": np.zeros(len(bands_b)), "w": np.zeros(len(bands_b)),
-                                         "top1": np.zeros(len(bands_b)), "mrr": np.zeros(len(bands_b))})
-            n = np.array([b["n"] for b in bands_b], float)
-            a["n"] += n
-            a["w"] += n
-            a["top1"] += np.nan_to_num(np.array([b["top1"] for b in bands_b])) * n
-            a["mrr"] += np.nan_to_num(np.array([b["mrr"] for b in bands_b])) * n
-    if edges is None:
-        return out
-    for i in range(len(edges) - 1):
-        rec = {"lat_lo": edges[i], "lat_hi": edges[i + 1]}
-        for e, a in acc.items():
-            w = a["w"][i]
-            rec[f"{e}_n"] = int(a["n"][i])
-            rec[f"{e}_top1"] = a["top1"][i] / w if w else float("nan")
-            rec[f"{e}_mrr"] = a["mrr"][i] / w if w else float("nan")
-        if "grid" in acc:
-            for e in acc:
-                if e not in ("grid", "bayes"):
-                    rec[f"{e}_dmrr_vs_grid"] = rec[f"{e}_mrr"] - rec["grid_mrr"]
-        out.append(rec)
-    return out
 
 
 def main_report(db, out, figures, encoders="table8", datasets="all", experiment=None, figures_on=True,

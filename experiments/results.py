@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import sqlite3
 import sys
 import time
@@ -36,19 +38,28 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
-    experiment TEXT NOT NULL, dataset TEXT NOT NULL, recipe_hash TEXT NOT NULL, recipe TEXT NOT NULL,
-    data_seed INTEGER NOT NULL, encoder TEXT NOT NULL, config_hash TEXT NOT NULL, config TEXT NOT NULL,
-    train_seed INTEGER NOT NULL, settings_hash TEXT NOT NULL, settings TEXT NOT NULL,
+    experiment TEXT NOT NULL, dataset TEXT NOT NULL, recipe_hash TEXT NOT NULL,
+    recipe TEXT NOT NULL CHECK (json_valid(recipe)),
+    data_seed INTEGER NOT NULL, encoder TEXT NOT NULL, config_hash TEXT NOT NULL,
+    config TEXT NOT NULL CHECK (json_valid(config)),
+    train_seed INTEGER NOT NULL, settings_hash TEXT NOT NULL, settings TEXT NOT NULL CHECK (json_valid(settings)),
     stage TEXT NOT NULL DEFAULT 'final',
-    val_top1 REAL, val_top3 REAL, val_mrr REAL, test_top1 REAL, test_top3 REAL, test_mrr REAL,
-    best_epoch INTEGER, epochs_run INTEGER, bands TEXT, diverged INTEGER NOT NULL DEFAULT 0,
-    trial INTEGER NOT NULL DEFAULT -1, val_curve TEXT, pruned_at INTEGER,
+    val_top1 REAL CHECK (val_top1 BETWEEN 0 AND 100 OR (val_top1 IS NULL AND diverged = 1)),
+    val_top3 REAL, val_mrr REAL,
+    test_top1 REAL CHECK (test_top1 BETWEEN 0 AND 100 OR (test_top1 IS NULL AND (diverged = 1 OR pruned_at IS NOT NULL))),
+    test_top3 REAL, test_mrr REAL,
+    best_epoch INTEGER, epochs_run INTEGER, bands TEXT CHECK (bands IS NULL OR json_valid(bands)),
+    diverged INTEGER NOT NULL DEFAULT 0 CHECK (diverged IN (0, 1)),
+    trial INTEGER NOT NULL DEFAULT -1, val_curve TEXT CHECK (val_curve IS NULL OR json_valid(val_curve)),
+    pruned_at INTEGER,
     seconds REAL, population INTEGER, device TEXT, code_version TEXT, created REAL,
     UNIQUE (experiment, dataset, recipe_hash, data_seed, encoder, config_hash, train_seed, settings_hash, stage,
             trial)
 );
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, stage, dataset, encoder);
 """
+# The CHECKs (new databases) make a damaged row impossible to write; rows() validates what it reads
+# in any database (older files, hand edits) and names the row and column of a bad value.
 # ``trial`` is the Optuna trial number of a search row (-1 elsewhere): a search may try one
 # configuration twice (TPE), and each trial is its own row.
 KEY_COLUMNS = ("experiment", "dataset", "recipe_hash", "data_seed", "encoder", "config_hash", "train_seed",
@@ -58,6 +69,9 @@ VALUE_COLUMNS = ("recipe", "config", "settings", "val_top1", "val_top3", "val_mr
                  "population", "device")
 _DEFAULTS = {"diverged": 0, "trial": -1, "val_curve": None, "pruned_at": None}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+METRICS = ("val_top1", "val_top3", "val_mrr", "test_top1", "test_top3", "test_mrr")
+JSON_COLUMNS = ("recipe", "config", "settings", "bands", "val_curve")
+INTEGER_COLUMNS = ("data_seed", "train_seed", "trial", "best_epoch", "epochs_run", "pruned_at", "population")
 _V1_REFUSAL = ("was written by sphere-synth schema 1, whose ranks counted tied logits as correct (a collapsed "
                "model scored 100 %); its scores cannot be trusted: run the sweep again into a new --db")
 
@@ -103,10 +117,19 @@ class ResultsStore:
             raise SynthError(f"no results database at {self.path}")
         if not self._check_header():
             raise SynthError(f"{self.path} is empty: not a sphere-synth results database")
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
         try:
-            conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True,
-                                   isolation_level=None, timeout=self.lock_timeout)
-            self._identify(conn, allow_empty=False)
+            try:
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=self.lock_timeout)
+                self._identify(conn, allow_empty=False)
+            except sqlite3.OperationalError as e:
+                # A WAL database on read-only media (an archive, a read-only mount): SQLite cannot
+                # create the -shm file a reader needs. immutable=1 reads the file as it is, which is
+                # right only when nobody writes it, as on such media.
+                if os.access(self.path.parent, os.W_OK) and "readonly" not in str(e) and "unable to open" not in str(e):
+                    raise
+                conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+                self._identify(conn, allow_empty=False)
         except sqlite3.DatabaseError as e:
             raise SynthError(f"{self.path} is not a usable SQLite results database ({e})") from None
         return conn
@@ -136,7 +159,11 @@ class ResultsStore:
             raise SynthError(f"{self.path} is not a sphere-synth results database (tables: "
                              f"{', '.join(sorted(tables)) or 'none'}); refusing to touch it")
         meta = dict(conn.execute("SELECT key, value FROM meta"))
-        version = int(meta.get("schema_version", 0))
+        try:
+            version = int(meta.get("schema_version", 0))
+        except (TypeError, ValueError):
+            raise SynthError(f"{self.path}: meta.schema_version = {meta.get('schema_version')!r} is not a schema "
+                             "number; not a usable sphere-synth results database") from None
         if version == 1:
             raise SynthError(f"{self.path} {_V1_REFUSAL}")
         if meta.get("package") != PACKAGE:
@@ -187,8 +214,13 @@ class ResultsStore:
     # ------------------------------------------------------------------ writes
     def _execute_write(self, sql, values):
         self.conn.execute("BEGIN IMMEDIATE")
-        self.conn.executemany(sql, values)
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.executemany(sql, values)
+            self.conn.execute("COMMIT")
+        except BaseException:  # any failure (overflow, interrupt, disk): never leave the write lock held
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def write_population(self, rows: list[dict]) -> None:
         """Insert (or replace) one population's rows in a single transaction."""
@@ -196,14 +228,15 @@ class ResultsStore:
             raise SynthError(f"{self.path} was opened read-only")
         cols = KEY_COLUMNS + VALUE_COLUMNS + ("code_version", "created")
         now = time.time()
-        values = [tuple({**_DEFAULTS, **r, "code_version": __version__, "created": now}[c] for c in cols)
-                  for r in rows]
+        values = [tuple({**_DEFAULTS, **_checked_for_writing(r), "code_version": __version__, "created": now}[c]
+                        for c in cols) for r in rows]
         sql = f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         try:
             self._locked(self.conn, lambda: self._execute_write(sql, values))
+        except sqlite3.IntegrityError as e:
+            raise SynthError(f"{self.path}: a row breaks the schema ({e}); nothing of this population was written") \
+                from None
         except sqlite3.DatabaseError as e:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
             raise self._error(e) from None
 
     # ------------------------------------------------------------------ queries
@@ -231,7 +264,7 @@ class ResultsStore:
             sql, args = sql + " AND experiment = ?", (stage, experiment)
         cur = self._query(sql + " ORDER BY id", args)
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur]
+        return [_checked_when_read(dict(zip(names, r)), self.path) for r in cur]
 
     def close(self) -> None:
         self.conn.close()
@@ -241,6 +274,78 @@ class ResultsStore:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _checked_for_writing(row: dict) -> dict:
+    """A row as it may be stored: metrics finite in [0, 100] (NULL only for a diverged member, said
+    explicitly), integers that fit SQLite, JSON columns that are JSON. One line names the problem."""
+    row = dict(row)
+    where = f"row of {row.get('encoder')} on {row.get('dataset')} (seed {row.get('train_seed')})"
+    diverged = row.get("diverged", 0)
+    if diverged not in (0, 1, True, False):
+        raise SynthError(f"{where}: diverged = {diverged!r} must be 0 or 1")
+    for c in METRICS:
+        v = row.get(c)
+        bad = v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))
+        if not bad and v is not None and not math.isfinite(v):
+            if not diverged:
+                raise SynthError(f"{where}: {c} = {v!r} but the member is not marked diverged")
+            v = None  # a diverged member's non-finite score is stored as NULL, explicitly
+        if bad or (v is not None and not 0 <= v <= 100 and c != "val_mrr" and c != "test_mrr") or (
+                v is not None and c.endswith("mrr") and not 0 <= v <= 1):
+            raise SynthError(f"{where}: {c} = {v!r} is not a score")
+        row[c] = v
+    for c in INTEGER_COLUMNS + KEY_COLUMNS[:0]:
+        v = row.get(c)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not -2**63 <= v < 2**63):
+            raise SynthError(f"{where}: {c} = {v!r} is not an integer SQLite can store")
+    for c in JSON_COLUMNS:
+        v = row.get(c)
+        if v is not None:
+            try:
+                json.loads(v)
+            except (TypeError, ValueError):
+                raise SynthError(f"{where}: {c} is not JSON") from None
+    return row
+
+
+def _checked_when_read(row: dict, path) -> dict:
+    """A stored row, validated: a damaged value (hand edits, another tool) is one line naming the
+    row and column, never a traceback further on."""
+    def bad(column, why):
+        return SynthError(f"{path}: row id {row.get('id')} column {column} {why}; fix or delete that row")
+
+    diverged = row.get("diverged")
+    if diverged not in (0, 1):
+        raise bad("diverged", f"holds {diverged!r}, not 0 or 1")
+    for c in METRICS:
+        v = row.get(c)
+        if v is None:
+            if not diverged and (c == "val_top1" or (c == "test_top1" and row.get("pruned_at") is None)):
+                raise bad(c, "is NULL for a member that neither diverged nor was pruned")
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise bad(c, f"holds {v!r}, not a number")
+    for c in INTEGER_COLUMNS:
+        v = row.get(c)
+        if v is not None and not isinstance(v, int):
+            raise bad(c, f"holds {v!r}, not an integer")
+    for c in JSON_COLUMNS:
+        v = row.get(c)
+        if v is None:
+            if c in ("recipe", "config", "settings"):
+                raise bad(c, "is NULL")
+            continue
+        try:
+            parsed = json.loads(v)
+        except (TypeError, ValueError):
+            raise bad(c, "is not JSON") from None
+        if c in ("config", "settings", "bands", "recipe") and not isinstance(parsed, dict):
+            raise bad(c, "is not a JSON object")
+        if c == "val_curve" and not (isinstance(parsed, list) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in parsed)):
+            raise bad(c, "is not a list of numbers")
+    return row
 
 
 def choose_experiment(store: ResultsStore, name: str | None) -> str:

@@ -1,501 +1,500 @@
-"""Hyper-parameter search: spaces from TOML files, plans packed into populations, resumable sweeps.
+"""Adaptive search: Optuna's samplers and pruners drive the population trainer (ask-and-tell).
 
-A *space* is a TOML file (``experiments/spaces/quick.toml``, ``paper.toml`` or your own) with
-``[settings]`` (TrainSettings fields), ``[grid]`` (lists applied to every encoder for which the key
-is a declared hyper-parameter) and ``[encoders.NAME]`` (lists for one encoder, overriding
-``[grid]``). Every value is checked against the declarations (``synth.params``) when the space is
-loaded, before any work. A space's settings define its *experiment*, ``<space>-<settings hash>``:
-the results store keeps experiments apart.
+Search = sampler x pruner x seed policy:
 
-A *plan* expands the grid per encoder (exhaustive, a random subset, or successive halving), crosses
-it with the datasets and training seeds, and packs members that share array shapes into
-populations sized for the device.
+- **sampler** ``grid`` (every configuration of the space, in order), ``random`` (``trials``
+  configurations drawn from the grid without replacement) or ``tpe`` (Optuna's TPE over the grid's
+  values, ``trials`` trials);
+- **pruner** ``none``, ``asha`` (Optuna's asynchronous successive halving) or ``hyperband``; every
+  member reports its validation Top-1 each epoch, and a pruned trial's members leave their
+  population at once (``train_population(on_epoch=...)``): their compute stops, the others go on
+  with their own weights, Adam state, schedule and random streams — a warm continuation, never a
+  restart. A member that is never pruned computes exactly what the exhaustive run computes;
+- **seeds for finalists only**: the search trains each trial on ``search_seeds`` (stage
+  ``search``); the best ``finalists`` configurations by mean validation Top-1 are then trained on
+  every seed of ``--seeds`` (stage ``final``, what the report reads). A finalist's search run on a
+  seed of ``--seeds`` is the same run, so it is copied rather than trained again. With ``race``
+  (on in the ``paper`` space) the finalists go seed by seed and one clearly behind the leader
+  stops (``race_survivors``): fewer seeds where more would not change the choice.
+
+**Where the search state lives.** The results store is the record of truth, and the search keeps
+no second database: every trained or pruned member is a row (stage ``search``) carrying its trial
+number and its per-epoch validation curve. Optuna's study lives in memory; on ``--resume`` it is
+rebuilt by replaying the stored trials through the same ask / report / should_prune / tell
+sequence (no training), which leaves the sampler and the pruner in exactly the state an
+uninterrupted run would have had (TPE is reseeded from the trial number before every ask, so its
+draws do not depend on when the process started). A population killed mid-run left no rows and
+is trained again, deterministically. So a resumed search equals an uninterrupted one, and with one
+writer there is nothing for Optuna's storage to arbitrate (its FAQ advises against SQLite storage
+for parallel writers; here there is exactly one).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import json
 import math
 import random
-import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from synth.cliutil import read_toml
 from synth.errors import SynthError
-from synth.params import check_values
 
-from . import encoders, results
-from .members import OPTIMIZER_KEYS, OPTIMIZER_PARAMS
-from .train import SETTINGS_PARAMS, TrainSettings, train_population
-
-SPACES_DIR = Path(__file__).parent / "spaces"
-CPU_MAX_MEMBERS = 16  # measured (benchmarks/bench_train.py): beyond this the activations leave the CPU cache
-
-
-def space_params(encoder: str, network: str | None = None) -> dict:
-    """{name: Param} a space may set for one encoder with one network (training seeds come from --seeds)."""
-    params = encoders.hyperparameters(encoder, network)
-    params.pop("seed")
-    params.update({p.name: p for p in OPTIMIZER_PARAMS})
-    return params
+from . import results
+from .executors import dataset_ref, load_ref
+from .plan import ETA, CostModel, Population, describe_plan, make_plan, max_members, member_memory_mb, shape_key
+from .race import race_survivors
+from .populations import Progress, run_population, to_job, train_populations
+from .space import SearchPolicy, Space
+from .train import resolve_device
 
 
-def _any_network_params(encoder: str) -> dict:
-    out = {}
-    for net in encoders.network_param(encoder).valid:
-        out.update(space_params(encoder, net))
+# ----------------------------------------------------------------------------- Optuna pieces
+def _optuna():
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # multivariate TPE is marked experimental; that notice is for Optuna's users, not ours
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+def _pruner(policy: SearchPolicy, epochs: int, eval_every: int):
+    optuna = _optuna()
+    if policy.pruner == "none":
+        return optuna.pruners.NopPruner()
+    # rungs at min_resource * 3^k epochs: 27 x min_resource is the last full rung
+    min_resource = max(eval_every, epochs // ETA**3)
+    if policy.pruner == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=ETA)
+    return optuna.pruners.HyperbandPruner(min_resource=min_resource, max_resource=epochs, reduction_factor=ETA)
+
+
+def _distributions(configs: list[dict]):
+    """Optuna distributions for the grid: one categorical per key when the grid is a full product
+    (TPE then models each key), else one categorical over the configurations' indices."""
+    from optuna.distributions import CategoricalDistribution
+
+    axes: dict = {}
+    for c in configs:
+        for k, v in c.items():
+            axes.setdefault(k, [])
+            if v not in axes[k]:
+                axes[k].append(v)
+    keys = set(configs[0])
+    product = all(set(c) == keys for c in configs) and math.prod(len(v) for v in axes.values()) == len(configs)
+    if product:
+        return {k: CategoricalDistribution(v) for k, v in sorted(axes.items())}, None
+    return {"config": CategoricalDistribution(list(range(len(configs))))}, configs
+
+
+def _config_of(params: dict, by_index) -> dict:
+    return dict(by_index[params["config"]]) if by_index is not None else dict(params)
+
+
+@dataclass
+class Cell:
+    """One (dataset, data seed, encoder) search."""
+
+    name: str
+    data_seed: int
+    encoder: str
+    recipe_hash: str
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.name}/{self.recipe_hash[:8]}/{self.data_seed}/{self.encoder}"
+
+    def rows(self, rows, settings_hash: str) -> list:
+        """The rows, among ``rows``, that belong to this cell's search under these settings."""
+        me = (self.name, self.recipe_hash, self.data_seed, self.encoder, settings_hash)
+        return [r for r in rows if (r["dataset"], r["recipe_hash"], r["data_seed"], r["encoder"],
+                                    r["settings_hash"]) == me]
+
+
+class CellSearch:
+    """The search of one cell: its study, its stored rows, and the train-or-replay loop."""
+
+    def __init__(self, space: Space, policy: SearchPolicy, experiment: str, cell: Cell, data, device, store,
+                 max_pop, progress: Progress | None = None, resume: bool = True, seconds_each: float = 1.0):
+        self.space, self.policy, self.experiment, self.cell = space, policy, experiment, cell
+        self.data, self.device, self.store, self.progress = data, device, store, progress
+        self.seconds_each = seconds_each  # the cost model's seconds per member-epoch (progress weights)
+        self.settings = space.settings
+        self.settings_hash = results.digest(self.settings.to_dict())
+        self.configs = space.configs(cell.encoder)
+        self.distributions, self.by_index = _distributions(self.configs)
+        self.seeds = list(policy.search_seeds)
+        shapes = {shape_key(c): c for c in self.configs}  # size populations for the largest shape
+        per = max(member_memory_mb(cell.encoder, c, data.recipe.n_classes, self.settings.batch_size)
+                  for c in shapes.values())
+        self.capacity = max(len(self.seeds), max_members(device, per, max_pop))
+        self.member_epochs = 0
+        self.repeats = 0  # trials answered from an earlier trial of the same configuration (_answer_repeat)
+        self.first_trial: dict = {}  # configuration -> its first trial
+        self.asked = 0  # trials asked so far (enqueued ones wait in study.trials until asked)
+        optuna = _optuna()
+        sampler = optuna.samplers.RandomSampler(seed=0)  # replaced before every ask for tpe
+        self.study = optuna.create_study(direction="maximize", study_name=f"{experiment}/{cell.study_name}",
+                                         sampler=sampler,
+                                         pruner=_pruner(policy, self.settings.epochs, self.settings.eval_every))
+        self.n_trials = policy.n_trials(len(self.configs))
+        # trials >= the grid: every configuration once, in order (TPE would only repeat some)
+        queue = (self.configs if policy.sampler == "grid" or self.n_trials == len(self.configs) else
+                 random.Random(0).sample(self.configs, self.n_trials) if policy.sampler == "random" else [])
+        for c in queue:  # grid and random: fixed, ordered lists of configurations
+            self.study.enqueue_trial(self._params_of(c))
+        self.stored = self._stored_rows() if resume else {}  # without --resume, stored trials are retrained
+
+    def _params_of(self, config: dict) -> dict:
+        if self.by_index is None:
+            return dict(config)
+        return {"config": next(i for i, c in enumerate(self.configs) if c == config)}
+
+    def _stored_rows(self) -> dict:
+        """{(trial number, seed): row} of this cell's search rows already in the store."""
+        return {(r["trial"], r["train_seed"]): r
+                for r in self.cell.rows(self.store.rows(self.experiment, "search"), self.settings_hash)}
+
+    def _ask(self):
+        if self.policy.sampler == "tpe":
+            optuna = _optuna()
+            # reseeded from the trial count: the same history gives the same draw, resumed or not
+            self.study.sampler = optuna.samplers.TPESampler(seed=self.asked, n_startup_trials=10, multivariate=True)
+        self.asked += 1
+        return self.study.ask(self.distributions)
+
+    def run(self, live_limit: int | None = None) -> list | None:
+        """Run (or replay) every trial; returns the finished trials (FrozenTrial) by value. With
+        ``live_limit``, stop (returning None) before training more than that many populations."""
+        optuna = _optuna()
+        self.live_limit, self.live = live_limit, 0
+        try:
+            self._run()
+        except _Stop:
+            return None
+        done = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        return sorted(done, key=lambda t: (-t.value, t.number))
+
+    def _run(self) -> None:
+        per_pop = max(1, self.capacity // len(self.seeds))  # trials per population (all of a trial's seeds)
+        while self.asked < self.n_trials:
+            batch = [self._ask() for _ in range(min(self.n_trials - self.asked, per_pop))]
+            groups: dict = {}
+            repeats = []  # (trial, the earlier trial of its configuration)
+            for t in batch:
+                config = _config_of(t.params, self.by_index)
+                first = self.first_trial.setdefault(results.canonical(config), t)
+                if first is t:
+                    groups.setdefault(shape_key(config), []).append(t)
+                else:
+                    repeats.append((t, first))
+            for t, first in repeats:  # asked before this batch: answer now (a batch's own after it trains)
+                if first.number < batch[0].number:
+                    self._answer_repeat(t, first)
+            for trials in groups.values():
+                for i in range(0, len(trials), per_pop):
+                    self._population(trials[i:i + per_pop])
+            for t, first in repeats:
+                if first.number >= batch[0].number:
+                    self._answer_repeat(t, first)
+
+    def _answer_repeat(self, trial, first) -> None:
+        """TPE samples a discrete grid and proposes configurations it has tried: training one again on
+        the same seeds would repeat the same run (members never influence each other), so the
+        repeat is told the first trial's outcome instead, as Optuna's FAQ does for duplicates: its
+        value if it completed; pruned, with its reported values, if it was pruned; failed if it
+        diverged. Replay answers it the same way, so a resumed search still equals an uninterrupted
+        one. In the headline run repeats were 42 % of the search's member-epochs."""
+        optuna = _optuna()
+        first = self.study.trials[first.number]  # its final state
+        self.repeats += 1
+        if first.state == optuna.trial.TrialState.COMPLETE:
+            self.study.tell(trial, first.value)
+            return
+        for step, value in sorted(first.intermediate_values.items()):
+            trial.report(value, step)
+        state = (optuna.trial.TrialState.PRUNED if first.state == optuna.trial.TrialState.PRUNED
+                 else optuna.trial.TrialState.FAIL)
+        self.study.tell(trial, state=state)
+
+    def _population(self, trials) -> None:
+        members = [(t, s) for t in trials for s in self.seeds]
+        rows = [self.stored.get((t.number, s)) for t, s in members]
+        if all(r is not None for r in rows):
+            for (t, _), r in zip(members, rows):
+                if results.digest(_config_of(t.params, self.by_index)) != r["config_hash"]:
+                    raise SynthError(f"cannot resume {self.cell.study_name}: trial {t.number} asked another "
+                                     "configuration than the stored one (the space or the code changed?); "
+                                     "sweep into a new --db")
+            curves = [json.loads(r["val_curve"]) for r in rows]
+            self._replay(trials, members, curves)
+            self._tell(trials, rows)
+            return
+        if self.live_limit is not None and self.live >= self.live_limit:
+            raise _Stop
+        self.live += 1
+        pop = Population(self.cell.name, self.cell.data_seed, self.cell.encoder,
+                         [(_config_of(t.params, self.by_index), s) for t, s in members], "search",
+                         self.cell.recipe_hash)
+        by_trial, numbers = _by_trial(trials, members)
+
+        def on_epoch(epoch, present, val):
+            value = dict(zip(present, val))
+            return self._decide(epoch, numbers, by_trial, value)
+
+        progress = None
+        if self.progress is not None:
+            seen = [0]
+
+            def progress(epoch, _total):
+                self.progress.advance(len(members) * (epoch - seen[0]), self.seconds_each)
+                seen[0] = epoch
+        new_rows = run_population(pop, self.data, self.settings, self.device, self.experiment, progress,
+                                  on_epoch=on_epoch)
+        for row, (t, _) in zip(new_rows, members):
+            row["trial"] = t.number
+        self.store.write_population(new_rows)
+        self._tell(trials, new_rows)
+
+    def _decide(self, epoch, numbers, by_trial, value) -> list:
+        """Report each trial's mean validation Top-1 over its members still training, then ask the
+        pruner; the same order live and in replay, so the pruner's state is the same."""
+        pruned = []
+        reported = []
+        last = epoch >= self.settings.epochs  # a trial that has trained every epoch completes: pruning saves nothing
+        for number in sorted(by_trial):
+            vals = [value[i] for i in by_trial[number] if i in value]
+            if vals:
+                numbers[number].report(float(np.mean(vals)), epoch)
+                reported.append(number)
+        for number in [] if last else reported:
+            if numbers[number].should_prune():
+                pruned.extend(i for i in by_trial[number] if i in value)
+        return pruned
+
+    def _replay(self, trials, members, curves) -> None:
+        by_trial, numbers = _by_trial(trials, members)
+        every = self.settings.eval_every
+        gone: set = set()
+        for k in range(max(len(c) for c in curves)):
+            epoch = (k + 1) * every
+            value = {i: c[k] for i, c in enumerate(curves) if len(c) > k and i not in gone}
+            if not value:
+                break
+            gone |= set(self._decide(epoch, numbers, by_trial, value))
+
+    def _tell(self, trials, rows) -> None:
+        optuna = _optuna()
+        for t in trials:
+            rs = [r for r in rows if r.get("trial") == t.number]
+            self.member_epochs += sum(r["epochs_run"] for r in rs)
+            if any(r["pruned_at"] is not None for r in rs):
+                self.study.tell(t, state=optuna.trial.TrialState.PRUNED)
+            elif any(r["diverged"] for r in rs):
+                self.study.tell(t, state=optuna.trial.TrialState.FAIL)
+            else:
+                self.study.tell(t, float(np.mean([r["val_top1"] for r in rs])))
+
+
+def _by_trial(trials, members):
+    """{trial number: positions of its members in the population}, {trial number: trial}."""
+    by_trial: dict = {}
+    for i, (t, _) in enumerate(members):
+        by_trial.setdefault(t.number, []).append(i)
+    return by_trial, {t.number: t for t in trials}
+
+
+class _Stop(Exception):
+    """A worker trained the one population it was sent."""
+
+
+class MemoryStore:
+    """What a cell search reads and writes of the results store, in memory (inside a worker)."""
+
+    def __init__(self, rows):
+        self._rows = [dict(r) for r in rows]
+        self.new: list = []
+
+    def rows(self, experiment, stage):
+        return [r for r in self._rows if r["experiment"] == experiment and r["stage"] == stage]
+
+    def write_population(self, rows):
+        self._rows += rows
+        self.new += rows
+
+
+def cell_job(job: dict) -> dict:
+    """The worker side of one step of a cell's search: replay the rows the driver sent (no
+    training), train exactly the next population, return its rows; ``done`` once the cell's
+    search is complete. Every decision is the one the inline search makes."""
+    space = Space.from_dict(job["space"])
+    policy = SearchPolicy(**{**job["policy"], "search_seeds": tuple(job["policy"]["search_seeds"])})
+    mem = MemoryStore(job["rows"])
+    cs = CellSearch(space, policy, job["experiment"], Cell(**job["cell"]), load_ref(job["data"]),
+                    resolve_device(job["device"]), mem, job["max_pop"])
+    done = cs.run(live_limit=1) is not None
+    return {"rows": mem.new, "done": done}
+
+
+def run(study, store, runner=None, cost: CostModel | None = None, progress: Progress | None = None,
+        echo=print) -> dict:
+    """The search stage of ``study`` (an ``experiments.study.Study``) on its first draw: per
+    (dataset, encoder) cell the trials, then the finalists on every seed. The exhaustive policy has
+    no decision to make: every configuration trains on every seed directly as a final row. Returns
+    a summary (trials, pruned, member-epochs, finalists per cell)."""
+    space, policy, experiment = study.space, study.policy, study.experiment
+    first = study.first_draw
+    t0 = time.perf_counter()
+    summary = {"experiment": experiment, "cells": [], "written": 0}
+    if policy.is_exhaustive:
+        skip = store.stored_keys(experiment) if study.resume else None
+        plan = make_plan(space, study.datasets, [first], study.encoders, study.seeds, study.device,
+                         study.recipe_hashes, experiment, max_pop=study.max_members, skip=skip)
+        summary["plan"] = plan
+        echo(describe_plan(plan, experiment, study.device))
+        if not plan.populations:
+            echo("nothing to do" + (" on the first draw" if study.other_seeds else ""))
+        summary["written"] = train_populations(plan, store, study.draws, study.device, experiment, runner,
+                                               study.data_folder, cost, progress)
+        summary["seconds"] = time.perf_counter() - t0
+        return summary
+    cells = [Cell(name, first, enc, study.recipe_hashes[name]) for name in study.datasets for enc in study.encoders]
+    if runner is not None and runner.opts.kind != "inline":
+        return _run_parallel(study, cells, store, runner, summary, t0)
+    for cell in cells:
+        data = study.draws[(cell.name, cell.data_seed)]
+        each = cost.mean_seconds(cell.encoder, space.configs(cell.encoder)) if cost is not None else 1.0
+        cs = CellSearch(space, policy, experiment, cell, data, study.device, store, study.max_members, progress,
+                        study.resume, each)
+        finalists = _close_cell(cs, cs.run(), summary)
+        while (plan := _finalists(cs, finalists, study.seeds, store, study.max_members)) is not None:
+            train_populations(plan, store, study.draws, study.device, experiment, cost=cost, progress=progress)
+    summary["seconds"] = time.perf_counter() - t0
+    return summary
+
+
+def _distinct(ranked, by_index) -> list:
+    """The best trial of each configuration, best first: TPE may try a configuration twice, and the
+    finalists must be K different configurations."""
+    seen, out = set(), []
+    for t in ranked:
+        key = results.canonical(_config_of(t.params, by_index))
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
     return out
 
 
-@dataclass
-class Space:
-    name: str
-    settings: TrainSettings
-    grid: dict
-    per_encoder: dict
-    description: str = ""
-    search: dict = field(default_factory=dict)  # the [search] table: adaptive-search defaults
-    executor: dict = field(default_factory=dict)  # the [executor] table: SLURM options
-
-    @property
-    def experiment(self) -> str:
-        return experiment_name(self)
-
-    def configs(self, encoder: str) -> list[dict]:
-        """The exhaustive grid for one encoder, as a list of hyper-parameter dicts.
-
-        A [grid] key applies where the encoder (with the network a configuration uses) declares it;
-        so ``num_filts`` reaches the FFN encoders and not SirenNet."""
-        enc = encoders.canonical_name(encoder)
-        own = self.per_encoder.get(enc, {})
-        out, seen = [], set()
-        for net in own.get("network", [encoders.spec(enc).network]):
-            valid = space_params(enc, net)
-            axes = {k: v for k, v in self.grid.items() if k in valid}
-            axes.update({k: v for k, v in own.items() if k in valid})
-            if "network" in own:
-                axes["network"] = [net]
-            keys = sorted(axes)
-            for vals in itertools.product(*(axes[k] for k in keys)):
-                c = dict(zip(keys, vals))
-                h = results.canonical(c)
-                if h not in seen:
-                    seen.add(h)
-                    out.append(c)
-        return out
+def _close_cell(cs: CellSearch, ranked, summary: dict) -> list[dict]:
+    """After a cell's search: its K distinct finalists (best first) and its line in ``summary``."""
+    ranked = _distinct(ranked, cs.by_index)[:cs.policy.finalists]
+    finalists = [_config_of(t.params, cs.by_index) for t in ranked]
+    states = [t.state.name for t in cs.study.trials]
+    cell = cs.cell
+    summary["cells"].append({"dataset": cell.name, "data_seed": cell.data_seed, "encoder": cell.encoder,
+                             "trials": len(states), "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
+                             "search_member_epochs": cs.member_epochs, "repeats": cs.repeats,
+                             "finalists": [(c, t.value, t.number) for c, t in zip(finalists, ranked)]})
+    return finalists
 
 
-def experiment_name(space: Space) -> str:
-    """``<space>-<first 8 hex digits of the settings' hash>``: one name per set of training settings."""
-    return f"{space.name}-{results.digest(space.settings.to_dict())[:8]}"
-
-
-def load_space(name_or_path: str) -> Space:
-    path = Path(name_or_path)
-    if not path.suffix and (SPACES_DIR / f"{name_or_path}.toml").exists():
-        path = SPACES_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.toml")))
-        raise SynthError(f"unknown search space {name_or_path!r}: not a file and not one of {known}")
-    raw = read_toml(path)
-    unknown = set(raw) - {"description", "settings", "grid", "encoders", "search", "executor"}
-    if unknown:
-        raise SynthError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}")
-    tables = {k: raw.get(k, {}) for k in ("settings", "grid", "encoders", "search", "executor")}
-    for k, t in tables.items():
-        if not isinstance(t, dict):
-            raise SynthError(f"{path}: [{k}] must be a table")
-    bad = set(tables["settings"]) - set(SETTINGS_PARAMS)
-    if bad:
-        raise SynthError(f"{path}: unknown [settings] key(s) {', '.join(sorted(bad))}; "
-                         f"valid: {', '.join(sorted(SETTINGS_PARAMS))}")
-    check_values(SETTINGS_PARAMS, tables["settings"], f"{path} [settings]")
-    settings = TrainSettings(**tables["settings"])
-    per_encoder_params = {e: _any_network_params(e) for e in encoders.available()}
-
-    def lists(table, where, owners):
-        out = {}
-        for k, v in table.items():
-            v = v if isinstance(v, list) else [v]
-            if not v:
-                raise SynthError(f"{path}: empty grid for {k!r} in {where}")
-            applies = [e for e in owners if k in per_encoder_params[e]]
-            if not applies:
-                raise SynthError(f"{path}: unknown hyper-parameter {k!r} in {where}")
-            for e in applies:  # every value, against every encoder it reaches, before any work
-                for x in v:
-                    per_encoder_params[e][k].check(x, f"{path} {where} for {e}")
-            out[k] = v
-        return out
-
-    grid = lists(tables["grid"], "[grid]", encoders.available())
-    per_encoder = {}
-    for enc, table in tables["encoders"].items():
-        name = encoders.canonical_name(enc)
-        if not isinstance(table, dict):
-            raise SynthError(f"{path}: [encoders.{enc}] must be a table")
-        per_encoder[name] = lists(table, f"[encoders.{enc}]", [name])
-    from .adaptive import policy_from
-
-    search = dict(tables["search"])
-    policy_from(search, f"{path} [search]")  # checked now, used when the sweep asks for it
-    from .executors import SLURM_KEYS
-
-    bad = set(tables["executor"]) - set(SLURM_KEYS)
-    if bad:
-        raise SynthError(f"{path}: unknown [executor] key(s) {', '.join(sorted(bad))}; valid: {', '.join(SLURM_KEYS)}")
-    return Space(path.stem, settings, grid, per_encoder, str(raw.get("description", "")), search,
-                 dict(tables["executor"]))
-
-
-def check_against_data(space: Space, encoder_names, data: dict) -> None:
-    """Checks that need the data, done before any work: rbf draws its anchors from the training
-    points without replacement, so it cannot have more anchors than the smallest training split."""
-    if "rbf" not in encoder_names or not data:
-        return
-    n_train = min(len(d.split("train")[1]) for d in data.values())
-    default = encoders.spec("rbf").position_defaults["num_anchors"]
-    for c in space.configs("rbf"):
-        if c.get("num_anchors", default) > n_train:
-            raise SynthError(f"rbf: num_anchors = {c.get('num_anchors', default)} is more than the {n_train} training "
-                             "points of the smallest dataset (anchors are drawn from them)")
-
-
-@dataclass
-class Population:
-    dataset: str
-    data_seed: int
-    encoder: str
-    members: list  # of (config_without_seed, train_seed)
-    stage: str = "final"
-    recipe_hash: str = ""
-
-
-@dataclass
-class Plan:
-    space: Space
-    populations: list
-    n_configs: int
-    member_memory_mb: dict = field(default_factory=dict)
-    skipped: int = 0
-
-    @property
-    def n_members(self) -> int:
-        return sum(len(p.members) for p in self.populations)
-
-    @property
-    def experiment(self) -> str:
-        return self.space.experiment
-
-
-def shape_key(config: dict) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in config.items()
-                        if k not in encoders.VECTOR_KEYS and k not in OPTIMIZER_KEYS))
-
-
-def _layers(model):
-    """The stacked linear layers of a model's network (weights of shape (M, in, out))."""
-    from .networks import StackedLinear
-
-    return [m for m in model.network.modules() if isinstance(m, StackedLinear)]
-
-
-def member_memory_mb(encoder: str, config: dict, num_classes: int, batch: int) -> float:
-    """Rough peak memory of one member: weights, gradients and Adam state, the best-weights copy,
-    and the activations of a batch (positives + negatives) kept for the backward pass."""
-    hp = {k: v for k, v in config.items() if k not in OPTIMIZER_KEYS}
-    model = encoders.build(encoder, num_classes, **hp)
-    n_params = sum(p.numel() for p in model.parameters())
-    widths = model.position_encoder.out_dim * 2  # float64 features and their float32 copy
-    widths += sum(layer.weight.shape[-1] * 4 for layer in _layers(model))  # output, activation, mask, norm
-    return (n_params * 4 * 5 + 2 * batch * widths * 4) / 2**20
-
-
-def max_members(device: torch.device, per_member_mb: float, cap: int | None = None) -> int:
-    if cap:
-        return cap
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(max(1, min(4096, 0.6 * free / 2**20 / per_member_mb)))
-    return int(max(1, min(CPU_MAX_MEMBERS, 4096 / per_member_mb)))
-
-
-def make_plan(space: Space, dataset_names, data_seeds, encoder_names, train_seeds, device, mode="grid",
-              n_random: int | None = None, max_pop: int | None = None, skip: set | None = None,
-              num_classes: int = 50, configs: dict | None = None, stage: str = "final",
-              recipe_hashes: dict | None = None, experiment: str | None = None) -> Plan:
-    """Populations for every (dataset, data seed, encoder, shape); members already in ``skip``
-    (stored keys, for --resume) are left out. ``recipe_hashes`` maps a dataset name to the hash of
-    the recipe its data follow (default: the paper's recipe)."""
-    from synth import datasets as synth_datasets
-
-    pops, n_configs, mem = [], 0, {}
-    skipped = 0
-    experiment = experiment or space.experiment
+def _run_parallel(study, cells, store, runner, summary, t0) -> dict:
+    """Cells search in parallel, each in its own chain of jobs: a job replays the cell's stored rows
+    and trains its next population, so every decision is the one the inline search makes (exact, and
+    resumable the same way). Parallelism is over cells, not within one: a cell's populations wait for
+    each other's pruning decisions. The finalists' populations then run in parallel too (round by
+    round when they race)."""
+    space, policy, experiment, max_pop = study.space, study.policy, study.experiment, study.max_members
+    stored = store.rows(experiment, "search") if study.resume else []  # read once, shared out by cell
     settings_hash = results.digest(space.settings.to_dict())
-    hashes = recipe_hashes or {d: results.digest(synth_datasets.get_recipe(d).to_dict()) for d in dataset_names}
-    for enc in encoder_names:
-        cfgs = configs[enc] if configs is not None else space.configs(enc)
-        if not cfgs:
-            raise SynthError(f"the search space {space.name} gives no configuration for {enc}")
-        if mode == "random" and n_random and n_random < len(cfgs):
-            cfgs = random.Random(0).sample(cfgs, n_random)
-        n_configs += len(cfgs)
-        groups: dict = {}
-        for c in cfgs:
-            groups.setdefault(shape_key(c), []).append(c)
-        for key, group in groups.items():
-            per = member_memory_mb(enc, group[0], num_classes, space.settings.batch_size)
-            mem[(enc, key)] = per
-            size = max_members(device, per, max_pop)
-            for ds in dataset_names:
-                for dseed in data_seeds:
-                    members = []
-                    for c in group:
-                        chash = results.digest(c)
-                        for s in train_seeds:
-                            if skip and (experiment, ds, hashes[ds], dseed, enc, chash, s, settings_hash,
-                                         stage, -1) in skip:
-                                skipped += 1
-                                continue
-                            members.append((c, s))
-                    for i in range(0, len(members), size):
-                        pops.append(Population(ds, dseed, enc, members[i:i + size], stage, hashes[ds]))
-    return Plan(space, pops, n_configs, mem, skipped)
+    rows_of = {cell.study_name: cell.rows(stored, settings_hash) for cell in cells}
+
+    def ref(name, seed):
+        return dataset_ref(study.draws[(name, seed)], study.data_folder)
+
+    def next_step(cell):
+        return {"run": "experiments.search:cell_job", "label": f"{cell.study_name} search step",
+                "space": space.to_dict(), "policy": policy.to_dict(), "experiment": experiment,
+                "cell": dataclasses.asdict(cell), "rows": rows_of[cell.study_name], "max_pop": max_pop,
+                "data": ref(cell.name, cell.data_seed)}
+
+    def final_round(cell, cs, finalists):
+        """Submit the cell's next round of finalists' runs (see _finalists), once the last is in."""
+        plan = _finalists(cs, finalists, study.seeds, store, max_pop, rows_of[cell.study_name])
+        if plan is None:
+            return
+        waiting = [len(plan.populations)]
+
+        def done(job, res):
+            store.write_population(res["rows"])
+            waiting[0] -= 1
+            if not waiting[0]:
+                final_round(cell, cs, finalists)
+
+        runner.submit_many([to_job(p, space.settings, experiment, ref(p.dataset, p.data_seed))
+                            for p in plan.populations], done)
+
+    def step_done(job, res, cell):
+        if res["rows"]:
+            store.write_population(res["rows"])
+            rows_of[cell.study_name] += res["rows"]
+        if not res["done"]:
+            runner.submit(next_step(cell), lambda j, r, cell=cell: step_done(j, r, cell))
+            return
+        cs = CellSearch(space, policy, experiment, cell, study.draws[(cell.name, cell.data_seed)], study.device,
+                        MemoryStore(rows_of[cell.study_name]), max_pop)
+        # a replay: every population is stored
+        final_round(cell, cs, _close_cell(cs, cs.run(live_limit=0), summary))
+
+    for cell in cells:
+        runner.submit(next_step(cell), lambda j, r, cell=cell: step_done(j, r, cell))
+    runner.wait()
+    summary["seconds"] = time.perf_counter() - t0
+    return summary
 
 
-def seconds_per_member_epoch(space: Space, encoder: str, configs, data, device, cache: dict | None = None) -> dict:
-    """{shape key: seconds per member-epoch}, measured: one member of each shape trains one epoch
-    on ``data`` on this device (after one warm-up epoch of the first shape). A CPU population costs
-    about its size times one member (benchmarks/bench_train.py), so this scales to any plan."""
-    cache = {} if cache is None else cache
-    one = dataclasses.replace(space.settings, epochs=1, select="last", eval_every=1)
-    for c in configs:
-        key = (encoder, shape_key(c))
-        if key in cache:
-            continue
-        if not cache:  # the first call pays for lazy initialisation; do not count it
-            train_population(data, encoder, [dict(c, seed=0)], one, device=device)
-        t = time.perf_counter()
-        train_population(data, encoder, [dict(c, seed=0)], one, device=device)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        cache[key] = time.perf_counter() - t
-    return cache
+def _finalists(cs: CellSearch, finalists: list[dict], seeds, store, max_pop, search_rows=None):
+    """Stage 'final': the finalists on every seed of ``seeds``; returns the plan of the next round
+    to train, or None when the stage is complete. Call it again after each round.
 
-
-def mean_seconds_per_member_epoch(space: Space, encoder: str, data, device, cache: dict) -> float:
-    """The mean over the encoder's configurations in ``space`` of their shape's measured seconds per
-    member-epoch (for estimates made before a search says which shape will be trained)."""
-    configs = space.configs(encoder)
-    per = seconds_per_member_epoch(space, encoder, configs, data, device, cache)
-    return sum(per[(encoder, shape_key(c))] for c in configs) / len(configs)
-
-
-def estimate_seconds(plan: Plan, data: dict, device, cache: dict | None = None) -> float:
-    """Time of a plan at its full epochs, from measured seconds per member-epoch of each shape
-    (early stopping makes the real run shorter)."""
-    cache = {} if cache is None else cache
-    total = 0.0
-    for p in plan.populations:
-        cfg = p.members[0][0]
-        per = seconds_per_member_epoch(plan.space, p.encoder, [cfg], data[(p.dataset, p.data_seed)], device, cache)
-        total += len(p.members) * plan.space.settings.epochs * per[(p.encoder, shape_key(cfg))]
-    return total
-
-
-def describe_plan(plan: Plan, device, est: float | None) -> str:
-    sizes = [len(p.members) for p in plan.populations]
-    lines = [f"experiment {plan.experiment} (space {plan.space.name}): {plan.n_configs} configuration(s) over the encoders; "
-             f"{plan.n_members} member(s) to train in {len(plan.populations)} population(s) on {device}",
-             f"  population sizes: min {min(sizes) if sizes else 0}, max {max(sizes) if sizes else 0}, "
-             f"mean {np.mean(sizes) if sizes else 0:.1f}"]
-    for (enc, key), mb in sorted(plan.member_memory_mb.items(), key=lambda kv: kv[0][0])[:12]:
-        shape = ", ".join(f"{k}={v}" for k, v in key)
-        lines.append(f"  {enc}: ~{mb:.1f} MB per member ({shape})")
-    if plan.skipped:
-        lines.append(f"  {plan.skipped} member(s) already in the database are skipped (--resume)")
-    if est is not None:
-        lines.append(f"  {plan.n_members * plan.space.settings.epochs} member-epochs; estimated time: {est / 60:.1f} min "
-                     f"(measured: one epoch of each shape on this device; {plan.space.settings.epochs} epochs, early "
-                     "stopping can shorten it)")
-    return "\n".join(lines)
-
-
-def run_population(pop: Population, data, settings: TrainSettings, device, experiment: str,
-                   progress=None, on_epoch=None) -> list[dict]:
-    """Train one population and return its rows for the results store (``on_epoch``: see train_population)."""
-    cfgs = [dict(c, seed=s) for c, s in pop.members]
-    t = time.perf_counter()
-    res = train_population(data, pop.encoder, cfgs, settings, device=device, progress=progress, on_epoch=on_epoch)
-    seconds = (time.perf_counter() - t) / len(cfgs)
-    settings_json = results.canonical(settings.to_dict())
-    settings_hash = results.digest(settings.to_dict())
-    recipe = data.recipe.to_dict()
-    recipe_json, recipe_hash = results.canonical(recipe), results.digest(recipe)
-    rows = []
-    for (c, s), r in zip(pop.members, res):
-        rows.append(dict(experiment=experiment, dataset=pop.dataset, recipe=recipe_json,
-                         recipe_hash=recipe_hash, data_seed=pop.data_seed, encoder=pop.encoder,
-                         config_hash=results.digest(c), config=results.canonical(c), train_seed=s,
-                         settings_hash=settings_hash, settings=settings_json, stage=pop.stage,
-                         val_top1=r.val["top1"], val_top3=r.val["top3"], val_mrr=r.val["mrr"],
-                         test_top1=r.test["top1"], test_top3=r.test["top3"], test_mrr=r.test["mrr"],
-                         best_epoch=r.best_epoch, epochs_run=r.epochs_run, bands=results.canonical(r.bands),
-                         diverged=int(r.diverged), val_curve=results.canonical(r.val_curve), pruned_at=r.pruned_at,
-                         seconds=seconds, population=len(cfgs), device=str(device)))
-    return rows
-
-
-def population_job(job: dict) -> dict:
-    """The worker side of a population job (see experiments.executors): train it, return its rows."""
-    from .executors import load_ref
-    from .train import resolve_device
-
-    pop = Population(**job["population"])
-    pop.members = [(dict(c), int(s)) for c, s in pop.members]
-    rows = run_population(pop, load_ref(job["data"]), TrainSettings(**job["settings"]), resolve_device(job["device"]),
-                          job["experiment"])
-    return {"rows": rows, "done": True}
-
-
-def to_job(pop: Population, settings: TrainSettings, experiment: str, data_ref: dict) -> dict:
-    """A population as a job: JSON types only."""
-    return {"kind": "population", "label": f"{pop.dataset} seed {pop.data_seed} {pop.encoder} ({len(pop.members)} "
-                                           f"member(s), stage {pop.stage})",
-            "population": {**dataclasses.asdict(pop), "members": [[c, s] for c, s in pop.members]},
-            "settings": settings.to_dict(), "experiment": experiment, "data": data_ref}
-
-
-def sweep(plan: Plan, store: results.ResultsStore, data: dict, device, show_progress=True,
-          experiment: str | None = None, runner=None, data_folder=None) -> int:
-    """Train every population of the plan and store each as soon as it finishes; returns rows written.
-
-    ``data`` maps (dataset name, seed) to a verified Dataset (``synth.datasets.load_many``). With a
-    ``runner`` (experiments.executors) the populations train in workers and only this process writes."""
-    from tqdm import tqdm
-
-    experiment = experiment or plan.experiment
-    epochs = plan.space.settings.epochs
-    total = plan.n_members * epochs
-    written = [0]
-    tty = sys.stderr.isatty()  # in a log file, a line every 30 s rather than a redraw every 0.1 s
-    bar = tqdm(total=total, unit="member-epoch", disable=not show_progress, smoothing=0.1, dynamic_ncols=True,
-               mininterval=0.5 if tty else 30.0,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} member-epochs [{elapsed}<{remaining}] {postfix}")
-    t0 = time.perf_counter()
-
-    def stored(rows, M, seen=0):
-        store.write_population(rows)
-        bar.update(M * (epochs - seen))  # members that stopped early
-        written[0] += len(rows)
-        bar.set_postfix_str(f"{written[0]} of {plan.n_members} stored, {written[0] / (time.perf_counter() - t0):.2f} "
-                            "cfg/s", refresh=False)
-
-    try:
-        if runner is not None and runner.opts.kind != "inline":
-            from .executors import dataset_ref
-
-            jobs = [to_job(p, plan.space.settings, experiment,
-                           dataset_ref(data[(p.dataset, p.data_seed)], data_folder)) for p in plan.populations]
-            runner.submit_many(jobs, lambda job, res: stored(res["rows"], len(job["population"]["members"])))
-            runner.wait()
-            return written[0]
-        for pop in plan.populations:
-            M = len(pop.members)
-            seen = [0]
-
-            def progress(epoch, _total, M=M, seen=seen):
-                bar.update(M * (epoch - seen[0]))
-                seen[0] = epoch
-
-            rows = run_population(pop, data[(pop.dataset, pop.data_seed)], plan.space.settings, device, experiment,
-                                  progress)
-            stored(rows, M, seen[0])
-    finally:
-        bar.close()
-    return written[0]
-
-
-def other_draws_plan(space: Space, store: results.ResultsStore, experiment: str, dataset_names, data_seeds,
-                     encoder_names, seeds, device, recipe_hashes: dict, max_pop: int | None = None):
-    """The configuration chosen on the first draw, trained on every other draw × seed.
-
-    Table 8 is reported over several dataset draws (SPEC.md §7). The search, exhaustive or adaptive,
-    runs on the first (smallest) draw only; the configuration the report chooses there (the same
-    function, ``report.choose``: best validation Top-1 over ``seeds``) is what the other draws
-    train, so its test Top-1 can be averaged over draws at a fraction of the search's cost. Runs
-    already stored are skipped. Returns (plan, the (dataset, encoder) pairs with nothing chosen yet)."""
-    from .report import choose
-
-    first, others = min(data_seeds), sorted(set(data_seeds) - {min(data_seeds)})
-    rows = [r for r in store.rows(experiment, "final")
-            if r["data_seed"] == first and r["train_seed"] in seeds and r["dataset"] in recipe_hashes
-            and r["recipe_hash"] == recipe_hashes[r["dataset"]] and r["encoder"] in encoder_names]
-    chosen = choose(rows)
-    skip = store.stored_keys(experiment)
-    pops, skipped, missing = [], 0, []
-    for d in dataset_names:
-        for e in encoder_names:
-            if (d, e) not in chosen:
-                missing.append((d, e))
-                continue
-            plan = make_plan(space, [d], others, [e], seeds, device, configs={e: [chosen[(d, e)].config]},
-                             skip=skip, max_pop=max_pop, recipe_hashes={d: recipe_hashes[d]}, experiment=experiment)
-            pops += plan.populations
-            skipped += plan.skipped
-    return Plan(space, pops, len(chosen), {}, skipped), missing
-
-
-def successive_halving(space: Space, data: dict, encoder_names, train_seeds, device, store: results.ResultsStore,
-                       eta: int = 3, rungs: int = 3, max_pop: int | None = None, resume: bool = False,
-                       show_progress=True, runner=None, data_folder=None) -> int:
-    """Per (dataset, encoder): train every configuration briefly, keep the best 1/eta by mean
-    validation Top-1, train those longer, and so on.
-
-    Rung r trains for epochs / eta^(rungs−1−r) epochs. Only the last rung is stored as stage
-    'final', which the reports read; earlier rungs are stored as 'rung<r>' for inspection. Rungs are
-    scored only on this experiment's rows of that rung's settings, datasets, seeds and recipe;
-    diverged members never survive. With ``resume`` a stored member is not retrained, so a killed
-    search picks up where it stopped and chooses the same survivors."""
-    written = 0
-    experiment = space.experiment
-    by_name: dict = {}
-    for (name, seed), ds in data.items():
-        by_name.setdefault(name, {})[seed] = ds
-    for name, draws in by_name.items():
-        data_seeds = sorted(draws)
-        recipe_hash = results.digest(draws[data_seeds[0]].recipe.to_dict())
-        for enc in encoder_names:
-            survivors = space.configs(enc)
-            for r in range(rungs):
-                epochs = max(1, round(space.settings.epochs / eta ** (rungs - 1 - r)))
-                rung_settings = dataclasses.replace(space.settings, epochs=epochs,
-                                                    eval_every=min(space.settings.eval_every, epochs))
-                sub = dataclasses.replace(space, settings=rung_settings)
-                stage = "final" if r == rungs - 1 else f"rung{r}"
-                skip = store.stored_keys(experiment) if resume else None
-                plan = make_plan(sub, [name], data_seeds, [enc], train_seeds, device, configs={enc: survivors},
-                                 stage=stage, max_pop=max_pop, skip=skip, recipe_hashes={name: recipe_hash},
-                                 experiment=experiment)
-                written += sweep(plan, store, data, device, show_progress, experiment=experiment, runner=runner,
-                                 data_folder=data_folder)
-                if r == rungs - 1:
-                    break
-                settings_hash = results.digest(rung_settings.to_dict())
-                scores: dict = {}
-                for row in store.rows(experiment, stage):
-                    if (row["encoder"] == enc and row["dataset"] == name and row["recipe_hash"] == recipe_hash
-                            and row["settings_hash"] == settings_hash and row["data_seed"] in data_seeds
-                            and row["train_seed"] in train_seeds):
-                        v = -math.inf if row["diverged"] else row["val_top1"]
-                        scores.setdefault(row["config_hash"], []).append(v)
-                survivors = sorted(survivors, key=lambda c: -np.mean(scores.get(results.digest(c), [-math.inf])))
-                survivors = survivors[:max(1, math.ceil(len(survivors) / eta))]
-    return written
+    A search run that was never pruned is the run the final stage would make (same settings and
+    seed), so it is copied, not retrained. Without the race there is one round: every finalist on
+    every seed. With it (``policy.race``) the rounds go seed by seed and a finalist clearly behind
+    the leader after a round stops (``race_survivors``); which finalists train in the next round
+    follows from the stored rows alone, so a killed race resumes where it stopped."""
+    if not finalists:
+        return None
+    cell, experiment = cs.cell, cs.experiment
+    stored = store.stored_keys(experiment)
+    by_hash = {results.digest(c): c for c in finalists}
+    copies = {}
+    rows = cs._stored_rows().values() if search_rows is None else search_rows
+    for r in rows:
+        seed = r["train_seed"]
+        key = (experiment, cell.name, cell.recipe_hash, cell.data_seed, cell.encoder, r["config_hash"], seed,
+               cs.settings_hash, "final", -1)
+        if r["config_hash"] in by_hash and seed in seeds and r["pruned_at"] is None and key not in stored:
+            copies.setdefault(key, dict(r, stage="final", trial=-1))
+    if copies:
+        store.write_population([{k: v for k, v in r.items() if k not in ("id", "code_version", "created")}
+                                for r in copies.values()])
+        stored |= set(copies)
+    configs, round_seeds = finalists, list(seeds)
+    if cs.policy.race:
+        runs: dict = {h: {} for h in by_hash}
+        for r in cell.rows(store.rows(experiment, "final"), cs.settings_hash):
+            if r["config_hash"] in runs:
+                runs[r["config_hash"]][r["train_seed"]] = (r["val_top1"], bool(r["diverged"]))
+        _, seed, todo = race_survivors(list(by_hash), runs, list(seeds), len(cs.data.split("val")[1]))
+        if seed is None:
+            return None
+        configs, round_seeds = [by_hash[h] for h in todo], [seed]
+    plan = make_plan(cs.space, [cell.name], [cell.data_seed], [cell.encoder], round_seeds, cs.device,
+                     {cell.name: cell.recipe_hash}, experiment, configs={cell.encoder: configs}, skip=stored,
+                     max_pop=max_pop)
+    return plan if plan.populations else None

@@ -249,9 +249,20 @@ def train_population(data: Dataset, encoder: str, configs: list[dict], settings:
         torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
+def _check_labels(data: Dataset) -> None:
+    """Every split's labels in 0..C-1 (a file is checked on load; an in-memory dataset here)."""
+    C = data.recipe.n_classes
+    for split in ("train", "val", "test"):
+        labels = data.split(split)[1]
+        if labels.size and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= C):
+            raise SynthError(f"dataset {data.name}: {split} labels must be integers in 0..{C - 1} "
+                             f"(the recipe's {C} classes)")
+
+
 def _train_population(data, encoder, configs, settings, dev, progress, return_model, on_epoch):
     if not configs:
         raise SynthError("a population needs at least one configuration")
+    _check_labels(data)
     encoder = encoders.canonical_name(encoder)
     hp, opt = _split_configs([dict(c) for c in configs])
     M = len(configs)

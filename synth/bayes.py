@@ -10,15 +10,23 @@ import numpy as np
 
 from .datasets import Dataset
 from .metrics import default_bands, per_band, summarize_ranks, true_class_ranks
-from .sphere import lonlat_to_xyz
+from .errors import SynthError
+from .sphere import lonlat_to_xyz, validate_lonlat
 from .vmf import log_normalizer
 
 
 def log_posterior_scores(lonlat, centers_lonlat, kappa) -> np.ndarray:
     """Unnormalised log-posterior (N, C) = log vMF(x; μ_c, κ_c) under equal priors."""
-    x = lonlat_to_xyz(lonlat)
-    mu = lonlat_to_xyz(centers_lonlat)
+    lonlat = validate_lonlat(np.asarray(lonlat, dtype=np.float64), name="lonlat")
+    centers = np.asarray(centers_lonlat, dtype=np.float64)
     kappa = np.asarray(kappa, dtype=np.float64)
+    if centers.ndim != 2 or centers.shape[1] != 2 or not len(centers):
+        raise SynthError(f"centers_lonlat must have shape (C, 2), got {centers.shape}")
+    validate_lonlat(centers, name="centers_lonlat")
+    if kappa.shape != (len(centers),) or not np.all(np.isfinite(kappa)) or np.any(kappa <= 0):
+        raise SynthError(f"kappa must be {len(centers)} finite values > 0 (one per centre), got shape {kappa.shape}")
+    x = lonlat_to_xyz(lonlat)
+    mu = lonlat_to_xyz(centers)
     return log_normalizer(kappa)[None, :] + kappa[None, :] * (x @ mu.T)
 
 

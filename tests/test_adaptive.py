@@ -124,7 +124,7 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, space_fil
     common = ["--datasets", "U1", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0-1",
               "--pruner", "asha", "--sampler", sampler, "--max-members", "2"]
     if sampler == "tpe":
-        common += ["--trials", "8"]
+        common += ["--trials", "7"]  # fewer than the 8 configurations: a TPE search, not the whole grid
     ref, db = tmp_path / "ref.sqlite", tmp_path / "r.sqlite"
     assert sweep(*common, "--db", str(ref)).returncode == 0
     proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *common,
@@ -148,16 +148,16 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, space_fil
 
 
 def test_tpe_repeats_of_a_configuration_are_answered_without_training(tmp_path, space_file):
-    # 8 TPE trials on an 8-configuration grid: its random start repeats configurations (seeded: 4
-    # of the 8 here); a repeat trains nothing and has no row
+    # 7 TPE trials on an 8-configuration grid: its random start repeats configurations (seeded);
+    # a repeat trains nothing and has no row
     db = tmp_path / "r.sqlite"
     r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0", "--db", str(db),
-              "--sampler", "tpe", "--trials", "8", "--pruner", "asha", "--finalists", "1")
+              "--sampler", "tpe", "--trials", "7", "--pruner", "asha", "--finalists", "1")
     assert r.returncode == 0, r.stderr
     search = rows(db, "search", "config_hash, trial")
-    assert len(search) == len({h for h, _ in search}) < 8
+    assert len(search) == len({h for h, _ in search}) < 7
     line = next(x for x in r.stdout.splitlines() if "trial(s) (" in x)
-    assert f"8 trial(s) ({8 - len(search)} repeat(s) answered without training)" in line
+    assert f"7 trial(s) ({7 - len(search)} repeat(s) answered without training)" in line
 
 
 def _count(db, stage):
@@ -182,7 +182,7 @@ def test_a_search_table_in_the_space_turns_the_search_on(tmp_path, space_file):
 def test_finalists_are_distinct_configurations_even_when_a_trial_repeats_one():
     from types import SimpleNamespace
 
-    from experiments.adaptive import _distinct
+    from experiments.search import _distinct
 
     trials = [SimpleNamespace(params={"lr": lr}, value=v, number=n)
               for n, (lr, v) in enumerate([(0.01, 80.0), (0.01, 80.0), (0.02, 79.0), (0.05, 70.0)])]
@@ -194,7 +194,7 @@ def _simulate_race(means, sd, seeds=5, n_val=500, sims=2000, seed=0):
     """How often each finalist stops early, and whether the survivors always end on every seed."""
     import numpy as np
 
-    from experiments.adaptive import race_survivors
+    from experiments.search import race_survivors
 
     rng = np.random.default_rng(seed)
     stopped = np.zeros(len(means))
@@ -227,7 +227,7 @@ def test_the_race_stops_a_finalist_far_behind_and_saves_its_seeds():
     # 5 seed sds behind the others: stopped before the last seed in >= 95 % of races
     rates = _simulate_race([70.0, 70.0, 67.0], 0.6)
     assert rates[2] >= 0.95 and max(rates[:2]) <= 0.20, rates
-    from experiments.adaptive import race_survivors
+    from experiments.search import race_survivors
 
     # hopeless (a 16.8 % finalist beside 70 %): stopped after the search seed's round alone
     runs = {"a": {0: (70.6, False)}, "b": {0: (70.4, False)}, "c": {0: (16.8, False)}}

@@ -10,16 +10,9 @@ import time
 
 import pytest
 
-SPACE = """
-[settings]
-epochs = {epochs}
-patience = 100
-batch_size = 1024
-[grid]
-lr = [0.005, 0.01, 0.02, 0.05]
-hidden_dim = [32]
-num_filts = [16]
-"""
+from helpers import SPACE_4_LR
+
+SPACE = SPACE_4_LR
 COLS = "dataset, config_hash, train_seed, stage, val_top1, test_top1, best_epoch, epochs_run, bands"
 
 
@@ -119,7 +112,7 @@ def test_a_job_cancelled_with_scancel_is_retried_and_nothing_is_duplicated(tmp_p
 def test_a_killed_worker_is_retried_then_a_killed_driver_resumes(tmp_path):
     import psutil
 
-    db, ref, args = _slow_reference(tmp_path, 30, "0-1", 1)
+    db, ref, args = _slow_reference(tmp_path, 30, "0-1", 1, "--executor", "local", "--workers", "2")
     local = [*args, "--db", str(db), "--executor", "local", "--workers", "2"]
     proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *local],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -146,14 +139,17 @@ def test_a_killed_worker_is_retried_then_a_killed_driver_resumes(tmp_path):
     assert rows(db) == rows(ref)
 
 
-def _slow_reference(tmp_path, epochs, seeds, members):
-    """A sweep slow enough to be stopped mid-run, and its uninterrupted run (inline) to compare with."""
+def _slow_reference(tmp_path, epochs, seeds, members, *extra):
+    """A sweep slow enough to be stopped mid-run, and its uninterrupted run to compare with (inline,
+    or with ``extra`` executor flags: a worker trains with cpu_count / workers torch threads, and
+    the thread count can change a float reduction's order, so a chaotic run, lr 0.05 for 30
+    epochs here, is compared with a reference trained with the same threads)."""
     slow = tmp_path / "slow.toml"
     slow.write_text(SPACE.format(epochs=epochs))
     db, ref = tmp_path / "r.sqlite", tmp_path / "ref.sqlite"
     args = ["--datasets", "U1", "--encoders", "xyz", "--space", str(slow), "--seeds", seeds, "--max-members",
             str(members)]
-    assert sweep(*args, "--db", str(ref)).returncode == 0
+    assert sweep(*args, "--db", str(ref), *extra).returncode == 0
     return db, ref, args
 
 

@@ -5,24 +5,10 @@ import time
 
 import pytest
 
+from helpers import TINY_SPACE
 from synth import SynthError
-from experiments import results, search
-
-TINY_SPACE = """
-description = "test"
-[settings]
-epochs = 2
-patience = 5
-batch_size = 512
-[grid]
-lr = [0.01, 0.02]
-hidden_dim = [16]
-num_filts = [8]
-[encoders.grid]
-frequency_num = [4]
-min_radius = [1.0, 5.0]
-"""
-
+from experiments import plan, results
+from experiments.space import load_space
 
 @pytest.fixture
 def space_file(tmp_path):
@@ -37,11 +23,11 @@ def sweep(*args, cwd=None):
 
 
 def test_shipped_spaces_load_and_expand():
-    quick = search.load_space("quick")
+    quick = load_space("quick")
     for enc in ("xyz", "wrap", "wrap_ffn", "rff", "rbf", "grid", "theory", "sphereM+"):
         assert len(quick.configs(enc)) >= 2
     assert all("hidden_dim" not in c for c in quick.configs("wrap"))  # wrap's ResNet has no hidden_dim
-    paper = search.load_space("paper")
+    paper = load_space("paper")
     assert len(paper.configs("sphereM+")) == 6 * 4 * 3 * 3 * 7
     assert len(paper.configs("rbf")) == 6 * 4 * 3 * 3 * 4
 
@@ -49,14 +35,15 @@ def test_shipped_spaces_load_and_expand():
 def test_plan_packs_shape_compatible_members(space_file):
     import torch
 
-    space = search.load_space(str(space_file))
-    plan = search.make_plan(space, ["U1", "S2.1"], [0], ["grid", "xyz"], [0, 1, 2], torch.device("cpu"), max_pop=5)
+    space = load_space(str(space_file))
+    p_ = plan.make_plan(space, ["U1", "S2.1"], [0], ["grid", "xyz"], [0, 1, 2], torch.device("cpu"),
+                        {"U1": "h1", "S2.1": "h2"}, space.experiment, max_pop=5)
     # grid: 2 lr x 2 r_min = 4 configs x 3 seeds = 12 members per dataset, packed 5 + 5 + 2
-    grid_pops = [p for p in plan.populations if p.encoder == "grid"]
+    grid_pops = [p for p in p_.populations if p.encoder == "grid"]
     assert sorted(len(p.members) for p in grid_pops) == [2, 2, 5, 5, 5, 5]
-    assert plan.n_members == 2 * (12 + 6)
-    for p in plan.populations:
-        assert len({search.shape_key(c) for c, _ in p.members}) == 1
+    assert p_.n_members == 2 * (12 + 6)
+    for p in p_.populations:
+        assert len({plan.shape_key(c) for c, _ in p.members}) == 1
 
 
 @pytest.mark.parametrize("text,word", [
@@ -72,7 +59,7 @@ def test_bad_space_files(tmp_path, text, word):
     p = tmp_path / "bad.toml"
     p.write_text(text)
     with pytest.raises(SynthError, match=word):
-        search.load_space(str(p))
+        load_space(str(p))
 
 
 def test_sweep_dry_run_then_run_then_resume(tmp_path, space_file):
@@ -142,25 +129,20 @@ def test_two_sweeps_writing_one_database_at_once(tmp_path, space_file):
     assert counts == {"U1": 8, "S1.1": 8}
 
 
-def test_random_subset_and_successive_halving(tmp_path, space_file):
-    import torch
+def test_random_sampler_draws_the_subset_the_old_random_mode_drew(tmp_path, space_file):
+    # issue 16: --mode random --n-random K became --sampler random --trials K; the same K
+    # configurations (random.Random(0).sample of the grid) are tried, and with --finalists all
+    # each trains on every seed, as the old mode did
+    import random
 
-    space = search.load_space(str(space_file))
-    plan = search.make_plan(space, ["U1"], [0], ["grid"], [0], torch.device("cpu"), mode="random", n_random=2)
-    assert plan.n_configs == 2 and plan.n_members == 2
-    db = tmp_path / "h.sqlite"
-    from synth import datasets
-
-    store = results.ResultsStore(db)
-    search.successive_halving(space, datasets.load_many(["U1"], [0]), ["grid"], [0, 1], torch.device("cpu"), store,
-                              eta=2, rungs=2, show_progress=False)
-    rung0 = store.rows(space.experiment, "rung0")
-    final = store.rows(space.experiment, "final")
-    assert len({r["config_hash"] for r in rung0}) == 4 and len({r["config_hash"] for r in final}) == 2
-    best = sorted({r["config_hash"] for r in rung0},
-                  key=lambda h: -sum(r["val_top1"] for r in rung0 if r["config_hash"] == h))[:2]
-    assert {r["config_hash"] for r in final} == set(best)
-    assert all(r["epochs_run"] <= 2 for r in final)
+    space = load_space(str(space_file))
+    expected = {results.digest(c) for c in random.Random(0).sample(space.configs("grid"), 2)}
+    db = tmp_path / "r.sqlite"
+    r = sweep("--datasets", "U1", "--encoders", "grid", "--space", str(space_file), "--seeds", "0-1", "--db", str(db),
+              "--sampler", "random", "--trials", "2", "--finalists", "all")
+    assert r.returncode == 0, r.stderr
+    final = sqlite3.connect(db).execute("SELECT config_hash, train_seed FROM runs WHERE stage = 'final'").fetchall()
+    assert sorted(final) == sorted((h, s) for h in expected for s in (0, 1))
 
 
 def test_database_from_a_newer_schema_is_refused(tmp_path):
@@ -178,8 +160,11 @@ def test_database_from_a_newer_schema_is_refused(tmp_path):
     (["--space", "nope"], "unknown search space"),
     (["--seeds", "a-b"], "cannot read seeds"),
     (["--device", "tpu9"], "unknown device"),
-    (["--mode", "random"], "n-random"),
     (["--data", "/nonexistent"], "not found"),
+    # issue 16: the flags of the removed search paths name their replacement
+    (["--mode", "random"], "was removed: the exhaustive sweep is the default (--sampler grid --pruner none"),
+    (["--mode", "halving"], "--mode halving is --pruner asha"),
+    (["--n-random", "3"], "--n-random was removed: use --sampler random --trials K"),
 ])
 def test_sweep_errors_are_one_line_before_any_work(tmp_path, args, word):
     db = tmp_path / "r.sqlite"

@@ -225,16 +225,17 @@ def test_a_data_file_whose_arrays_do_not_follow_its_recipe_is_refused(tmp_path):
     assert one_line_error(r, "recipe"), r.stderr
 
 
-# ------------------------------------------------------------------ 4. halving: resume and caps
-def test_halving_respects_max_members_and_resumes_without_retraining(tmp_path):
+# ------------------------------------------------------------------ 4. ASHA: resume and caps
+def test_asha_respects_max_members_and_resumes_without_retraining(tmp_path):
+    # was the --mode halving test; successive halving is now the asha pruner of the one search path
     sp = space(tmp_path, "[0.005, 0.01, 0.02, 0.05]", epochs=3)
     db = tmp_path / "r.sqlite"
     args = ["--datasets", "U1", "--encoders", "xyz", "--space", str(sp), "--seeds", "0", "--db", str(db),
-            "--mode", "halving", "--max-members", "1"]
+            "--pruner", "asha", "--max-members", "1"]
     r = sweep(*args)
     assert r.returncode == 0, r.stderr
     conn = sqlite3.connect(db)
-    assert {p for (p,) in conn.execute("SELECT population FROM runs")} == {1}
+    assert {p for (p,) in conn.execute("SELECT population FROM runs WHERE stage = 'search'")} == {1}
     before = dict(conn.execute("SELECT id, created FROM runs").fetchall())
     r = sweep(*args, "--resume")
     assert r.returncode == 0, r.stderr
@@ -242,27 +243,28 @@ def test_halving_respects_max_members_and_resumes_without_retraining(tmp_path):
     assert after == before  # nothing retrained, nothing duplicated
 
 
-def test_halving_scores_only_its_own_experiment(tmp_path):
-    # rows of another experiment (other settings) with a high validation score must not steer the rungs
+def test_a_search_reads_only_its_own_experiment(tmp_path):
+    # rows of another experiment (other settings) with a high validation score must not steer the search
     sp = space(tmp_path, "[0.005, 0.05]", epochs=3)
     db = tmp_path / "r.sqlite"
-    from experiments import results, search
+    from experiments import results
+    from experiments.space import experiment_name, load_space, policy_from
 
-    s = search.load_space(str(sp))
-    fake = [_row("U1", "xyz", 0, 99.0, 99.0, lr=0.05, hidden_dim=16, num_filts=8, stage="rung0",
+    s = load_space(str(sp))
+    fake = [_row("U1", "xyz", 0, 99.0, 99.0, lr=0.05, hidden_dim=16, num_filts=8, stage="search",
                  settings_hash="other", experiment="other-00000000")]
     store = results.ResultsStore(db)
     store.write_population(fake)
     store.close()
     r = sweep("--datasets", "U1", "--encoders", "xyz", "--space", str(sp), "--seeds", "0", "--db", str(db),
-              "--mode", "halving")
+              "--finalists", "1", "--resume")
     assert r.returncode == 0, r.stderr
     store = results.ResultsStore(db, readonly=True)
-    exp = search.experiment_name(s)
-    rung0 = store.rows(exp, "rung0")
+    exp = experiment_name(s, policy_from({}, {"finalists": 1}))
+    search = store.rows(exp, "search")
     final = store.rows(exp, "final")
-    best = max(rung0, key=lambda r: r["val_top1"])
-    assert [r["config_hash"] for r in final] == [best["config_hash"]]
+    best = max(search, key=lambda r: r["val_top1"])
+    assert len(search) == 2 and [r["config_hash"] for r in final] == [best["config_hash"]]
     store.close()
 
 
@@ -377,7 +379,7 @@ def test_meaningless_cli_values_are_refused(tmp_path, args, word):
     ("grid", "weight_decay = [-1.0]", "weight_decay"),
 ])
 def test_space_values_are_checked_against_the_schema(tmp_path, table, text, word):
-    from experiments import search
+    from experiments.space import load_space
 
     p = tmp_path / "bad.toml"
     body = SMALL_SPACE.format(lr="[0.01]", epochs=10)
@@ -391,7 +393,7 @@ def test_space_values_are_checked_against_the_schema(tmp_path, table, text, word
         body += f"\n[{table}]\n{text}\n"
     p.write_text(body)
     with pytest.raises(SynthError, match=word):
-        search.load_space(str(p))
+        load_space(str(p))
 
 
 def test_python_calls_are_checked_by_the_same_schema():
@@ -465,10 +467,11 @@ def test_more_bad_inputs_found_by_fuzzing_are_one_line_errors(tmp_path, case):
 
 # ------------------------------------------------------------------ 7. --encoders all
 def test_every_shipped_space_expands_for_every_encoder():
-    from experiments import encoders, search
+    from experiments import encoders
+    from experiments.space import load_space
 
     for name in ("quick", "quick_public", "paper", "smoke"):
-        s = search.load_space(name)
+        s = load_space(name)
         for enc in encoders.available():
             for cfg in s.configs(enc)[:3]:
                 hp = {k: v for k, v in cfg.items() if k not in ("lr", "weight_decay")}

@@ -1,0 +1,301 @@
+"""A study: the one declared object that says what an experiment is, and runs it.
+
+A ``Study`` holds the space, the search policy, datasets × draws, encoders, training seeds,
+device, executor and results store. ``Study.build`` checks every value before any work (the
+space's values against the requested encoders, the policy, names, seeds, device, executor and
+SLURM options, every data file) and says in ``notes`` what it had to decide for the user. Its
+stages are methods:
+
+1. ``search``: the search on the first draw — trials, then the finalists on every seed
+   (``experiments.search``); the exhaustive policy trains every configuration on every seed;
+2. ``other_draws``: the configuration chosen on the first draw (validation Top-1, as the report
+   chooses) of each (dataset, encoder), trained on every other draw × seed;
+
+``run`` does both; ``dry_run`` prints the plan and an estimated time in seconds, training
+nothing and writing nothing. From Python::
+
+    from experiments.study import Study
+    study = Study.build(space="quick", datasets="U1,S2.3", encoders="sphereM+,grid", seeds="0-2",
+                        data_seeds="0-4", db="results/mine.sqlite")
+    print(study.dry_run())
+    study.run()
+
+``python -m experiments sweep`` parses its flags into ``Study.build`` and calls one of the two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from synth import datasets as synth_datasets
+from synth.cliutil import parse_int_list
+from synth.draws import Draws
+from synth.errors import SynthError
+from synth.params import Interval, Param
+
+from . import encoders as encoder_registry
+from .executors import ExecutorOptions, Runner, describe as describe_executor
+from .plan import CostModel, Plan, cell_seconds, describe_plan, describe_search, make_plan, plan_seconds
+from .populations import Progress, train_populations
+from .results import ResultsStore, digest
+from .search import run as run_search
+from .selection import choose
+from .space import SearchPolicy, Space, check_against_data, experiment_name, load_space, policy_from
+from .train import resolve_device
+
+STUDY_PARAMS = {p.name: p for p in (
+    Param("max_members", int, None, Interval(1, 4096), "setting", optional=True,
+          help="cap on the population size (default: by memory)"),
+    Param("lock_timeout", float, 600.0, Interval(0, 10**7), "setting",
+          help="seconds to wait for another process's write lock on the database"),
+    Param("epochs", int, None, Interval(1, 10**6), "setting", optional=True,
+          help="override the space's epochs (a new experiment)"),
+)}
+
+
+def _int_list(value, what: str) -> list[int]:
+    if isinstance(value, str):
+        return parse_int_list(value, what)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32 for v in value):
+        raise SynthError(f"{what} must be a range like '0-4', a list like '0,2' or a list of integers in [0, 2^32), "
+                         f"got {value!r}")
+    return sorted(set(value))
+
+
+@dataclass
+class Study:
+    space: Space
+    policy: SearchPolicy
+    datasets: list
+    data_seeds: list
+    encoders: list
+    seeds: list
+    device: torch.device
+    executor: ExecutorOptions
+    db: Path
+    data_folder: Path | None = None
+    max_members: int | None = None
+    resume: bool = False
+    lock_timeout: float = 600.0
+    progress: bool = True
+    notes: list = field(default_factory=list)  # what build decided for the user, one line each
+    draws: Draws | None = None
+    recipe_hashes: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, space="quick", datasets="all", encoders="table8", seeds="0-4", data_seeds="0", search=None,
+              device="auto", db="results/results.sqlite", data=None, executor="inline", workers=None, slurm=None,
+              log_dir=None, epochs=None, max_members=None, resume=False, lock_timeout=600.0,
+              progress=True) -> "Study":
+        """Check everything, before any work; a bad value is one SynthError naming it.
+
+        ``search``: flags overriding the space's [search] table (sampler, pruner, trials,
+        finalists, race, search_seeds); ``slurm``: SLURM options overriding its [executor] table."""
+        values = {"max_members": max_members, "lock_timeout": lock_timeout, "epochs": epochs}
+        checked = {k: STUDY_PARAMS[k].check(v, k.replace("_", "-")) for k, v in values.items()}
+        sp = space if isinstance(space, Space) else load_space(str(space))
+        if checked["epochs"] is not None:
+            sp = dataclasses.replace(sp, settings=dataclasses.replace(sp.settings, epochs=checked["epochs"]))
+        folder = None if data is None else Path(data)
+        if folder is not None and not folder.is_dir():
+            raise SynthError(f"--data {folder} not found (or not a folder); run python -m synth generate first")
+        ds = datasets if isinstance(datasets, list) else synth_datasets.parse_names(datasets, folder)
+        encs = encoders if isinstance(encoders, list) else encoder_registry.parse_names(encoders)
+        encs = [encoder_registry.canonical_name(e) for e in encs]
+        seeds, dseeds = _int_list(seeds, "seeds"), _int_list(data_seeds, "dataset seeds")
+        sp.check_for(encs)
+        notes: list = []
+        policy = policy_from(sp.search, search, f"space {sp.name} [search]", notes)
+        dev = resolve_device(device) if isinstance(device, str) else device
+        slurm_opts = {**sp.executor, **(slurm or {})}
+        if executor != "submitit" and sp.executor and not slurm:
+            slurm_opts = {}  # the space's [executor] table only matters to the submitit executor
+        opts = ExecutorOptions(executor, workers, Path(log_dir) if log_dir else Path(db).parent / "logs", slurm_opts)
+        study = cls(sp, policy, ds, dseeds, encs, seeds, dev, opts, Path(db), folder, checked["max_members"],
+                    bool(resume), checked["lock_timeout"], bool(progress), notes)
+        study.draws = Draws(ds, dseeds, folder)
+        study.draws.verify()
+        study.recipe_hashes = {n: digest(study.draws.recipe(n).to_dict()) for n in ds}
+        recipes = [study.draws.recipe(n) for n in ds]
+        check_against_data(sp, encs, min(r.split_sizes()[0] * r.n_classes for r in recipes))
+        study._note_policy()
+        return study
+
+    def _note_policy(self) -> None:
+        p = self.policy
+        if p.is_exhaustive:
+            return
+        for enc in self.encoders:
+            n = len(self.space.configs(enc))
+            if p.sampler != "grid" and p.trials >= n:
+                self.notes.append(f"note: {enc}: {p.trials} trials >= its {n} configuration(s): every configuration "
+                                  "is tried once, in order")
+            trials = p.n_trials(n)
+            if p.finalists is not None and p.finalists > trials:
+                self.notes.append(f"note: {enc}: {p.finalists} finalists asked for but only {trials} trial(s): at "
+                                  f"most {trials} finalist(s)")
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def experiment(self) -> str:
+        return experiment_name(self.space, self.policy)
+
+    @property
+    def first_draw(self) -> int:
+        return min(self.data_seeds)
+
+    @property
+    def other_seeds(self) -> list:
+        return [s for s in self.data_seeds if s != self.first_draw]
+
+    def header(self) -> list[str]:
+        lines = [describe_executor(self.executor),
+                 f"experiment {self.experiment} (space {self.space.name}): {self.policy.describe()} on seeds "
+                 f"{_ranges(self.seeds)}; {len(self.datasets)} dataset(s) (draw {self.first_draw}) x "
+                 f"{len(self.encoders)} encoder(s) on {self.device}"]
+        return lines + self.notes
+
+    def _cost(self) -> CostModel:
+        return CostModel(self.space.settings, self.draws[(self.datasets[0], self.first_draw)], self.device)
+
+    # ------------------------------------------------------------------ dry run
+    def dry_run(self) -> str:
+        """The plan and an estimated time; trains nothing, writes nothing (an existing database is
+        read, read-only, to leave out what --resume would skip)."""
+        lines = self.header()
+        cost = self._cost()
+        if self.policy.is_exhaustive:
+            skip = set()
+            if self.resume and self.db.exists():
+                with ResultsStore(self.db, readonly=True) as store:
+                    skip = store.stored_keys(self.experiment)
+            plan = make_plan(self.space, self.datasets, [self.first_draw], self.encoders, self.seeds, self.device,
+                             self.recipe_hashes, self.experiment, max_pop=self.max_members, skip=skip)
+            lines.append(describe_plan(plan, self.experiment, self.device))
+            est = plan_seconds(plan, cost)
+            lines.append(f"  {plan.n_members * self.space.settings.epochs} member-epochs; estimated time: "
+                         f"{est / 60:.1f} min (measured: one epoch of the smallest and largest shape of each "
+                         f"encoder on this device, the rest modelled; {self.space.settings.epochs} epochs, early "
+                         "stopping can shorten it)")
+            if not plan.populations:
+                lines.append("nothing to do" + (" on the first draw" if self.other_seeds else ""))
+        else:
+            lines += describe_search(self.space, self.policy, self.encoders, len(self.datasets), self.seeds)
+            est = sum(len(self.datasets) * cell_seconds(self.space, self.policy, e, self.seeds, cost)
+                      for e in self.encoders)
+            lines.append(f"  estimated time: {est / 60:.1f} min (measured: one epoch of the smallest and largest "
+                         f"shape of each encoder on {self.device}, the rest modelled; pruning as expected for "
+                         "successive halving; early stopping can shorten it)")
+        if self.other_seeds:
+            lines.append(self._other_draws_line())
+            epochs = self.space.settings.epochs
+            more = sum(len(self.datasets) * len(self.other_seeds) * len(self.seeds) * epochs
+                       * cost.mean_seconds(e, self.space.configs(e)) for e in self.encoders)
+            lines.append(f"  estimated time: about {more / 60:.1f} min more (the mean modelled epoch of each "
+                         f"encoder's shapes on {self.device}; the chosen shape is not known before the search)")
+        return "\n".join(lines)
+
+    def _other_draws_line(self) -> str:
+        n = len(self.datasets) * len(self.encoders) * len(self.other_seeds) * len(self.seeds)
+        return (f"other draws: the configuration chosen on draw {self.first_draw} (validation Top-1, as the report "
+                f"chooses) of each (dataset, encoder), on draws {_ranges(self.other_seeds)} x seeds "
+                f"{_ranges(self.seeds)}: {n} run(s), <= {n * self.space.settings.epochs} member-epochs")
+
+    # ------------------------------------------------------------------ running
+    def run(self, echo=print) -> dict:
+        """Every stage, into the results store; ``echo`` gets one line at a time."""
+        for line in self.header():
+            echo(line)
+        with ResultsStore(self.db, lock_timeout=self.lock_timeout) as store:
+            runner = Runner(self.executor, self.device)
+            try:
+                cost = self._cost() if self.progress else None
+                summary = self.search(store, runner, cost, echo)
+                self.other_draws(store, runner, cost, echo)
+            finally:
+                runner.close()
+        return summary
+
+    def search(self, store, runner=None, cost=None, echo=print) -> dict:
+        """Stage 1: the search on the first draw (and its finalists)."""
+        progress = Progress("search" if not self.policy.is_exhaustive else "train", show=cost is not None,
+                            unit_note=" (at most; pruning cuts it)" if self.policy.pruner != "none" else "")
+        try:
+            if cost is not None and not self.policy.is_exhaustive:
+                for e in self.encoders:
+                    for _ in self.datasets:
+                        n = self.policy.n_trials(len(self.space.configs(e)))
+                        progress.add(n * len(self.policy.search_seeds) * self.space.settings.epochs,
+                                     cost.mean_seconds(e, self.space.configs(e)))
+            summary = run_search(self, store, runner, cost, progress, echo)
+        finally:
+            progress.close()
+        if self.policy.is_exhaustive:
+            if summary["plan"].populations:
+                echo(f"wrote {summary['written']} row(s) to {self.db} (experiment {self.experiment})")
+            return summary
+        for c in summary["cells"]:
+            echo(f"  {c['dataset']} seed {c['data_seed']} {c['encoder']}: {c['trials']} trial(s) ({c['repeats']} "
+                 f"repeat(s) answered without training), {c['pruned']} pruned, {c['search_member_epochs']} "
+                 "member-epochs; finalists: " + "; ".join(f"#{n} val {v:.1f}" for _, v, n in c["finalists"]))
+        echo(f"done in {summary['seconds']:.0f} s (experiment {self.experiment})")
+        return summary
+
+    def chosen(self, store) -> dict:
+        """{(dataset, encoder): chosen Cell} on the first draw (``selection.choose``, as the report)."""
+        rows = [r for r in store.rows(self.experiment, "final")
+                if r["data_seed"] == self.first_draw and r["train_seed"] in self.seeds
+                and r["dataset"] in self.recipe_hashes and r["recipe_hash"] == self.recipe_hashes[r["dataset"]]
+                and r["encoder"] in self.encoders]
+        return choose(rows)
+
+    def other_draws(self, store, runner=None, cost=None, echo=print) -> int:
+        """Stage 2: the configuration chosen on the first draw, on every other draw × seed.
+
+        Table 8 is reported over several dataset draws (SPEC.md §7); the search runs on the first
+        draw only, and the configuration the report chooses there is what the other draws train,
+        so its test Top-1 is averaged over draws at a fraction of the search's cost. Runs already
+        stored are skipped."""
+        if not self.other_seeds:
+            return 0
+        echo(self._other_draws_line())
+        chosen = self.chosen(store)
+        skip = store.stored_keys(self.experiment)
+        pops = []
+        for d in self.datasets:
+            for e in self.encoders:
+                if (d, e) not in chosen:
+                    echo(f"warning: {e} on {d}: no configuration chosen on draw {self.first_draw} (every one diverged "
+                         "or none was trained), so it is not trained on the other draws")
+                    continue
+                pops += make_plan(self.space, [d], self.other_seeds, [e], self.seeds, self.device,
+                                  {d: self.recipe_hashes[d]}, self.experiment, configs={e: [chosen[(d, e)].config]},
+                                  skip=skip, max_pop=self.max_members).populations
+        if not pops:
+            echo("  nothing to do: every run is stored")
+            return 0
+        plan = Plan(self.space, pops, len(chosen))
+        n = train_populations(plan, store, self.draws, self.device, self.experiment, runner, self.data_folder, cost)
+        echo(f"wrote {n} row(s) to {self.db} (experiment {self.experiment})")
+        return n
+
+
+def _ranges(values) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    values, out, i = sorted(values), [], 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
+            j += 1
+        out.append(str(values[i]) if i == j else f"{values[i]}-{values[j]}")
+        i = j + 1
+    return ",".join(out)
+

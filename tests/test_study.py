@@ -1,0 +1,200 @@
+"""Issue 16: one declared study, one search path, no import cycles; issue 19 finding 4: what the user
+asks for is what runs."""
+
+import ast
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import TINY_SPACE, sweep
+from synth import SynthError
+
+ROOT = Path(__file__).parent.parent
+SPACE = TINY_SPACE
+
+
+@pytest.fixture
+def space_file(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(SPACE)
+    return p
+
+
+# ------------------------------------------------------------------ architecture
+def _imports(path: Path, package: str) -> set:
+    """Modules of synth/ and experiments/ that ``path`` imports, at any depth (lazy imports count)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            out.add(mod)
+            out |= {f"{mod}.{a.name}" for a in node.names}  # `from . import x` names a module
+    return out
+
+
+def _graph() -> dict:
+    modules = {}
+    for pkg in ("synth", "experiments"):
+        for f in (ROOT / pkg).glob("*.py"):
+            name = pkg if f.stem == "__init__" else f"{pkg}.{f.stem}"
+            modules[name] = f
+    graph = {}
+    for name, f in modules.items():
+        package = name if f.stem == "__init__" else name.rsplit(".", 1)[0]
+        graph[name] = {m for m in _imports(f, package) if m in modules and m != name}
+    return graph
+
+
+def _cycles(graph: dict) -> list:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles_in_synth_and_experiments():
+    graph = _graph()
+    assert "experiments.search" in graph and graph["experiments.study"]  # the graph is really built
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_executors_import_no_module_that_sends_them_work():
+    graph = _graph()
+    assert not graph["experiments.executors"] & {"experiments.search", "experiments.populations",
+                                                 "experiments.study", "experiments.space"}
+
+
+def test_no_module_over_500_lines():
+    long = {f.name: n for pkg in ("synth", "experiments") for f in (ROOT / pkg).glob("*.py")
+            if (n := len(f.read_text().splitlines())) > 520}
+    assert long == {}
+
+
+# ------------------------------------------------------------------ one pipeline
+def test_the_python_study_writes_the_rows_the_cli_writes(tmp_path, space_file):
+    from experiments.study import Study
+
+    cli_db, py_db = tmp_path / "cli.sqlite", tmp_path / "py.sqlite"
+    common = ["--datasets", "U1", "--encoders", "grid", "--space", str(space_file), "--seeds", "0-1",
+              "--data-seeds", "0-1"]
+    assert sweep(*common, "--db", str(cli_db)).returncode == 0
+    study = Study.build(space=str(space_file), datasets="U1", encoders="grid", seeds="0-1", data_seeds="0-1",
+                        device="cpu", db=py_db, progress=False)
+    assert "8 member(s) to train" in study.dry_run() and not py_db.exists()
+    study.run(echo=lambda line: None)
+    cols = "experiment, dataset, data_seed, config_hash, train_seed, stage, val_top1, test_top1, bands"
+    get = lambda db: sorted(sqlite3.connect(db).execute(f"SELECT {cols} FROM runs").fetchall())  # noqa: E731
+    assert get(cli_db) == get(py_db) and len(get(py_db)) == 8 + 2
+
+
+def test_bad_study_values_are_one_line_errors_from_python(tmp_path):
+    from experiments.study import Study
+
+    for kwargs, word in [({"seeds": [1.7]}, "seeds"), ({"max_members": 0}, "max-members"),
+                         ({"search": {"search_seeds": [1.7]}}, "search_seeds"), ({"workers": 2.5,
+                                                                                 "executor": "local"}, "workers"),
+                         ({"lock_timeout": float("nan")}, "lock-timeout")]:
+        with pytest.raises(SynthError, match=word):
+            Study.build(space="smoke", datasets="U1", encoders="xyz", device="cpu", db=tmp_path / "r.sqlite", **kwargs)
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+# ------------------------------------------------------------------ issue 19, finding 4
+def test_flags_override_the_spaces_search_table_and_say_what_they_dropped(tmp_path):
+    # the README's exhaustive command on the paper space was refused: [search] trials = 100 could not be overridden
+    r = sweep("--space", "paper", "--datasets", "U1", "--encoders", "xyz", "--seeds", "0", "--sampler", "grid",
+              "--pruner", "none", "--db", str(tmp_path / "r.sqlite"), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "trials = 100 is dropped: the grid sampler does not use it" in r.stdout
+    assert "sampler grid, pruner none" in r.stdout and not (tmp_path / "r.sqlite").exists()
+    r = sweep("--space", "paper", "--datasets", "U1", "--encoders", "xyz", "--sampler", "grid", "--trials", "5",
+              "--db", str(tmp_path / "r.sqlite"), "--dry-run")
+    assert r.returncode == 2 and "trials" in r.stderr  # asked for explicitly: an error, not a silent drop
+
+
+def test_grid_values_are_checked_against_the_requested_encoders_only(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(SPACE.replace("[grid]\n", "[grid]\nfrequency_num = [64]\n").replace(
+        "[encoders.grid]\nfrequency_num = [4]\n", "[encoders.grid]\n"))
+    r = sweep("--space", str(p), "--datasets", "U1", "--encoders", "grid", "--db", str(tmp_path / "r.sqlite"),
+              "--dry-run")
+    assert r.returncode == 0, r.stderr  # 64 is refused by nerf, which was not asked for
+    r = sweep("--space", str(p), "--datasets", "U1", "--encoders", "grid,nerf", "--db", str(tmp_path / "r.sqlite"),
+              "--dry-run")
+    assert r.returncode == 2 and "frequency_num" in r.stderr and "nerf" in r.stderr
+
+
+def test_an_empty_search_table_turns_the_search_on(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(SPACE + "\n[search]\n")
+    r = sweep("--space", str(p), "--datasets", "U1", "--encoders", "grid", "--db", str(tmp_path / "r.sqlite"),
+              "--dry-run")
+    assert r.returncode == 0 and "sampler grid, pruner none, search seeds 0, 3 finalist(s) on seeds" in r.stdout, r.stdout
+
+
+def test_more_tpe_trials_than_configurations_try_every_configuration_once(tmp_path, space_file):
+    db = tmp_path / "r.sqlite"
+    r = sweep("--space", str(space_file), "--datasets", "U1", "--encoders", "grid", "--seeds", "0", "--db", str(db),
+              "--sampler", "tpe", "--trials", "20", "--finalists", "5")
+    assert r.returncode == 0, r.stderr
+    assert "20 trials >= its 4 configuration(s): every configuration is tried once" in r.stdout
+    assert "5 finalists asked for but only 4 trial(s)" in r.stdout
+    hashes = [h for (h,) in sqlite3.connect(db).execute("SELECT config_hash FROM runs WHERE stage = 'search'")]
+    assert len(hashes) == len(set(hashes)) == 4
+
+
+# ------------------------------------------------------------------ issue 19, finding 3
+def test_a_dry_run_of_the_paper_space_over_every_encoder_answers_in_seconds(tmp_path):
+    t = time.perf_counter()
+    r = sweep("--space", "paper", "--datasets", "U1", "--encoders", "all", "--seeds", "0", "--dry-run",
+              "--db", str(tmp_path / "r.sqlite"))
+    assert r.returncode == 0, r.stderr
+    assert "estimated time" in r.stdout and time.perf_counter() - t < 120  # was > 300 s
+
+
+def test_many_draws_are_not_built_in_memory_at_once(tmp_path):
+    from synth.draws import Draws
+
+    draws = Draws(["U1"], list(range(100_000)))
+    draws.verify()  # generated draws: only the recipe is needed before work
+    assert draws[("U1", 99_999)].seed == 99_999 and len(draws._cache) <= Draws.CACHE
+    for s in range(20):
+        draws[("U1", s)]
+    assert len(draws._cache) <= Draws.CACHE
