@@ -48,9 +48,9 @@ CREATE TABLE IF NOT EXISTS runs (
     val_top3 REAL, val_mrr REAL,
     test_top1 REAL CHECK (test_top1 BETWEEN 0 AND 100 OR (test_top1 IS NULL AND (diverged = 1 OR pruned_at IS NOT NULL))),
     test_top3 REAL, test_mrr REAL,
-    best_epoch INTEGER, epochs_run INTEGER, bands TEXT CHECK (bands IS NULL OR json_valid(bands)),
+    best_epoch INTEGER, epochs_run INTEGER, bands TEXT,
     diverged INTEGER NOT NULL DEFAULT 0 CHECK (diverged IN (0, 1)),
-    trial INTEGER NOT NULL DEFAULT -1, val_curve TEXT CHECK (val_curve IS NULL OR json_valid(val_curve)),
+    trial INTEGER NOT NULL DEFAULT -1, val_curve TEXT,
     pruned_at INTEGER,
     seconds REAL, population INTEGER, device TEXT, code_version TEXT, created REAL,
     UNIQUE (experiment, dataset, recipe_hash, data_seed, encoder, config_hash, train_seed, settings_hash, stage,
@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, stage, dataset, encoder);
 """
 # The CHECKs (new databases) make a damaged row impossible to write; rows() validates what it reads
+# (bands and val_curve may hold NaN for an empty band, which Python's JSON reads and SQLite's
+# json_valid does not, so those two are checked in Python only)
 # in any database (older files, hand edits) and names the row and column of a bad value.
 # ``trial`` is the Optuna trial number of a search row (-1 elsewhere): a search may try one
 # configuration twice (TPE), and each trial is its own row.

@@ -154,7 +154,8 @@ class Study:
 
     @property
     def other_seeds(self) -> list:
-        return [s for s in self.data_seeds if s != self.first_draw]
+        first = self.first_draw  # once: data_seeds may hold 10^5 draws
+        return [s for s in self.data_seeds if s != first]
 
     def header(self) -> list[str]:
         lines = [describe_executor(self.executor),

@@ -17,12 +17,12 @@ from .vmf import log_normalizer
 
 def log_posterior_scores(lonlat, centers_lonlat, kappa) -> np.ndarray:
     """Unnormalised log-posterior (N, C) = log vMF(x; μ_c, κ_c) under equal priors."""
-    lonlat = validate_lonlat(np.asarray(lonlat, dtype=np.float64), name="lonlat")
+    lonlat = validate_lonlat(np.asarray(lonlat, dtype=np.float64), wrap_longitude=True, name="lonlat")
     centers = np.asarray(centers_lonlat, dtype=np.float64)
     kappa = np.asarray(kappa, dtype=np.float64)
     if centers.ndim != 2 or centers.shape[1] != 2 or not len(centers):
         raise SynthError(f"centers_lonlat must have shape (C, 2), got {centers.shape}")
-    validate_lonlat(centers, name="centers_lonlat")
+    centers = validate_lonlat(centers, wrap_longitude=True, name="centers_lonlat")
     if kappa.shape != (len(centers),) or not np.all(np.isfinite(kappa)) or np.any(kappa <= 0):
         raise SynthError(f"kappa must be {len(centers)} finite values > 0 (one per centre), got shape {kappa.shape}")
     x = lonlat_to_xyz(lonlat)

@@ -19,6 +19,7 @@ class Draws:
 
     def __init__(self, names, seeds, folder=None):
         self.names, self.seeds = list(names), list(seeds)
+        self._seed_set = set(self.seeds)
         self.folder = None if folder is None else Path(folder)
         self._cache: dict = {}
         self._recipes: dict = {}
@@ -27,7 +28,7 @@ class Draws:
         return [(n, s) for n in self.names for s in self.seeds]
 
     def __contains__(self, key) -> bool:
-        return key[0] in self.names and key[1] in self.seeds
+        return key[0] in self.names and key[1] in self._seed_set
 
     def __len__(self) -> int:
         return len(self.names) * len(self.seeds)

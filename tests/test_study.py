@@ -198,3 +198,12 @@ def test_many_draws_are_not_built_in_memory_at_once(tmp_path):
     for s in range(20):
         draws[("U1", s)]
     assert len(draws._cache) <= Draws.CACHE
+
+
+def test_a_dry_run_over_the_documented_maximum_of_draws_answers_in_seconds(tmp_path):
+    # --data-seeds 0-99999 built every draw in memory (and then a list scan made it quadratic)
+    t = time.perf_counter()
+    r = sweep("--space", "smoke", "--datasets", "U1", "--encoders", "xyz", "--seeds", "0", "--data-seeds", "0-99999",
+              "--dry-run", "--db", str(tmp_path / "r.sqlite"))
+    assert r.returncode == 0, r.stderr
+    assert "on draws 1-99999" in r.stdout and time.perf_counter() - t < 60

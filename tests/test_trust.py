@@ -352,7 +352,7 @@ def test_a_full_disk_while_storing_results_is_one_line(tmp_path, monkeypatch):
     (["--epochs", "0"], "epochs"),
     (["--seeds", "0-10000000000"], "seeds"),
     (["--seeds", str(2**63)], "seeds"),
-    (["--n-random", "0", "--mode", "random"], "n-random"),
+    (["--n-random", "0"], "--n-random was removed"),
     (["--lock-timeout", "-1"], "lock-timeout"),
 ])
 def test_meaningless_cli_values_are_refused(tmp_path, args, word):
