@@ -75,7 +75,7 @@ class Progress:
         tty = sys.stderr.isatty()  # in a log file, a line every 30 s rather than a redraw every 0.1 s
         self.bar = tqdm(total=0.0, disable=not show, smoothing=0.1, dynamic_ncols=True,
                         mininterval=0.5 if tty else 30.0,
-                        bar_format=label + " {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}")
+                        bar_format=label + " {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]{postfix}")
         self.note = unit_note
         self.member_epochs = self.total_member_epochs = self.rows = 0
         self.t0 = time.perf_counter()
