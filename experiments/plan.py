@@ -151,18 +151,16 @@ class CostModel:
     On a CPU one member-epoch costs about (multiply-adds of a forward and backward pass per sample)
     × samples / throughput, and the shapes of one encoder differ in their width, depth and code
     dimension only. So one epoch of the smallest and of the largest shape of each encoder is
-    timed (after one warm-up epoch) and the others are interpolated linearly in their parameter
-    count (``_weights``). With at most two measurements per encoder a dry run of the paper space
-    over every encoder answers in seconds. The estimate is an estimate: within ±30 % on this
-    machine for the shapes in between (docs/performance.md)."""
-
-    MEASURED_PER_ENCODER = 2
+    timed (after one warm-up epoch) and the others are interpolated linearly in their member size
+    (``member_memory_mb``: parameters and activations). With at most two measurements per encoder
+    a dry run of the paper space over every encoder answers in seconds. The interpolation's error
+    on the shapes in between has not been measured; treat the figure as an estimate."""
 
     def __init__(self, settings, data, device):
         self.settings = dataclasses.replace(settings, epochs=1, select="last", eval_every=1, patience=None)
         self.data, self.device = data, device
         self.measured: dict = {}  # (encoder, shape key) -> seconds per member-epoch
-        self.fits: dict = {}  # encoder -> (slope, intercept) over parameter counts
+        self.fits: dict = {}  # encoder -> (slope, intercept) over member size
         self.warm = False
 
     def _measure(self, encoder: str, config: dict) -> float:
@@ -207,6 +205,15 @@ class CostModel:
             slope = (ys[1] - ys[0]) / (xs[1] - xs[0])
             self.fits[encoder] = (slope, ys[0] - slope * xs[0])
 
+    def fit_plan(self, plan: "Plan") -> None:
+        """Fit every encoder of ``plan`` over all of its configurations in the plan (a fit made
+        from one population would see one shape only)."""
+        by_encoder: dict = {}
+        for p in plan.populations:
+            by_encoder.setdefault(p.encoder, []).extend(c for c, _ in p.members)
+        for enc, configs in by_encoder.items():
+            self.fit(enc, configs)
+
     def mean_seconds(self, encoder: str, configs: list[dict]) -> float:
         """The mean over ``configs`` (before a search says which shape will be trained)."""
         self.fit(encoder, configs)
@@ -215,12 +222,9 @@ class CostModel:
 
 def plan_seconds(plan: Plan, cost: CostModel) -> float:
     """Time of a plan at its full epochs (early stopping makes the real run shorter)."""
-    total = 0.0
-    for p in plan.populations:
-        cfg = p.members[0][0]
-        cost.fit(p.encoder, [c for c, _ in p.members] + [cfg])
-        total += len(p.members) * plan.space.settings.epochs * cost.seconds(p.encoder, cfg)
-    return total
+    cost.fit_plan(plan)
+    return sum(len(p.members) * plan.space.settings.epochs * cost.seconds(p.encoder, p.members[0][0])
+               for p in plan.populations)
 
 
 def expected_fraction(policy: SearchPolicy, epochs: int, eval_every: int) -> float:

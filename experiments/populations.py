@@ -105,11 +105,7 @@ def train_populations(plan: Plan, store, data, device, experiment: str, runner=N
     own = progress is None
     progress = progress or Progress("train", show=cost is not None)
     if cost is not None:
-        by_encoder: dict = {}
-        for p in plan.populations:
-            by_encoder.setdefault(p.encoder, []).extend(c for c, _ in p.members)
-        for enc, configs in by_encoder.items():
-            cost.fit(enc, configs)
+        cost.fit_plan(plan)
     secs = {id(p): cost.seconds(p.encoder, p.members[0][0]) if cost is not None else 1.0 for p in plan.populations}
     for p in plan.populations:
         progress.add(len(p.members) * epochs, secs[id(p)])

@@ -72,6 +72,7 @@ VALUE_COLUMNS = ("recipe", "config", "settings", "val_top1", "val_top3", "val_mr
 _DEFAULTS = {"diverged": 0, "trial": -1, "val_curve": None, "pruned_at": None}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 METRICS = ("val_top1", "val_top3", "val_mrr", "test_top1", "test_top3", "test_mrr")
+METRIC_MAX = {c: 1.0 if c.endswith("mrr") else 100.0 for c in METRICS}  # Top-k in %, MRR in [0, 1]
 JSON_COLUMNS = ("recipe", "config", "settings", "bands", "val_curve")
 INTEGER_COLUMNS = ("data_seed", "train_seed", "trial", "best_epoch", "epochs_run", "pruned_at", "population")
 _V1_REFUSAL = ("was written by sphere-synth schema 1, whose ranks counted tied logits as correct (a collapsed "
@@ -293,11 +294,10 @@ def _checked_for_writing(row: dict) -> dict:
             if not diverged:
                 raise SynthError(f"{where}: {c} = {v!r} but the member is not marked diverged")
             v = None  # a diverged member's non-finite score is stored as NULL, explicitly
-        if bad or (v is not None and not 0 <= v <= 100 and c != "val_mrr" and c != "test_mrr") or (
-                v is not None and c.endswith("mrr") and not 0 <= v <= 1):
+        if bad or (v is not None and not 0 <= v <= METRIC_MAX[c]):
             raise SynthError(f"{where}: {c} = {v!r} is not a score")
         row[c] = v
-    for c in INTEGER_COLUMNS + KEY_COLUMNS[:0]:
+    for c in INTEGER_COLUMNS:
         v = row.get(c)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not -2**63 <= v < 2**63):
             raise SynthError(f"{where}: {c} = {v!r} is not an integer SQLite can store")

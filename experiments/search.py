@@ -1,6 +1,8 @@
-"""Adaptive search: Optuna's samplers and pruners drive the population trainer (ask-and-tell).
+"""The search, one path: Optuna's samplers and pruners drive the population trainer (ask-and-tell).
 
-Search = sampler x pruner x seed policy:
+Search = sampler x pruner x seed policy (``space.SearchPolicy``). The exhaustive sweep is the
+policy ``grid x none x finalists all``: it decides nothing, so ``run`` trains every configuration
+on every seed directly as final rows, without a study. Every other policy:
 
 - **sampler** ``grid`` (every configuration of the space, in order), ``random`` (``trials``
   configurations drawn from the grid without replacement) or ``tpe`` (Optuna's TPE over the grid's
@@ -366,11 +368,16 @@ def run(study, store, runner=None, cost: CostModel | None = None, progress: Prog
     cells = [Cell(name, first, enc, study.recipe_hashes[name]) for name in study.datasets for enc in study.encoders]
     if runner is not None and runner.opts.kind != "inline":
         return _run_parallel(study, cells, store, runner, summary, t0)
+    # progress weights: the mean modelled seconds per member-epoch of each encoder, once
+    each = {e: cost.mean_seconds(e, space.configs(e)) if cost is not None else 1.0 for e in study.encoders}
+    if progress is not None:
+        for cell in cells:
+            progress.add(policy.n_trials(len(space.configs(cell.encoder))) * len(policy.search_seeds)
+                         * space.settings.epochs, each[cell.encoder])
     for cell in cells:
         data = study.draws[(cell.name, cell.data_seed)]
-        each = cost.mean_seconds(cell.encoder, space.configs(cell.encoder)) if cost is not None else 1.0
         cs = CellSearch(space, policy, experiment, cell, data, study.device, store, study.max_members, progress,
-                        study.resume, each)
+                        study.resume, each[cell.encoder])
         finalists = _close_cell(cs, cs.run(), summary)
         while (plan := _finalists(cs, finalists, study.seeds, store, study.max_members)) is not None:
             train_populations(plan, store, study.draws, study.device, experiment, cost=cost, progress=progress)

@@ -45,9 +45,6 @@ SEARCH_PARAMS = {p.name: p for p in (
     Param("race", bool, False, None, "setting",
           help="finalists race seed by seed; one clearly behind the leader stops (see search.race_survivors)"),
 )}
-# which keys each sampler reads: a key set in a space's [search] that the chosen sampler does not
-# read is dropped with a note (a flag that asks for it is an error)
-SAMPLER_KEYS = {"grid": set(), "random": {"trials"}, "tpe": {"trials"}}
 
 
 # ----------------------------------------------------------------------------- search policy
@@ -115,14 +112,12 @@ def policy_from(table: dict, flags: dict | None = None, owner: str = "search", n
             raise SynthError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid: "
                              f"{', '.join(sorted(SEARCH_PARAMS) + ['search_seeds'])}")
     values = {**table, **flags}
-    sampler = values.get("sampler", "grid")
-    if sampler in SAMPLER_KEYS:
-        for key in sorted({"trials"} - SAMPLER_KEYS[sampler]):
-            if key in table and key not in flags:
-                values.pop(key)
-                if notes is not None:
-                    notes.append(f"note: {owner} {key} = {table[key]!r} is dropped: the {sampler} sampler does "
-                                 "not use it")
+    # trials is the one key a sampler may not read: from the table it is dropped with a note, asked
+    # for as a flag it is an error (SearchPolicy refuses it)
+    if values.get("sampler", "grid") == "grid" and "trials" in table and "trials" not in flags:
+        values.pop("trials")
+        if notes is not None:
+            notes.append(f"note: {owner} trials = {table['trials']!r} is dropped: the grid sampler does not use it")
     if values.get("finalists") == "all":
         values["finalists"] = None
     seeds = values.pop("search_seeds", [0])
@@ -134,9 +129,6 @@ def policy_from(table: dict, flags: dict | None = None, owner: str = "search", n
         return SearchPolicy(**values, search_seeds=tuple(seeds))
     except SynthError as e:
         raise SynthError(f"{owner}: {e}") from None
-    except TypeError:  # a list where a scalar belongs, and the like
-        raise SynthError(f"{owner}: search_seeds must be a list of non-negative integers or a range like '0-2'") \
-            from None
 
 
 # ----------------------------------------------------------------------------- spaces

@@ -227,15 +227,11 @@ class Study:
 
     def search(self, store, runner=None, cost=None, echo=print) -> dict:
         """Stage 1: the search on the first draw (and its finalists)."""
-        progress = Progress("search" if not self.policy.is_exhaustive else "train", show=cost is not None,
+        # the parallel adaptive search reports no progress (its cells run in workers); the rest does
+        shown = cost is not None and (self.policy.is_exhaustive or self.executor.kind == "inline")
+        progress = Progress("search" if not self.policy.is_exhaustive else "train", show=shown,
                             unit_note=" (at most; pruning cuts it)" if self.policy.pruner != "none" else "")
         try:
-            if cost is not None and not self.policy.is_exhaustive:
-                for e in self.encoders:
-                    for _ in self.datasets:
-                        n = self.policy.n_trials(len(self.space.configs(e)))
-                        progress.add(n * len(self.policy.search_seeds) * self.space.settings.epochs,
-                                     cost.mean_seconds(e, self.space.configs(e)))
             summary = run_search(self, store, runner, cost, progress, echo)
         finally:
             progress.close()

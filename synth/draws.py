@@ -24,14 +24,8 @@ class Draws:
         self._cache: dict = {}
         self._recipes: dict = {}
 
-    def keys(self):
-        return [(n, s) for n in self.names for s in self.seeds]
-
     def __contains__(self, key) -> bool:
         return key[0] in self.names and key[1] in self._seed_set
-
-    def __len__(self) -> int:
-        return len(self.names) * len(self.seeds)
 
     def _load(self, name: str, seed: int) -> Dataset:
         if self.folder is None:

@@ -207,3 +207,23 @@ def test_a_dry_run_over_the_documented_maximum_of_draws_answers_in_seconds(tmp_p
               "--dry-run", "--db", str(tmp_path / "r.sqlite"))
     assert r.returncode == 0, r.stderr
     assert "on draws 1-99999" in r.stdout and time.perf_counter() - t < 60
+
+
+def test_the_cost_model_measures_each_encoders_smallest_and_largest_shape_of_a_plan():
+    # a fit made from the first population alone saw one shape and modelled every other as equal to it
+    import torch
+
+    from experiments.plan import CostModel, make_plan, plan_seconds, shape_key
+    from experiments.space import Space
+    from experiments.train import TrainSettings
+    from synth import datasets
+
+    ds = datasets.generate(datasets.Recipe(name="tiny", n_classes=5, samples_per_class=20, kappa_max=8), 0)
+    space = Space("t", TrainSettings(epochs=2, batch_size=64), {"lr": [0.01], "hidden_dim": [8, 64, 256],
+                                                                 "num_filts": [8]}, {})
+    plan = make_plan(space, ["tiny"], [0], ["xyz"], [0], torch.device("cpu"), {"tiny": "h"}, "t-1", num_classes=5)
+    assert len(plan.populations) == 3  # one per shape
+    cost = CostModel(space.settings, ds, torch.device("cpu"))
+    assert plan_seconds(plan, cost) > 0
+    measured = {k[1] for k in cost.measured}
+    assert measured == {shape_key(c) for c in (space.configs("xyz")[0], space.configs("xyz")[-1])}
