@@ -97,6 +97,35 @@ def _parser() -> OneLineParser:
     r.add_argument("--seeds", help="only these training seeds, e.g. 2-3 (default: all stored)")
     r.add_argument("--no-figures", action="store_true")
     r.add_argument("--device", default="auto", help="device for the distortion and map figures")
+    b = sub.add_parser("ablate", help="a controlled ablation from a TOML file: one factor, every level, the rest held; "
+                       "runs it, then writes its tables and figures")
+    b.add_argument("file", type=Path, help="the ablation (see experiments/ablations/*.toml)")
+    b.add_argument("--db", type=Path, default=Path("results/ablations.sqlite"))
+    b.add_argument("--out", type=Path, default=Path("results/ablations"), help="tables (md, csv, tex)")
+    b.add_argument("--figures", type=Path, default=Path("figures/ablations"), help="figures (png, pdf)")
+    b.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    b.add_argument("--executor", default="inline", choices=["inline", "local", "submitit"])
+    b.add_argument("--workers", type=_number(int, 1, "--workers"))
+    b.add_argument("--max-members", type=_number(int, 1, "--max-members"), default=None)
+    b.add_argument("--resume", action="store_true", help="skip runs already stored in the database")
+    b.add_argument("--dry-run", action="store_true", help="print the plan, its member-epochs and an estimated time")
+    b.add_argument("--report-only", action="store_true", help="train nothing: tables and figures from --db")
+    b.add_argument("--no-figures", action="store_true")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    m = sub.add_parser("importance", help="which hyper-parameter matters: PED-ANOVA importances from an adaptive "
+                       "search's stored trials, a table and a figure per (dataset, encoder)")
+    m.add_argument("--db", type=Path, default=Path("results/results.sqlite"))
+    m.add_argument("--experiment", help="the adaptive search to read (default: the only one in --db)")
+    m.add_argument("--datasets", help="comma list (default: all searched)")
+    m.add_argument("--encoders", help="comma list (default: all searched)")
+    m.add_argument("--min-trials", type=_number(int, 2, "--min-trials"), default=20,
+                   help="score every trial at the longest budget at least this many trials reached (default 20)")
+    m.add_argument("--out", type=Path, default=Path("results"))
+    m.add_argument("--figures", type=Path, default=Path("figures"))
+    m.add_argument("--no-figures", action="store_true")
+    for parser in (e, s, r, b, m):
+        parser.add_argument("--plugin", action="append", type=Path, metavar="FILE.py",
+                            help="register your own encoder(s) from this file (repeatable; docs/plugins.md)")
     c = sub.add_parser("compare", help="two table8.csv files side by side: verdicts, agreement, how far cells moved")
     c.add_argument("a", type=Path, help="table8.csv of one run (e.g. training seeds 0-1)")
     c.add_argument("b", type=Path, help="table8.csv of another (e.g. seeds 2-3, or another machine)")
@@ -127,6 +156,21 @@ def _cmd_sweep(a) -> None:
         study.run(echo=lambda line: print(line, flush=True))
 
 
+def _cmd_ablate(a) -> None:
+    from .ablation import Ablation
+    from .ablation_report import write_report
+
+    abl = Ablation.build(a.file, db=a.db, device=a.device, executor=a.executor, workers=a.workers,
+                         resume=a.resume, progress=not a.no_progress, max_members=a.max_members)
+    if a.dry_run:
+        print(abl.dry_run())
+        return
+    if not a.report_only:
+        abl.run(echo=lambda line: print(line, flush=True))
+    for p in write_report(abl, a.out, None if a.no_figures else a.figures):
+        print(f"wrote {p}")
+
+
 def _cmd_encoders(show_params: bool) -> None:
     from . import encoders
 
@@ -143,10 +187,25 @@ def _cmd_encoders(show_params: bool) -> None:
 
 def _handle(argv) -> int:
     a = _parser().parse_args(argv)
+    if getattr(a, "plugin", None):
+        from .encoders import load_plugin
+
+        for path in a.plugin:
+            load_plugin(path)
     if a.cmd == "encoders":
         _cmd_encoders(a.params)
     elif a.cmd == "sweep":
         _cmd_sweep(a)
+    elif a.cmd == "ablate":
+        _cmd_ablate(a)
+    elif a.cmd == "importance":
+        from .encoders import parse_names as encoders_parse
+        from .importance import report as importance_report
+
+        for p in importance_report(a.db, a.out, None if a.no_figures else a.figures, a.experiment,
+                                   a.datasets and a.datasets.split(","),
+                                   a.encoders and encoders_parse(a.encoders), a.min_trials):
+            print(f"wrote {p}")
     elif a.cmd == "compare":
         from .tables import compare_tables
 

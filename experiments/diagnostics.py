@@ -264,7 +264,9 @@ def all_figures(cells, ds_names, enc_names, ceilings, fig_dir: Path, out_dir: Pa
             written += save_figure(band_figure(bt, enc_names, f"Per-latitude-band diagnostics ({kind} bands), pooled "
                                                               f"over {len(strat)} dataset(s)"),
                                    fig_dir / f"polar_bands_{kind}")
-    edges, dist = distortion(device=dev)
+    # the usual encoders, and any requested encoder that is not built in (a plugin's) beside them
+    extra = tuple(e for e in enc_names if e not in DISTORTION_ENCODERS and not encoders.is_builtin(e))
+    edges, dist = distortion(DISTORTION_ENCODERS + extra, device=dev)
     written += save_figure(distortion_figure(edges, dist), fig_dir / "distortion")
     header = ["lat_lo", "lat_hi"] + [f"{e}_{m}" for e in dist for m in ("rho", "ratio")]
     rows = [[edges[i], edges[i + 1]] + [f"{dist[e][m][i]:.4f}" for e in dist for m in ("rho", "ratio")]

@@ -26,6 +26,7 @@ code). ``antimeridian_continuous`` and ``pole_single_valued`` in each encoder's 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -56,6 +57,10 @@ class EncoderSpec:
     dim: str
     description: str
     networks: tuple = field(default=())  # other networks it may use (hyper-parameter ``network``)
+    # {native parameter: (physical name, law)}: the parameters that are lengths, with
+    # degrees = factor * native ** power, law = (factor, power) or a function of the hyper-parameters
+    # returning it; experiments.scales converts (SPEC.md, "Scales in one physical unit")
+    scales: dict = field(default_factory=dict)
 
     @property
     def position_defaults(self) -> dict:
@@ -73,6 +78,19 @@ def _scales(frequency_num: int, min_radius: float, max_radius: float, max_freque
 _DEGREE_SCALES = _scales(32, 0.01, 360.0)
 _SPHERE_SCALES = _scales(32, 0.001, 1.0)
 _KERNEL = Param("kernel_size", float, 1.0, Interval(0, None, "neither"), "member")
+
+
+# Wavelength laws (degrees of arc per native unit; see experiments.scales for the table)
+_DEGREE_LAW = {"min_radius": ("min_wavelength", (2 * math.pi, 1.0)),
+               "max_radius": ("max_wavelength", (2 * math.pi, 1.0))}  # inputs in degrees: period 2π·r degrees
+_SPHERE_LAW = {"min_radius": ("min_wavelength", (360.0, 1.0)),
+               "max_radius": ("max_wavelength", (360.0, 1.0))}  # inputs in radians: period 2π·r rad = 360·r°
+_RBF_LAW = {"kernel_size": ("min_wavelength", (2 * math.pi, 1.0))}  # σ in degrees, w = 2πσ
+
+
+def _rff_law(hp):
+    """σ_lat = 90/√k (k a variance) or 90/k (a standard deviation) degrees of latitude, w = 2πσ."""
+    return (2 * math.pi * 90.0, -0.5 if hp.get("kernel_reading", "variance") == "variance" else -1.0)
 
 
 def _multi(kind):
@@ -96,36 +114,37 @@ _SPECS = [
                  Param("distance", str, "euclidean", ("euclidean", "great_circle"))), "ffn",
                 False, False, "num_anchors",
                 "Gaussian kernels at anchors drawn from the training points, in degrees "
-                "(distance='great_circle': continuous, one code per pole)"),
+                "(distance='great_circle': continuous, one code per pole)", scales=_RBF_LAW),
     EncoderSpec("rff", (), lambda M, b, rng, hp: RFF(M, b, rng, hp["frequency_num"], hp["kernel_size"],
                                                      hp["kernel_reading"]),
                 (Param("frequency_num", int, 64, Interval(1, 65536), help="D, number of features"), _KERNEL,
                  Param("kernel_reading", str, "variance", ("variance", "std"))), "ffn", False, False,
-                "frequency_num", "random Fourier features of (lon/180, lat/90)"),
+                "frequency_num", "random Fourier features of (lon/180, lat/90)",
+                scales={"kernel_size": ("min_wavelength", _rff_law)}),
     EncoderSpec("grid", ("Space2Vec-grid", "gridcell"), _multi("grid"),
                 _DEGREE_SCALES, "ffn", False, False, "4S",
-                "Space2Vec grid: multi-scale sin/cos of lon and lat in degrees"),
+                "Space2Vec grid: multi-scale sin/cos of lon and lat in degrees", scales=_DEGREE_LAW),
     EncoderSpec("theory", ("Space2Vec-theory",), _multi("theory"),
                 _DEGREE_SCALES, "ffn", False, False, "6S",
-                "Space2Vec theory: three directions 120° apart, degrees"),
+                "Space2Vec theory: three directions 120° apart, degrees", scales=_DEGREE_LAW),
     EncoderSpec("nerf", ("NeRF",), lambda M, b, rng, hp: NeRF(M, b, hp["frequency_num"]),
                 (Param("frequency_num", int, 16, Interval(1, 60), help="L, number of octaves"),),
                 "ffn", True, True, "6S", "NeRF positional encoding of the 3-D point"),
     EncoderSpec("sphereC", ("Sphere2Vec-sphereC", "sphere"), _multi("sphereC"),
                 _SPHERE_SCALES, "ffn", False, False, "3S",
-                "Sphere2Vec sphereC"),
+                "Sphere2Vec sphereC", scales=_SPHERE_LAW),
     EncoderSpec("sphereC+", ("Sphere2Vec-sphereC+", "spheregrid", "sphereCplus"), _multi("sphereC+"),
                 _SPHERE_SCALES, "ffn", False, False, "6S",
-                "Sphere2Vec sphereC+ (sphereC and grid terms)"),
+                "Sphere2Vec sphereC+ (sphereC and grid terms)", scales=_SPHERE_LAW),
     EncoderSpec("sphereM", ("Sphere2Vec-sphereM", "spheremixscale"), _multi("sphereM"),
                 _SPHERE_SCALES, "ffn", False, False, "5S",
-                "Sphere2Vec sphereM (multi-scale mixed with single-scale)"),
+                "Sphere2Vec sphereM (multi-scale mixed with single-scale)", scales=_SPHERE_LAW),
     EncoderSpec("sphereM+", ("Sphere2Vec-sphereM+", "spheregridmixscale", "sphereMplus"), _multi("sphereM+"),
                 _SPHERE_SCALES, "ffn", False, False, "8S",
-                "Sphere2Vec sphereM+ (the paper's Table 8 model)"),
+                "Sphere2Vec sphereM+ (the paper's Table 8 model)", scales=_SPHERE_LAW),
     EncoderSpec("sphereDFS", ("Sphere2Vec-dfs", "dfs", "dft"), _multi("sphereDFS"),
                 _scales(8, 0.001, 1.0, max_frequency_num=64), "ffn", False, False, "4S²+4S",
-                "Sphere2Vec double Fourier sphere: all cross-scale products"),
+                "Sphere2Vec double Fourier sphere: all cross-scale products", scales=_SPHERE_LAW),
     EncoderSpec("spherical_harmonics", ("sphericalharmonics", "Siren(SH)", "sh"),
                 lambda M, b, rng, hp: SphericalHarmonics(M, b, hp["legendre_polys"]),
                 (Param("legendre_polys", int, 20, Interval(1, 100), help="L, degrees 0..L-1"),),
@@ -134,14 +153,109 @@ _SPECS = [
 ]
 _REGISTRY = {s.name: s for s in _SPECS}
 _ALIASES = {a.lower(): s.name for s in _SPECS for a in (s.name,) + s.aliases}
+_BUILTIN_NAMES = frozenset(_ALIASES)
 TABLE8 = ("xyz", "wrap", "wrap_ffn", "rff", "rbf", "grid", "theory", "sphereM+")
+
+# ----------------------------------------------------------------------------- your own encoders
+# A plugin is a Python file (``--plugin my_encoder.py``) or an installed package's entry point in the
+# group ``sphere_synth.encoders`` that calls ``register(EncoderSpec(...))`` with its hyper-parameters
+# declared as ``synth.params.Param`` (docs/plugins.md has a worked example). Plugin files are also
+# listed in the environment variable SPHERE_SYNTH_PLUGINS, so worker processes and SLURM jobs, which
+# inherit the environment, load them too.
+PLUGIN_ENV = "SPHERE_SYNTH_PLUGINS"
+ENTRY_POINT_GROUP = "sphere_synth.encoders"
+_plugins_state = {"loaded": False, "files": set()}
+
+
+def register(encoder: EncoderSpec) -> EncoderSpec:
+    """Add an encoder to the registry; a name or alias that shadows a built-in (or another plugin's) is refused."""
+    if not isinstance(encoder, EncoderSpec):
+        raise SynthError(f"register() takes an experiments.encoders.EncoderSpec, got {type(encoder).__name__}")
+    for n in (encoder.name,) + tuple(encoder.aliases):
+        if n.lower() in _BUILTIN_NAMES:
+            raise SynthError(f"encoder name {n!r} shadows a built-in encoder; choose another name")
+        if n.lower() in _ALIASES and _REGISTRY[_ALIASES[n.lower()]] is not encoder:
+            raise SynthError(f"encoder name {n!r} is already registered (by another plugin)")
+    if not all(isinstance(p, Param) for p in encoder.params):
+        raise SynthError(f"encoder {encoder.name}: declare every hyper-parameter as a synth.params.Param")
+    if encoder.network not in NETWORK_PARAMS or any(n not in NETWORK_PARAMS for n in encoder.networks):
+        raise SynthError(f"encoder {encoder.name}: network must be one of {', '.join(NETWORK_PARAMS)}")
+    global VECTOR_KEYS
+    _REGISTRY[encoder.name] = encoder
+    _ALIASES.update({a.lower(): encoder.name for a in (encoder.name,) + tuple(encoder.aliases)})
+    VECTOR_KEYS = member_keys()
+    return encoder
+
+
+def is_builtin(name: str) -> bool:
+    return str(name).lower() in _BUILTIN_NAMES
+
+
+def load_plugin(path) -> list[str]:
+    """Import a plugin file; returns the names it registered. One line if the file does not exist,
+    fails to import, registers nothing or shadows a built-in."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    _load_plugins()
+    p = Path(path).resolve()
+    if not p.is_file():
+        raise SynthError(f"plugin {path}: no such file")
+    if str(p) in _plugins_state["files"]:
+        return []
+    before = set(_REGISTRY)
+    module_spec = importlib.util.spec_from_file_location(f"sphere_synth_plugin_{abs(hash(str(p)))}", p)
+    if module_spec is None or module_spec.loader is None:
+        raise SynthError(f"plugin {path}: not a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except SynthError as e:
+        raise SynthError(f"plugin {path}: {e}") from None
+    except Exception as e:  # a plugin's own error, in one line
+        raise SynthError(f"plugin {path} failed to import: {type(e).__name__}: {e}") from None
+    new = [n for n in _REGISTRY if n not in before]
+    if not new:
+        raise SynthError(f"plugin {path} registered no encoder: call experiments.encoders.register(EncoderSpec(...))")
+    _plugins_state["files"].add(str(p))
+    listed = [x for x in os.environ.get(PLUGIN_ENV, "").split(os.pathsep) if x]
+    if str(p) not in listed:
+        os.environ[PLUGIN_ENV] = os.pathsep.join(listed + [str(p)])
+    return new
+
+
+def _load_plugins() -> None:
+    """Once per process: the plugin files of SPHERE_SYNTH_PLUGINS and the installed entry points."""
+    if _plugins_state["loaded"]:
+        return
+    _plugins_state["loaded"] = True
+    import os
+    from importlib.metadata import entry_points
+
+    for f in [x for x in os.environ.get(PLUGIN_ENV, "").split(os.pathsep) if x]:
+        load_plugin(f)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        before = set(_REGISTRY)
+        try:
+            obj = ep.load()
+            if callable(obj):
+                obj()
+        except SynthError as e:
+            raise SynthError(f"entry point {ep.name} ({ENTRY_POINT_GROUP}): {e}") from None
+        except Exception as e:
+            raise SynthError(f"entry point {ep.name} ({ENTRY_POINT_GROUP}) failed: {type(e).__name__}: {e}") from None
+        if set(_REGISTRY) == before:
+            raise SynthError(f"entry point {ep.name} ({ENTRY_POINT_GROUP}) registered no encoder")
 
 
 def available() -> list[str]:
+    _load_plugins()
     return list(_REGISTRY)
 
 
 def canonical_name(name: str) -> str:
+    _load_plugins()
     try:
         return _ALIASES[str(name).lower()]
     except KeyError:
@@ -188,12 +302,12 @@ def hyperparameters(name: str, network: str | None = None, with_network: bool = 
 
 def member_keys() -> tuple:
     """Hyper-parameters that may differ between members of one population (declared role 'member')."""
-    keys = {p.name for s in _SPECS for p in s.params if p.role == "member"}
+    keys = {p.name for s in _REGISTRY.values() for p in s.params if p.role == "member"}
     keys |= {p.name for ps in NETWORK_PARAMS.values() for p in ps if p.role == "member"}
     return tuple(sorted(keys | {SEED.name}))
 
 
-VECTOR_KEYS = member_keys()
+VECTOR_KEYS = member_keys()  # updated by register()
 
 
 def _check(param: Param, value, owner: str):
@@ -207,6 +321,10 @@ def _check(param: Param, value, owner: str):
 def _split_hparams(name: str, hparams: dict, with_network: bool):
     s = spec(name)
     network = hparams.pop("network", None) or s.network
+    if isinstance(network, (list, tuple)):  # a population's members, which share their network (a shape key)
+        if len(set(network)) != 1:
+            raise SynthError(f"{s.name}: the members of one population must share their network, got {list(network)}")
+        network = network[0]
     params = hyperparameters(s.name, network, with_network)
     params.pop("network", None)
     anchor_points = hparams.pop("anchor_points", None)  # internal: rbf anchors from the training points

@@ -26,7 +26,7 @@ from synth.cliutil import parse_int_list, read_toml
 from synth.errors import SynthError
 from synth.params import Interval, Param, check_values
 
-from . import encoders
+from . import encoders, scales
 from .executors import check_slurm_options
 from .members import OPTIMIZER_PARAMS
 from .results import canonical, digest
@@ -259,17 +259,39 @@ def load_space(name_or_path: str) -> Space:
             out[k] = v
         return out
 
-    grid = lists(tables["grid"], "[grid]", encoders.available(), every=False)
-    per_encoder = {}
+    grid_table = {k: v for k, v in tables["grid"].items() if not scales.is_physical(k)}
+    physical = {k: v for k, v in tables["grid"].items() if scales.is_physical(k)}
+    grid = lists(grid_table, "[grid]", encoders.available(), every=False)
+    own_tables = {}
     for enc, table in tables["encoders"].items():
-        name = encoders.canonical_name(enc)
         if not isinstance(table, dict):
             raise SynthError(f"{path}: [encoders.{enc}] must be a table")
-        per_encoder[name] = lists(table, f"[encoders.{enc}]", [name], every=True)
+        own_tables[encoders.canonical_name(enc)] = table
+    per_encoder = {}
+    for name in encoders.available():
+        table = _with_physical(name, own_tables.get(name), physical, f"{path} [encoders.{name}]")
+        if table is not None:
+            per_encoder[name] = lists(table, f"[encoders.{name}]", [name], every=True)
     search = dict(tables["search"]) if has_search else None
     policy_from(search, owner=f"{path} [search]")  # checked now, used when a study asks for it
     executor = check_slurm_options(tables["executor"], f"{path} [executor]")
     return Space(path.stem, settings, grid, per_encoder, str(raw.get("description", "")), search, executor)
+
+
+def _with_physical(encoder: str, own: dict | None, physical: dict, where: str) -> dict | None:
+    """An encoder's table with physical scales (``min_wavelength_deg`` ...; experiments.scales) in its
+    native unit. A [grid] physical key reaches every encoder that declares that length, unless the
+    encoder's own table sets it (natively or physically); None: no table for this encoder."""
+    declared = scales.scale_params(encoder)
+    own = dict(own or {})
+    for key, values in physical.items():
+        length = scales.parse_physical(key)[0]
+        if length in declared and declared[length] not in own and not any(
+                scales.parse_physical(k) and scales.parse_physical(k)[0] == length for k in own):
+            own[key] = values
+    if not own:
+        return None
+    return scales.native_grid(encoder, own, where)
 
 
 def check_against_data(space: Space, encoder_names, n_train: int) -> None:

@@ -57,7 +57,7 @@ STUDY_PARAMS = {p.name: p for p in (
 )}
 
 
-def _int_list(value, what: str) -> list[int]:
+def int_list(value, what: str) -> list[int]:
     if isinstance(value, str):
         return parse_int_list(value, what)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -88,13 +88,14 @@ class Study:
     notes: list = field(default_factory=list)  # what build decided for the user, one line each
     draws: Draws | None = None
     recipe_hashes: dict = field(default_factory=dict)
+    name: str | None = None  # the experiment's name when not the space's (an ablation level's)
 
     # ------------------------------------------------------------------ building
     @classmethod
     def build(cls, space="quick", datasets="all", encoders="table8", seeds="0-4", data_seeds="0", search=None,
               device="auto", db="results/results.sqlite", data=None, executor="inline", workers=None, slurm=None,
               log_dir=None, epochs=None, max_members=None, resume=False, lock_timeout=600.0,
-              progress=True) -> "Study":
+              progress=True, experiment=None) -> "Study":
         """Check everything, before any work; a bad value is one SynthError naming it.
 
         ``search``: flags overriding the space's [search] table (sampler, pruner, trials,
@@ -110,7 +111,7 @@ class Study:
         ds = datasets if isinstance(datasets, list) else synth_datasets.parse_names(datasets, folder)
         encs = encoders if isinstance(encoders, list) else encoder_registry.parse_names(encoders)
         encs = [encoder_registry.canonical_name(e) for e in encs]
-        seeds, dseeds = _int_list(seeds, "seeds"), _int_list(data_seeds, "dataset seeds")
+        seeds, dseeds = int_list(seeds, "seeds"), int_list(data_seeds, "dataset seeds")
         sp.check_for(encs)
         notes: list = []
         policy = policy_from(sp.search, search, f"space {sp.name} [search]", notes)
@@ -120,7 +121,7 @@ class Study:
             slurm_opts = {}  # the space's [executor] table only matters to the submitit executor
         opts = ExecutorOptions(executor, workers, Path(log_dir) if log_dir else Path(db).parent / "logs", slurm_opts)
         study = cls(sp, policy, ds, dseeds, encs, seeds, dev, opts, Path(db), folder, checked["max_members"],
-                    bool(resume), checked["lock_timeout"], bool(progress), notes)
+                    bool(resume), checked["lock_timeout"], bool(progress), notes, name=experiment)
         study.draws = Draws(ds, dseeds, folder)
         study.draws.verify()
         study.recipe_hashes = {n: digest(study.draws.recipe(n).to_dict()) for n in ds}
@@ -146,7 +147,7 @@ class Study:
     # ------------------------------------------------------------------ what it is
     @property
     def experiment(self) -> str:
-        return experiment_name(self.space, self.policy)
+        return self.name or experiment_name(self.space, self.policy)
 
     @property
     def first_draw(self) -> int:
@@ -160,7 +161,7 @@ class Study:
     def header(self) -> list[str]:
         lines = [describe_executor(self.executor),
                  f"experiment {self.experiment} (space {self.space.name}): {self.policy.describe()} on seeds "
-                 f"{_ranges(self.seeds)}; {len(self.datasets)} dataset(s) (draw {self.first_draw}) x "
+                 f"{ranges(self.seeds)}; {len(self.datasets)} dataset(s) (draw {self.first_draw}) x "
                  f"{len(self.encoders)} encoder(s) on {self.device}"]
         return lines + self.notes
 
@@ -207,8 +208,8 @@ class Study:
     def _other_draws_line(self) -> str:
         n = len(self.datasets) * len(self.encoders) * len(self.other_seeds) * len(self.seeds)
         return (f"other draws: the configuration chosen on draw {self.first_draw} (validation Top-1, as the report "
-                f"chooses) of each (dataset, encoder), on draws {_ranges(self.other_seeds)} x seeds "
-                f"{_ranges(self.seeds)}: {n} run(s), <= {n * self.space.settings.epochs} member-epochs")
+                f"chooses) of each (dataset, encoder), on draws {ranges(self.other_seeds)} x seeds "
+                f"{ranges(self.seeds)}: {n} run(s), <= {n * self.space.settings.epochs} member-epochs")
 
     # ------------------------------------------------------------------ running
     def run(self, echo=print) -> dict:
@@ -285,7 +286,7 @@ class Study:
         return n
 
 
-def _ranges(values) -> str:
+def ranges(values) -> str:
     """[0, 1, 2, 5] -> '0-2,5'."""
     values, out, i = sorted(values), [], 0
     while i < len(values):

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from synth.datasets import Dataset
+from synth.datasets import Dataset, original_frame
 from synth.errors import SynthError
 from synth.metrics import default_bands, true_class_ranks
 from synth.params import Interval, Param
@@ -23,6 +23,8 @@ from synth.sphere import band_index, validate_lonlat
 
 from . import encoders
 from .members import OPTIMIZER_KEYS, OPTIMIZER_PARAMS, MemberRNG, uniform_lonlat
+
+ORIGINAL_FRAME = "@original"  # band kinds of a tilted dataset measured in its frame before the tilt
 
 # Every training setting, declared once: TrainSettings, the [settings] table of a space and the
 # CLI's overrides are all checked here.
@@ -277,6 +279,11 @@ def _train_population(data, encoder, configs, settings, dev, progress, return_mo
             raise SynthError(f"dataset {data.name}: the {s} split is empty; nothing to train on or score")
         validate_lonlat(ll, name=f"{data.name} {s} coordinates")
     C = data.recipe.n_classes
+    # latitude bands in the frame the encoder sees; a tilted dataset also in its frame before the tilt
+    # (the same test points in the same bands at every tilt: a paired comparison of where accuracy moves)
+    frames = {"": arrays["test"][0][:, 1]}
+    if data.recipe.tilt != 0:
+        frames[ORIGINAL_FRAME] = original_frame(data.recipe, arrays["test"][0])[:, 1]
     if encoder == "rbf" and "anchor_points" not in hp:
         hp["anchor_points"] = arrays["train"][0]
     rng = MemberRNG(seeds, dev)
@@ -358,7 +365,7 @@ def _train_population(data, encoder, configs, settings, dev, progress, return_mo
         if stopped:  # finished members: score their selected weights now, then they leave
             sub = _subset(model, stopped)
             sub.load_state_dict(_select(best_state, model, stopped))
-            for j, r in enumerate(_score(sub, t, arrays)):
+            for j, r in enumerate(_score(sub, t, arrays, frames)):
                 out[ids[stopped[j]]] = dict(r, best_epoch=int(best_epoch[stopped[j]]))
         best_state = _select(best_state, model, keep)
         best_top1, best_epoch = best_top1[keep], best_epoch[keep]
@@ -369,7 +376,7 @@ def _train_population(data, encoder, configs, settings, dev, progress, return_mo
     else:
         best_epoch = torch.tensor([epochs_run[m] for m in ids], dtype=torch.int64)
     if any(out[m] is None for m in ids):
-        for j, r in enumerate(_score(model, t, arrays)):
+        for j, r in enumerate(_score(model, t, arrays, frames)):
             if out[ids[j]] is None:
                 out[ids[j]] = r
     final_best = {m: int(best_epoch[i]) for i, m in enumerate(ids)}
@@ -463,7 +470,7 @@ def _slice_members_(model, idx) -> dict:
     return replaced
 
 
-def _score(model, t: dict, arrays: dict) -> list[dict]:
+def _score(model, t: dict, arrays: dict, frames: dict) -> list[dict]:
     """Validation and test metrics, per-band test results and ``diverged``, per member."""
     results, ranks, diverged = {}, {}, None
     for s in ("val", "test"):
@@ -472,8 +479,8 @@ def _score(model, t: dict, arrays: dict) -> list[dict]:
         results[s] = evaluate_logits(logits, t[s][1])
         d = results[s].pop("diverged")
         diverged = d if diverged is None else [a or b for a, b in zip(diverged, d)]
-    lat = arrays["test"][0][:, 1]
-    bands = {kind: _band_metrics(ranks["test"], lat, kind) for kind in ("equal-angle", "equal-area")}
+    bands = {kind + suffix: _band_metrics(ranks["test"], lat, kind)
+             for suffix, lat in frames.items() for kind in ("equal-angle", "equal-area")}
     return [{"val": {k: v[m] for k, v in results["val"].items()},
              "test": {k: v[m] for k, v in results["test"].items()},
              "bands": {kind: {"edges": b["edges"], "n": b["n"], "top1": [x[m] for x in b["top1"]],

@@ -29,7 +29,7 @@ from . import __version__
 from .errors import SynthError
 from .fileio import atomic_write_bytes
 from .params import Interval, Param
-from .sphere import band_edges, lonlat_to_xyz, uniform_lonlat, validate_lonlat, xyz_to_lonlat
+from .sphere import band_edges, lonlat_to_xyz, tilt_matrix, uniform_lonlat, validate_lonlat, xyz_to_lonlat
 from .vmf import sample as vmf_sample
 
 ARRAYS = ("train_lonlat", "train_label", "val_lonlat", "val_label", "test_lonlat", "test_label",
@@ -54,8 +54,15 @@ RECIPE_PARAMS = {p.name: p for p in (
           help="kappa = r^2 stays within the sampler's range (<= 1e6)"),
     Param("kappa_reading", str, "literal", ("literal", "sqrt"), "recipe"),
     Param("version", int, 1, Interval(1, 1000000), "recipe"),
+    Param("tilt", float, 0.0, Interval(-180, 180), "recipe", help="degrees: centres and samples rotated "
+          "about the axis through (90°E, 0°); (0°, 0°) moves to (0°, tilt) (synth.sphere.tilt_matrix)"),
+    Param("n_train", int, None, Interval(1, 1000000), "recipe", optional=True, help="training points per "
+          "class: a seeded, nested subsample of the training split; validation and test are unchanged"),
+    Param("stream", str, "", role="recipe", help="the name whose random stream is drawn (default: its own); "
+          "an ablation's levels share their base's, so they differ only in the factor"),
     Param("description", str, "", role="recipe"),
 )}
+_LATER_FIELDS = ("tilt", "n_train", "stream")
 MAX_POINTS = 10**7  # a recipe larger than this is a typo, not an experiment
 
 
@@ -74,6 +81,9 @@ class Recipe:
     split: tuple = (0.7, 0.1, 0.2)
     version: int = 1
     description: str = ""
+    tilt: float = 0.0  # degrees; see RECIPE_PARAMS
+    n_train: int | None = None  # training points per class (a subsample of the training split)
+    stream: str = ""  # the name whose random stream is drawn ("": this recipe's own name)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name) or ".." in self.name:
@@ -95,6 +105,9 @@ class Recipe:
         if abs(sum(split) - 1) > 1e-9:
             raise SynthError(f"recipe {self.name}: split must be three non-negative fractions summing to 1, got {self.split}")
         object.__setattr__(self, "split", split)
+        if self.n_train is not None and self.n_train > self._split_cuts()[0]:
+            raise SynthError(f"recipe {self.name}: n_train = {self.n_train} is more than the "
+                             f"{self._split_cuts()[0]} training points per class of its split")
         if min(self.split_sizes()) < 1:
             raise SynthError(f"recipe {self.name}: split {list(split)} leaves an empty train, val or test split "
                              f"with {self.samples_per_class} samples per class (per class: {self.split_sizes()})")
@@ -103,15 +116,25 @@ class Recipe:
     def centers_per_band(self) -> int:
         return self.n_classes // self.n_bands if self.centers == "stratified" else self.n_classes
 
-    def split_sizes(self) -> tuple[int, int, int]:
-        """Per-class (train, val, test) counts; rounding goes to train."""
+    def _split_cuts(self) -> tuple[int, int, int]:
+        """Per-class (train, val, test) counts of the split before any subsample; rounding goes to train."""
         n = self.samples_per_class
         n_val, n_test = int(round(n * self.split[1])), int(round(n * self.split[2]))
         return n - n_val - n_test, n_val, n_test
 
+    def split_sizes(self) -> tuple[int, int, int]:
+        """Per-class (train, val, test) counts as stored (train: ``n_train`` when set)."""
+        n_tr, n_val, n_test = self._split_cuts()
+        return (n_tr if self.n_train is None else self.n_train), n_val, n_test
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["split"] = list(self.split)
+        # fields added after version 1 of the file format appear only when set, so that every recipe
+        # written before them keeps its dict, its hash and its results
+        for k in _LATER_FIELDS:
+            if d[k] == RECIPE_PARAMS[k].default:
+                del d[k]
         return d
 
     @classmethod
@@ -215,7 +238,16 @@ def file_name(name: str, seed: int) -> str:
 
 def _rng(recipe: Recipe, seed: int) -> np.random.Generator:
     # PCG64 from a SeedSequence is integer arithmetic: identical streams on every machine.
-    return np.random.default_rng(np.random.SeedSequence([int(seed), recipe.version, zlib.crc32(recipe.name.encode())]))
+    name = recipe.stream or recipe.name
+    return np.random.default_rng(np.random.SeedSequence([int(seed), recipe.version, zlib.crc32(name.encode())]))
+
+
+def original_frame(recipe: Recipe, lonlat) -> np.ndarray:
+    """Coordinates of a (tilted) recipe's points in the frame before its tilt (identity for tilt 0)."""
+    lonlat = np.asarray(lonlat, dtype=np.float64)
+    if recipe.tilt == 0:
+        return lonlat
+    return xyz_to_lonlat(lonlat_to_xyz(lonlat) @ tilt_matrix(recipe.tilt))  # row vectors: x R^-T = x R
 
 
 def _centers(recipe: Recipe, rng: np.random.Generator) -> np.ndarray:
@@ -251,13 +283,19 @@ def generate(name_or_recipe, seed: int = 0) -> Dataset:
     sample_seed = int(rng.integers(0, 2**62))
     mu = lonlat_to_xyz(centers)
     mu /= np.linalg.norm(mu, axis=-1, keepdims=True)
-    points = xyz_to_lonlat(vmf_sample(mu, kappa, recipe.samples_per_class, seed=sample_seed))  # (C, n, 2)
-    points = _stored(points)
-    n_tr, n_va, n_te = recipe.split_sizes()
+    xyz = vmf_sample(mu, kappa, recipe.samples_per_class, seed=sample_seed)  # (C, n, 3)
+    if recipe.tilt != 0:  # a rigid rotation of centres and samples: the vMF law in the tilted frame
+        R = tilt_matrix(recipe.tilt)
+        xyz = xyz @ R.T
+        centers = _stored(xyz_to_lonlat(mu @ R.T))
+    points = _stored(xyz_to_lonlat(xyz))
+    n_tr, n_va, n_te = recipe._split_cuts()
     order = np.argsort(rng.random(points.shape[:2]), axis=1)  # a per-class permutation
     cuts = {"train": (0, n_tr), "val": (n_tr, n_tr + n_va), "test": (n_tr + n_va, n_tr + n_va + n_te)}
     arrays = {}
     labels = np.arange(recipe.n_classes)
+    if recipe.n_train is not None:  # the first n_train of the per-class permutation: nested subsamples
+        cuts["train"] = (0, recipe.n_train)
     for split, (a, b) in cuts.items():
         idx = order[:, a:b]
         arrays[f"{split}_lonlat"] = np.take_along_axis(points, idx[..., None], axis=1).reshape(-1, 2)

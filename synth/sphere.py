@@ -131,3 +131,11 @@ def band_index(lat, edges) -> np.ndarray:
     """Index of the band each latitude falls in (the north pole belongs to the last band)."""
     idx = np.searchsorted(np.asarray(edges), np.asarray(lat), side="right") - 1
     return np.clip(idx, 0, len(edges) - 2)
+
+
+def tilt_matrix(tilt_deg: float) -> np.ndarray:
+    """The rotation of a recipe's ``tilt``: about the y axis (90°E, 0°) by −tilt, so that the x axis
+    (0°, 0°) goes to latitude +tilt. Exact for 0 and ±90 degrees (the identity and a quarter turn)."""
+    t = float(tilt_deg)
+    c, s = (1.0, 0.0) if t == 0 else (0.0, float(np.sign(t))) if abs(t) == 90 else (np.cos(np.deg2rad(t)), np.sin(np.deg2rad(t)))
+    return np.array([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])

@@ -31,6 +31,18 @@ hidden_dim = [32]
 num_filts = [16]
 """
 
+# one configuration per encoder (lr, widths), epochs to fill in: ablation and plugin tests
+ONE_CONFIG = """
+[settings]
+epochs = {epochs}
+patience = 100
+batch_size = 1024
+[grid]
+lr = [0.02]
+hidden_dim = [32]
+num_filts = [16]
+"""
+
 
 def experiments(*args, **kw):
     return subprocess.run([sys.executable, "-m", "experiments", *args], capture_output=True, text=True, **kw)

@@ -45,3 +45,15 @@ def test_bench_executors_ends_with_the_overhead_line():
     env = None if slurm_up() else dict(os.environ, SPHERE_SYNTH_NO_SLURM="1")
     out = run("bench_executors.py", "--encoders", "xyz", "--seeds", "0", env=env)
     assert re.fullmatch(r"overhead -?\d+\.\d% of a quick population, 2 workers \d+\.\d\dx", out[-1])
+
+
+def test_bench_fair_handicap_table(tmp_path):
+    """The same (smoke) space as default and as full search: every handicap is exactly 0 on this machine,
+    the spread 0.0 and the verdicts agree; a rerun trains nothing (cached databases)."""
+    args = ("--default-space", "smoke", "--full-space", "smoke", "--datasets", "U1", "--cache", str(tmp_path))
+    out = run("bench_fair.py", *args)
+    row = next(line for line in out if line.startswith("| U1 |"))
+    assert row.count("+0.0") == 8 and row.endswith("| 0.0 |")
+    assert any("verdicts agree on 1 of 1 datasets" in line for line in out)
+    again = subprocess.run([sys.executable, str(BENCH / "bench_fair.py"), *args], capture_output=True, text=True)
+    assert "nothing to do" in again.stdout + again.stderr and again.returncode == 0

@@ -172,3 +172,14 @@ def test_population_trains_with_the_counter_streams_too(tiny, monkeypatch):
                             device="cpu")
     assert twin[0].loss_curve == twin[1].loss_curve != twin[2].loss_curve
     assert twin[0].loss_curve[-1] < twin[0].loss_curve[0]
+
+
+def test_a_population_may_name_its_network():
+    """Found while ablating spherical harmonics: a population whose configurations name their (shared)
+    network passed the network as a list of per-member values and was refused."""
+    from synth.datasets import generate
+    from experiments.train import TrainSettings, train_population
+    ds = generate("U1", 0)
+    configs = [{"network": "ffn", "legendre_polys": 4, "hidden_dim": 8, "num_filts": 8, "lr": lr} for lr in (0.01, 0.02)]
+    out = train_population(ds, "spherical_harmonics", configs, TrainSettings(epochs=1), device="cpu")
+    assert len(out) == 2
