@@ -212,7 +212,7 @@ def levels_figure(abl, cells, ceil) -> Figure:
         ax.set(xlabel=f"{f.name} (reference {f.label(f.reference)})", ylabel="test Top-1 (%)", title=d)
         ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
     fig.suptitle(f"ablation {abl.name}: test Top-1 against {f.name}\nmean over {len(abl.data_seeds)} draw(s) x "
-                 f"{len(abl.seeds)} seed(s) with the 95 % interval of that mean (draws vary; the differences "
+                 f"{len(abl.seeds)} seed(s) with the 95 % interval of that mean\n(draws vary; the differences "
                  "against the reference are paired: see the table)", fontsize=9)
     return fig
 
