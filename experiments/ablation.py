@@ -41,6 +41,7 @@ with the same budget for every level (``experiments.study.Study``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,8 +129,8 @@ def parse_factor(table, encoder_names) -> Factor:
     for owner, param in _factor_param(name, kind, encoder_names).items():
         where = f"factor {name}" + (f" for {owner}" if owner else "")
         checked = [param.check(v, where) for v in levels]
-    if kind == "encoder":
-        checked = [registry.canonical_name(v) for v in checked]
+    normal = registry.canonical_name if kind == "encoder" else (lambda v: v)
+    checked = [normal(v) for v in checked]
     if kind == "physical":
         for v in checked:
             if v <= 0:
@@ -137,12 +138,13 @@ def parse_factor(table, encoder_names) -> Factor:
     if len(set(map(str, checked))) != len(checked):
         raise SynthError(f"factor {name}: levels repeat a value: {levels}")
     reference = table.get("reference", levels[0])
-    ref = registry.canonical_name(reference) if kind == "encoder" and isinstance(reference, str) else reference
-    match = [c for c in checked if c == ref and type(c) is type(ref) or (isinstance(c, float) and ref == c
-                                                                          and not isinstance(ref, bool))]
-    if not match:
+    try:  # normalised as the levels are (1 -> 1.0 for a float factor, an alias -> its encoder)
+        ref = normal(param.check(reference, f"factor {name}"))
+    except SynthError:
+        ref = None
+    if ref is None or ref not in checked:
         raise SynthError(f"factor {name}: reference {reference!r} is not one of its levels {levels}")
-    return Factor(name, kind, tuple(checked), match[0])
+    return Factor(name, kind, tuple(checked), ref)
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,6 @@ class Ablation:
     progress: bool = True
     max_members: int | None = None
     recipes: dict = field(default_factory=dict)  # {(base, level): Recipe} (data factors), {base: Recipe} otherwise
-    notes: list = field(default_factory=list)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -297,7 +298,7 @@ class Ablation:
                 self.recipes[(d, level)] = r
 
     # ------------------------------------------------------------------ what it is
-    @property
+    @functools.cached_property
     def identity(self) -> str:
         """The hash of what defines the ablation except its levels (so adding a level resumes)."""
         key = {"settings": self.space.settings.to_dict(), "factor": self.factor.name, "hold": self.hold.to_dict()}
@@ -330,7 +331,7 @@ class Ablation:
         table.update(own)
         if self.factor.kind in ("hyper", "physical"):
             table[self.factor.name] = level
-        if self.factor.kind == "physical" or any(scales.is_physical(k) for k in table):
+        if any(scales.is_physical(k) for k in table):
             for k in [k for k in table if scales.is_physical(k)]:  # a physical key replaces its native one
                 config.pop(scales.scale_params(encoder).get(scales.parse_physical(k)[0]), None)
             table = scales.native_grid(encoder, {k: v for k, v in table.items()
@@ -353,18 +354,10 @@ class Ablation:
                     raise SynthError(f"[hold] experiment {self.hold.experiment} chose nothing for {e} on {d}")
         return chosen
 
-    def _held(self, store):
-        if store is None:
-            return None
-        if not hasattr(self, "_held_cache"):
-            self._held_cache = self.held_choices(store)
-        return self._held_cache
-
     # ------------------------------------------------------------------ plans
-    def _plan(self, level, store, skip_stored: bool) -> Plan:
+    def _plan(self, level, store, chosen: dict | None, skip_stored: bool) -> Plan:
         exp = self.experiment(level)
         skip = store.stored_keys(exp) if (store is not None and skip_stored) else set()
-        chosen = self._held(store)
         pops, n = [], 0
         for d in self.datasets:
             r = self.recipe(d, level)
@@ -383,7 +376,7 @@ class Ablation:
         if self.factor.kind in ("hyper", "physical"):
             per = {}
             for e in self.level_encoders(level):
-                own = {k: v for k, v in space.per_encoder.get(e, {}).items()}
+                own = dict(space.per_encoder.get(e, {}))
                 if self.factor.kind == "physical":
                     native = scales.scale_params(e)[scales.parse_physical(self.factor.name)[0]]
                     own[native] = [scales.to_native(e, self.factor.name, level, {})[1]]
@@ -410,7 +403,7 @@ class Ablation:
                  f"  {len(self.datasets)} dataset(s) {', '.join(self.datasets)} x encoder(s) "
                  f"{', '.join(self.encoders)}; draws {ranges(self.data_seeds)} x seeds {ranges(self.seeds)}; "
                  f"space {self.space.name} ({self.space.settings.epochs} epochs); database {self.db}"]
-        return lines + self.notes
+        return lines
 
     def dry_run(self) -> str:
         lines = self.header()
@@ -420,10 +413,11 @@ class Ablation:
             if self.hold.mode == "fixed" and self.hold.experiment is not None and store is None:
                 raise SynthError(f"[hold] experiment {self.hold.experiment!r}: {self.db} does not exist")
             cost = self._cost()
+            chosen = self.held_choices(store) if store is not None else None
             total_members, total_secs = 0, 0.0
             for level in self.factor.levels:
                 if self.hold.mode == "fixed":
-                    plan = self._plan(level, store, self.resume)
+                    plan = self._plan(level, store, chosen, self.resume)
                     secs = plan_seconds(plan, cost)
                     total_members += plan.n_members
                     total_secs += secs
@@ -465,7 +459,8 @@ class Ablation:
         with ResultsStore(self.db) as store:
             runner = Runner(self.executor, self.device)
             cost = self._cost() if self.progress else None
-            plans = [(level, self._plan(level, store, self.resume)) for level in self.factor.levels]
+            chosen = self.held_choices(store)
+            plans = [(level, self._plan(level, store, chosen, self.resume)) for level in self.factor.levels]
             progress = Progress("ablate", show=cost is not None)
             try:
                 names = [self.recipe(d, v).name for d in self.datasets for v in self.factor.levels]

@@ -15,8 +15,6 @@ beside the Bayes ceiling, as tables (md, csv, tex) and two figures.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +23,14 @@ from matplotlib.figure import Figure
 from synth import bayes, datasets as synth_datasets
 from synth.errors import SynthError
 from synth.fileio import atomic_write_bytes
-from synth.metrics import default_bands, per_band, true_class_ranks
+from synth.metrics import default_bands
 from synth.plot import save_figure
 
 from . import encoders, scales
 from .diagnostics import COLORS
 from .results import ResultsStore
 from .stats import interval, two_level_bootstrap, verdict
-from .tables import to_latex, to_markdown
+from .tables import to_csv_bytes, to_latex, to_markdown
 from .train import ORIGINAL_FRAME
 
 BAND_KIND = "equal-area"
@@ -65,7 +63,6 @@ def _mean_interval(cell):
 
 def bayes_by_level(abl) -> dict:
     """{(dataset, level): {"top1": mean over draws, "bands": {frame: [per band]}}} of the Bayes classifier."""
-    edges = default_bands(BAND_KIND)
     out = {}
     levels = abl.factor.levels if abl.factor.kind == "data" else [None]
     for d in abl.datasets:
@@ -74,12 +71,11 @@ def bayes_by_level(abl) -> dict:
             top1, bands = [], {"": [], ORIGINAL_FRAME: []}
             for s in abl.data_seeds:
                 ds = synth_datasets.generate(recipe, s)
-                lonlat, labels = ds.split("test")
-                ranks = true_class_ranks(bayes.log_posterior_scores(lonlat, ds["centers_lonlat"], ds["kappa"]), labels)
-                top1.append(100.0 * float(np.mean(ranks <= 1)))
-                bands[""].append([b["top1"] for b in per_band(ranks, lonlat[:, 1], edges)])
-                orig = synth_datasets.original_frame(recipe, lonlat)
-                bands[ORIGINAL_FRAME].append([b["top1"] for b in per_band(ranks, orig[:, 1], edges)])
+                lat = {"": None, ORIGINAL_FRAME: synth_datasets.original_frame(recipe, ds.split("test")[0])[:, 1]}
+                for frame, band_lat in lat.items():
+                    b = bayes.evaluate(ds, "test", band_kind=BAND_KIND, band_lat=band_lat)
+                    bands[frame].append([x["top1"] for x in b["bands"]])
+                top1.append(b["top1"])
             out[(d, level)] = {"top1": float(np.mean(top1)),
                                "bands": {f: np.nanmean(np.array(v, float), 0) for f, v in bands.items()}}
     return out
@@ -175,14 +171,6 @@ def band_records(abl, cells: dict, ceil: dict) -> list[dict]:
     return recs
 
 
-def _csv(recs) -> bytes:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(recs[0]))
-    w.writeheader()
-    w.writerows(recs)
-    return buf.getvalue().encode()
-
-
 def levels_figure(abl, cells, ceil) -> Figure:
     f = abl.factor
     n = len(abl.datasets)
@@ -276,7 +264,7 @@ def write_report(abl, out, figures=None) -> list[Path]:
              f"{len(abl.data_seeds)} draw(s) x {len(abl.seeds)} seed(s); Δ paired against the reference level, "
              "95 % two-level bootstrap interval; Bayes = the Bayes-optimal Top-1 of that level's data")
     written = []
-    for suffix, data in ((".md", f"{title}\n\n{to_markdown(recs)}".encode()), (".csv", _csv(recs)),
+    for suffix, data in ((".md", f"{title}\n\n{to_markdown(recs)}".encode()), (".csv", to_csv_bytes(recs)),
                          (".tex", to_latex(recs, title).encode())):
         atomic_write_bytes(stem.with_suffix(suffix), data)
         written.append(stem.with_suffix(suffix))
@@ -288,7 +276,7 @@ def write_report(abl, out, figures=None) -> list[Path]:
     if brecs:
         atomic_write_bytes(band_stem.with_suffix(".md"),
                            f"Per {BAND_KIND} latitude band ({frame_note})\n\n{to_markdown(md)}".encode())
-        atomic_write_bytes(band_stem.with_suffix(".csv"), _csv(brecs))
+        atomic_write_bytes(band_stem.with_suffix(".csv"), to_csv_bytes(brecs))
         written += [band_stem.with_suffix(".md"), band_stem.with_suffix(".csv")]
     if figures is not None:
         fig_dir = Path(figures)

@@ -29,7 +29,7 @@ from synth.fileio import atomic_write_bytes
 from synth.plot import save_figure
 
 from .results import ResultsStore, choose_experiment
-from .tables import to_markdown
+from .tables import to_csv_bytes, to_markdown
 
 TARGET_QUANTILE = 0.1
 
@@ -164,6 +164,5 @@ def report(db, out, figures=None, experiment=None, datasets=None, encoders=None,
     head = (f"Parameter importances (PED-ANOVA, top {TARGET_QUANTILE:.0%} of trials) of experiment {exp}: each trial "
             "scored by its best validation Top-1 within the same number of epochs\n\n")
     atomic_write_bytes(out / "importance.md", (head + to_markdown(table)).encode())
-    lines = [",".join(table[0])] + [",".join(str(r[c]).replace(",", ";") for c in table[0]) for r in table]
-    atomic_write_bytes(out / "importance.csv", ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(out / "importance.csv", to_csv_bytes(table))
     return [out / "importance.md", out / "importance.csv"] + written

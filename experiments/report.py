@@ -35,7 +35,7 @@ from synth.fileio import atomic_write_bytes
 from . import results
 from .selection import Cell, choose
 from .stats import er_trend, error_reduction, interval, two_level_bootstrap, verdict
-from .tables import band_table, to_latex, to_markdown
+from .tables import band_table, to_csv_bytes, to_latex, to_markdown
 
 PAPER_TABLE = Path(__file__).parent / "data" / "table8.csv"
 PAPER_COLUMNS = {"xyz": "xyz", "wrap": "wrap", "wrap_ffn": "wrap_ffn", "rff": "rff", "rbf": "rbf", "grid": "grid",
@@ -476,12 +476,8 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
     for kind in ("equal-angle", "equal-area"):
         bt = band_table(cells, ds_names, enc_names, ceilings, kind)
         if bt:
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=list(bt[0]))
-            w.writeheader()
-            w.writerows(bt)
             p = out / f"bands_{kind}.csv"
-            atomic_write_bytes(p, buf.getvalue().encode())
+            atomic_write_bytes(p, to_csv_bytes(bt))
             written.append(p)
     if figures_on:
         from . import diagnostics

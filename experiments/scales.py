@@ -120,14 +120,3 @@ def native_grid(encoder: str, table: dict, where: str) -> dict:
         out[native] = [to_native(encoder, key, v, hp)[1] for v in values]
     return out
 
-
-def describe(encoder: str, config: dict, unit: str = "deg") -> str:
-    """'min_radius 0.0159 (finest wavelength 0.1°)' for every length scale in a configuration."""
-    parts = []
-    for native in encoders.spec(encoder).scales:
-        if native in config:
-            w = to_physical(encoder, native, config[native], unit, config)
-            sign = "°" if unit == "deg" else " km"
-            parts.append(f"{native} {config[native]:.4g} ({encoders.spec(encoder).scales[native][0].replace('_', ' ')} "
-                         f"{w:.4g}{sign})")
-    return ", ".join(parts)

@@ -5,6 +5,7 @@ of two ``table8.csv`` files. No statistics here (``stats``) and no database (``r
 from __future__ import annotations
 
 import csv
+import io
 
 import numpy as np
 
@@ -16,6 +17,15 @@ def to_markdown(recs: list[dict]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in recs]
     return "\n".join(lines) + "\n"
+
+
+def to_csv_bytes(recs: list[dict]) -> bytes:
+    """Records (dicts with the same keys) as CSV, header first."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(recs[0]))
+    w.writeheader()
+    w.writerows(recs)
+    return buf.getvalue().encode()
 
 
 def to_latex(recs: list[dict], caption: str) -> str:

@@ -40,10 +40,14 @@ def posterior(lonlat, centers_lonlat, kappa) -> np.ndarray:
 
 
 def evaluate(ds: Dataset, split: str = "test", band_kind: str = "equal-angle", band_width: float = 10.0,
-             n_bands: int = 18) -> dict:
-    """Top-1, Top-3, MRR of the Bayes classifier on a split, overall and per latitude band."""
+             n_bands: int = 18, band_lat=None) -> dict:
+    """Top-1, Top-3, MRR of the Bayes classifier on a split, overall and per latitude band; the bands
+    bin the split's latitudes, or ``band_lat`` (one per point: e.g. a tilted dataset's before the tilt)."""
     lonlat, labels = ds.split(split)
     ranks = true_class_ranks(log_posterior_scores(lonlat, ds["centers_lonlat"], ds["kappa"]), labels)
     out = summarize_ranks(ranks)
-    out["bands"] = per_band(ranks, lonlat[:, 1], default_bands(band_kind, band_width, n_bands))
+    lat = lonlat[:, 1] if band_lat is None else np.asarray(band_lat, dtype=np.float64)
+    if lat.shape != (len(labels),):
+        raise SynthError(f"band_lat must hold one latitude per {split} point ({len(labels)}), got shape {lat.shape}")
+    out["bands"] = per_band(ranks, lat, default_bands(band_kind, band_width, n_bands))
     return out

@@ -56,3 +56,19 @@ def test_bands_and_metrics_are_consistent():
     assert 0 < m["mrr"] <= 1 and m["top1"] <= m["top3"]
     weighted = sum(b["top1"] * b["n"] for b in m["bands"] if b["n"]) / m["n"]
     assert weighted == pytest.approx(m["top1"])
+
+
+def test_bands_by_other_latitudes():
+    """``band_lat`` bins the same ranks by other latitudes (a tilted dataset's frame before the tilt):
+    the split's own latitudes give the default bands, a wrong length is one line."""
+    import pytest
+    from synth import bayes, datasets
+    from synth.errors import SynthError
+    ds = datasets.generate("S2.3", 0)
+    lat = ds.split("test")[0][:, 1]
+    assert bayes.evaluate(ds, band_lat=lat) == bayes.evaluate(ds)
+    flipped = bayes.evaluate(ds, band_lat=-lat)
+    assert [b["top1"] for b in flipped["bands"]] == [b["top1"] for b in bayes.evaluate(ds)["bands"]][::-1]
+    with pytest.raises(SynthError, match="one latitude per test point") as e:
+        bayes.evaluate(ds, band_lat=lat[:-1])
+    assert "\n" not in str(e.value)
