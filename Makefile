@@ -10,7 +10,7 @@ SEEDS    ?= 0
 DATA_SEEDS ?= 0-4
 DATASETS ?= all
 DEVICE   ?= auto
-EXECUTOR ?= inline
+EXECUTOR ?= local
 DATA     ?= data
 RESULTS  ?= results
 FIGURES  ?= figures
@@ -28,7 +28,7 @@ setup: $(VENV)/.installed
 
 # Regenerate the 20 datasets (DATA_SEEDS draws each), sweep the Table-8 encoders (searched on the first
 # draw, the chosen configuration trained on every draw x SEEDS), write tables and figures.
-# PRESET=fair_quick (default): every encoder the same 8 configurations, scales in degrees; PRESET=quick: cheaper
+# PRESET=fair_quick (default): every encoder the same 4 configurations and training, scales in degrees; PRESET=quick: cheaper
 # but unequal tuning; PRESET=paper: the paper's grid by the adaptive search. A killed run resumes where it stopped.
 reproduce: $(VENV)/.installed
 	@$(MAKE) --no-print-directory run-reproduce PY=$(PY)

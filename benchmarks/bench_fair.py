@@ -34,6 +34,7 @@ from experiments.encoders import TABLE8  # noqa: E402
 from experiments.report import bayes_ceilings, build_table8  # noqa: E402
 from experiments.results import ResultsStore, choose_experiment  # noqa: E402
 from experiments.selection import choose  # noqa: E402
+from experiments.stats import interval, two_level_bootstrap  # noqa: E402
 from experiments.tables import to_markdown  # noqa: E402
 
 HELD_OUT = ("U3", "S1.2", "S3.4")  # one uniform, two stratified of different kappa_max (32^2, 128^2)
@@ -46,35 +47,59 @@ def sweep(space: str, db: Path, datasets) -> None:
     subprocess.run(cmd, check=True)
 
 
-def table8_of(db: Path, space: str, datasets):
+def cells_of(db: Path, space: str, datasets):
+    """(experiment, {(dataset, encoder): Cell}, the final rows) of the space's experiment in ``db``."""
     with ResultsStore(db, readonly=True) as store:
         exp = choose_experiment(store, space)
         rows = [r for r in store.rows(exp, "final") if r["dataset"] in datasets]
-    cells = choose(rows)
+    return exp, choose(rows), rows
+
+
+def table8_of(cells, rows, datasets):
     seeds = {d: {r["data_seed"] for r in rows if r["dataset"] == d} for d in datasets}
-    return exp, cells, build_table8(cells, list(datasets), list(TABLE8), bayes_ceilings({d: d for d in datasets}, seeds))
+    return build_table8(cells, list(datasets), list(TABLE8), bayes_ceilings({d: d for d in datasets}, seeds))
 
 
 def handicap_table(default, full, datasets) -> tuple[list, list]:
-    (_, cells_d, t_d), (_, cells_f, t_f) = default, full
+    """Per dataset and encoder: the handicap on the (draw, seed) pairs both sweeps have, with the 95 %
+    two-level bootstrap interval of Table 8 (stats.two_level_bootstrap: the same pairs resampled for
+    both), and the spread of the 8 handicaps. A cell the full search has not finished is "—"."""
+    (_, cells_d, rows_d), (_, cells_f, rows_f) = default, full
     recs, verdicts = [], []
     for d in datasets:
         rec = {"dataset": d}
-        hs = {}
+        hs, pairs = {}, set()
         for e in TABLE8:
             a, b = cells_f.get((d, e)), cells_d.get((d, e))
             if a is None or b is None:
                 rec[e] = "—"
                 continue
-            hs[e] = a.mean - b.mean
-            rec[e] = f"{hs[e]:+.1f}"
+            fa, fb = dict(zip(a.keys, a.test)), dict(zip(b.keys, b.test))
+            common = sorted(set(fa) & set(fb))
+            pairs.add(len(common))
+            hs[e] = float(np.mean([fa[k] - fb[k] for k in common]))
+            boot = two_level_bootstrap({k: fa[k] for k in common}, {k: fb[k] for k in common})
+            ci = "" if boot is None else " [{:+.1f}, {:+.1f}]".format(*interval(boot[0] - boot[1]))
+            rec[e] = f"{hs[e]:+.1f}{ci}"
+        rec["draws"] = "—" if not pairs else str(min(pairs)) if len(pairs) == 1 else f"{min(pairs)}-{max(pairs)}"
         rec["spread"] = f"{max(hs.values()) - min(hs.values()):.1f}" if len(hs) == len(TABLE8) else "—"
         recs.append(rec)
+    # verdicts only where both sweeps have every encoder on the same (draw, seed) pairs: a dataset
+    # whose full search is still running has no verdict yet (not a disagreement)
+    done = [d for d in datasets if all((d, e) in cells_d and (d, e) in cells_f
+                                       and sorted(cells_d[d, e].keys) == sorted(cells_f[d, e].keys) for e in TABLE8)]
+    t_d, t_f = (table8_of(c, rows, done) for c, rows in ((cells_d, rows_d), (cells_f, rows_f)))
+    fmt = lambda r: "—" if r["ci"] is None else f"{r['delta']:+.1f} [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}] {r['verdict']}"  # noqa: E731
     for rd, rf in zip(t_d.rows, t_f.rows):
-        fmt = lambda r: "—" if r["ci"] is None else f"{r['delta']:+.1f} [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}] {r['verdict']}"  # noqa: E731
         verdicts.append({"dataset": rd["dataset"], "default (best baseline)": f"{fmt(rd)} ({rd['best_baseline']})",
                          "full search (best baseline)": f"{fmt(rf)} ({rf['best_baseline']})",
                          "agree": "yes" if rd["verdict"] == rf["verdict"] else "NO"})
+    for d in datasets:
+        if d not in done:
+            n = sum((d, e) in cells_f for e in TABLE8)
+            verdicts.append({"dataset": d, "default (best baseline)": "—",
+                             "full search (best baseline)": f"not finished ({n} of {len(TABLE8)} encoders chosen)",
+                             "agree": "—"})
     return recs, verdicts
 
 
@@ -95,8 +120,8 @@ def main(argv=None) -> int:
     if not a.no_run:
         sweep(a.default_space, default_db, datasets)
         sweep(a.full_space, full_db, datasets)
-    default = table8_of(default_db, a.default_space, datasets)
-    full = table8_of(full_db, a.full_space, datasets)
+    default = cells_of(default_db, a.default_space, datasets)
+    full = cells_of(full_db, a.full_space, datasets)
     recs, verdicts = handicap_table(default, full, datasets)
     print(f"handicap = full fair search ({full[0]}) - default ({default[0]}), test Top-1 mean over draws, points\n")
     print(to_markdown(recs))
@@ -106,7 +131,7 @@ def main(argv=None) -> int:
         print(f"largest spread of the handicaps over the 8 encoders: {max(spreads):.1f} points (target <= 1.0); "
               f"verdicts agree on {sum(v['agree'] == 'yes' for v in verdicts)} of {len(verdicts)} datasets")
     print("mean handicap per encoder: " + ", ".join(
-        f"{e} {np.mean([float(r[e]) for r in recs if r[e] != '—']):+.1f}" for e in TABLE8
+        f"{e} {np.mean([float(r[e].split()[0]) for r in recs if r[e] != '—']):+.1f}" for e in TABLE8
         if any(r[e] != "—" for r in recs)))
     return 0
 
