@@ -129,7 +129,8 @@ def main(argv=None) -> int:
     spreads = [float(r["spread"]) for r in recs if r["spread"] != "—"]
     if spreads:
         print(f"largest spread of the handicaps over the 8 encoders: {max(spreads):.1f} points (target <= 1.0); "
-              f"verdicts agree on {sum(v['agree'] == 'yes' for v in verdicts)} of {len(verdicts)} datasets")
+              f"verdicts agree on {sum(v['agree'] == 'yes' for v in verdicts)} of "
+              f"{sum(v['agree'] != '—' for v in verdicts)} datasets with both sweeps finished")
     print("mean handicap per encoder: " + ", ".join(
         f"{e} {np.mean([float(r[e].split()[0]) for r in recs if r[e] != '—']):+.1f}" for e in TABLE8
         if any(r[e] != "—" for r in recs)))

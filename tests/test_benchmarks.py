@@ -55,6 +55,6 @@ def test_bench_fair_handicap_table(tmp_path):
     out = run("bench_fair.py", *args)
     row = next(line for line in out if line.startswith("| U1 |"))
     assert row.count("+0.0 [+0.0, +0.0]") == 8 and row.endswith("| 5 | 0.0 |")
-    assert any("verdicts agree on 1 of 1 datasets" in line for line in out)
+    assert any("verdicts agree on 1 of 1 datasets with both sweeps finished" in line for line in out)
     again = subprocess.run([sys.executable, str(BENCH / "bench_fair.py"), *args], capture_output=True, text=True)
     assert "nothing to do" in again.stdout + again.stderr and again.returncode == 0
