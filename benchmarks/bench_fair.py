@@ -60,15 +60,16 @@ def table8_of(cells, rows, datasets):
     return build_table8(cells, list(datasets), list(TABLE8), bayes_ceilings({d: d for d in datasets}, seeds))
 
 
-def handicap_table(default, full, datasets) -> tuple[list, list]:
+def handicap_table(default, full, datasets) -> tuple[list, list, dict]:
     """Per dataset and encoder: the handicap on the (draw, seed) pairs both sweeps have, with the 95 %
     two-level bootstrap interval of Table 8 (stats.two_level_bootstrap: the same pairs resampled for
-    both), and the spread of the 8 handicaps. A cell the full search has not finished is "—"."""
+    both), and the spread of the 8 handicaps. A cell the full search has not finished is "—".
+    Returns the table's records, the verdicts and the numeric handicaps {dataset: {encoder: points}}."""
     (_, cells_d, rows_d), (_, cells_f, rows_f) = default, full
-    recs, verdicts = [], []
+    recs, verdicts, handicaps = [], [], {}
     for d in datasets:
         rec = {"dataset": d}
-        hs, pairs = {}, set()
+        hs, pairs = handicaps.setdefault(d, {}), set()
         for e in TABLE8:
             a, b = cells_f.get((d, e)), cells_d.get((d, e))
             if a is None or b is None:
@@ -81,7 +82,12 @@ def handicap_table(default, full, datasets) -> tuple[list, list]:
             boot = two_level_bootstrap({k: fa[k] for k in common}, {k: fb[k] for k in common})
             ci = "" if boot is None else " [{:+.1f}, {:+.1f}]".format(*interval(boot[0] - boot[1]))
             rec[e] = f"{hs[e]:+.1f}{ci}"
-        rec["draws"] = "—" if not pairs else str(min(pairs)) if len(pairs) == 1 else f"{min(pairs)}-{max(pairs)}"
+        if not pairs:
+            rec["draws"] = "—"
+        elif len(pairs) == 1:
+            rec["draws"] = str(min(pairs))
+        else:  # encoders finished on different numbers of draws: the table says so
+            rec["draws"] = f"{min(pairs)}-{max(pairs)}"
         rec["spread"] = f"{max(hs.values()) - min(hs.values()):.1f}" if len(hs) == len(TABLE8) else "—"
         recs.append(rec)
     # verdicts only where both sweeps have every encoder on the same (draw, seed) pairs: a dataset
@@ -100,7 +106,7 @@ def handicap_table(default, full, datasets) -> tuple[list, list]:
             verdicts.append({"dataset": d, "default (best baseline)": "—",
                              "full search (best baseline)": f"not finished ({n} of {len(TABLE8)} encoders chosen)",
                              "agree": "—"})
-    return recs, verdicts
+    return recs, verdicts, handicaps
 
 
 def main(argv=None) -> int:
@@ -122,7 +128,7 @@ def main(argv=None) -> int:
         sweep(a.full_space, full_db, datasets)
     default = cells_of(default_db, a.default_space, datasets)
     full = cells_of(full_db, a.full_space, datasets)
-    recs, verdicts = handicap_table(default, full, datasets)
+    recs, verdicts, handicaps = handicap_table(default, full, datasets)
     print(f"handicap = full fair search ({full[0]}) - default ({default[0]}), test Top-1 mean over draws, points\n")
     print(to_markdown(recs))
     print(to_markdown(verdicts))
@@ -132,8 +138,8 @@ def main(argv=None) -> int:
               f"verdicts agree on {sum(v['agree'] == 'yes' for v in verdicts)} of "
               f"{sum(v['agree'] != '—' for v in verdicts)} datasets with both sweeps finished")
     print("mean handicap per encoder: " + ", ".join(
-        f"{e} {np.mean([float(r[e].split()[0]) for r in recs if r[e] != '—']):+.1f}" for e in TABLE8
-        if any(r[e] != "—" for r in recs)))
+        f"{e} {np.mean([hs[e] for hs in handicaps.values() if e in hs]):+.1f}" for e in TABLE8
+        if any(e in hs for hs in handicaps.values())))
     return 0
 
 
