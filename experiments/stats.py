@@ -69,6 +69,16 @@ def two_level_bootstrap(a: dict, b: dict, n: int = 10000, seed: int = 0, inflate
     return means(A), means(B)
 
 
+def spread_if_equal(replicates, point) -> np.ndarray:
+    """The spread (largest − smallest) that k quantities would show by noise alone if their true values
+    were equal: per bootstrap replicate, the spread of the replicates' deviations from their point
+    estimates. ``replicates`` is (k, n), resampled jointly (replicate i of every quantity from the same
+    resampled draws, so their correlation is kept); ``point`` the k point estimates. Compare an observed
+    spread with this distribution's percentiles: a spread below its 95th is inside the noise."""
+    dev = np.asarray(replicates, float) - np.asarray(point, float)[:, None]
+    return dev.max(0) - dev.min(0)
+
+
 def interval(x) -> tuple[float, float]:
     """The 95 % percentile interval of bootstrap replicates (NaN replicates ignored)."""
     return float(np.nanpercentile(x, 2.5)), float(np.nanpercentile(x, 97.5))
