@@ -10,6 +10,7 @@ import pytest
 
 from synth import datasets
 from experiments.train import TrainSettings, train_population
+from conftest import WAIT_S
 
 SMALL = dict(frequency_num=4, num_hidden_layers=1, hidden_dim=32, num_filts=16)
 SPACE = """
@@ -129,7 +130,7 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, space_fil
     assert sweep(*common, "--db", str(ref)).returncode == 0
     proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *common,
                              "--db", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + WAIT_S
     while time.time() < deadline and proc.poll() is None and _count(db, "search") < 3:
         time.sleep(0.01)
     proc.kill()

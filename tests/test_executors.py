@@ -11,6 +11,7 @@ import time
 import pytest
 
 from helpers import SPACE_4_LR
+from conftest import WAIT_S
 
 SPACE = SPACE_4_LR
 COLS = "dataset, config_hash, train_seed, stage, val_top1, test_top1, best_epoch, epochs_run, bands"
@@ -95,7 +96,7 @@ def test_a_job_cancelled_with_scancel_is_retried_and_nothing_is_duplicated(tmp_p
                              "--db", str(db), "--executor", "submitit", "--workers", "2", "--log-dir",
                              str(tmp_path / "logs")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cancelled = None
-    deadline = time.time() + 120
+    deadline = time.time() + WAIT_S
     while time.time() < deadline and cancelled is None:
         q = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True).stdout.split()
         if q:
@@ -118,7 +119,7 @@ def test_a_killed_worker_is_retried_then_a_killed_driver_resumes(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     driver = psutil.Process(proc.pid)
     killed_worker = False
-    deadline = time.time() + 120
+    deadline = time.time() + WAIT_S
     while time.time() < deadline and proc.poll() is None:
         workers = [c for c in driver.children() if "spawn_main" in _cmdline(c)]
         if not killed_worker and workers and _count(db) >= 1:

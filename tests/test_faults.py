@@ -13,6 +13,7 @@ import pytest
 from helpers import SPACE_4_LR, count_rows, one_line, sweep
 from helpers import experiments as run
 from synth import SynthError
+from conftest import WAIT_S
 
 SPACE = SPACE_4_LR
 COLS = "dataset, config_hash, train_seed, stage, trial, val_top1, test_top1, best_epoch, epochs_run, pruned_at, bands"
@@ -40,7 +41,7 @@ def test_a_worker_killed_during_the_adaptive_search_does_not_crash_the_driver(tm
                              *common, "--db", str(db), "--executor", "local", "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     driver, killed = psutil.Process(proc.pid), False
-    deadline = time.time() + 120
+    deadline = time.time() + WAIT_S
     while time.time() < deadline and proc.poll() is None and not killed:
         workers = [c for c in driver.children() if "spawn_main" in " ".join(c.cmdline())]
         if workers and count_rows(db) >= 1:

@@ -9,6 +9,7 @@ from helpers import TINY_SPACE
 from synth import SynthError
 from experiments import plan, results
 from experiments.space import load_space
+from conftest import WAIT_S
 
 @pytest.fixture
 def space_file(tmp_path):
@@ -98,7 +99,7 @@ def test_killed_sweep_resumes_without_redoing_finished_work(tmp_path, slow_space
             "--db", str(db), "--max-members", "2"]
     proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + WAIT_S
     while time.time() < deadline and not (db.exists() and _count(db) >= 2):
         time.sleep(0.01)
     proc.kill()
@@ -187,7 +188,7 @@ def test_a_terminated_sweep_says_so_in_one_line(tmp_path, slow_space_file):
                              "--datasets", "all", "--encoders", "grid", "--space", str(slow_space_file), "--seeds", "0-4",
                              "--db", str(db), "--max-members", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
+    deadline = time.time() + WAIT_S
     while time.time() < deadline and not (db.exists() and _count(db) > 0):
         time.sleep(0.01)
     proc.terminate()
