@@ -9,7 +9,7 @@ encoder it reports:
 
 Targets: the 8 encoders' handicaps differ by at most 1.0 point on each dataset, and Table 8's
 verdicts (sphereM+ against the best baseline) agree. The spread is a range of 8 noisy means, so the
-table gives its interval and its noise floor: the spread that 8 truly equal handicaps would show with
+table gives its noise floor: the spread that 8 truly equal handicaps would show with
 these draws (median and 95th percentile of stats.spread_if_equal). A spread below the floor's 95th
 percentile cannot be told from equal handicaps.
 
@@ -72,7 +72,7 @@ def handicap_table(default, full, datasets) -> tuple[list, list, dict]:
     recs, verdicts, handicaps = [], [], {}
     for d in datasets:
         rec = {"dataset": d}
-        hs, pairs, reps, keys = handicaps.setdefault(d, {}), set(), {}, set()
+        hs, reps, keys = handicaps.setdefault(d, {}), {}, set()
         for e in TABLE8:
             a, b = cells_f.get((d, e)), cells_d.get((d, e))
             if a is None or b is None:
@@ -80,7 +80,6 @@ def handicap_table(default, full, datasets) -> tuple[list, list, dict]:
                 continue
             fa, fb = dict(zip(a.keys, a.test)), dict(zip(b.keys, b.test))
             common = sorted(set(fa) & set(fb))
-            pairs.add(len(common))
             keys.add(tuple(common))
             hs[e] = float(np.mean([fa[k] - fb[k] for k in common]))
             boot = two_level_bootstrap({k: fa[k] for k in common}, {k: fb[k] for k in common})
@@ -89,6 +88,7 @@ def handicap_table(default, full, datasets) -> tuple[list, list, dict]:
                 reps[e] = boot[0] - boot[1]
                 ci = " [{:+.1f}, {:+.1f}]".format(*interval(reps[e]))
             rec[e] = f"{hs[e]:+.1f}{ci}"
+        pairs = {len(k) for k in keys}  # how many (draw, seed) pairs each encoder has
         if not pairs:
             rec["draws"] = "—"
         elif len(pairs) == 1:

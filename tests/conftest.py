@@ -6,12 +6,6 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-# How long a test waits for a child process to reach a state (rows stored, a worker started, a job
-# running) before it gives up. Generous, because a loaded machine makes slow progress (120 s ran out
-# beside a background search, 2026-11-30); the loops stop as soon as the state is reached, so a
-# passing run waits no longer.
-WAIT_S = 600
-
 
 @pytest.fixture
 def no_network(monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 
 from synth import datasets
 from experiments.train import TrainSettings, train_population
-from conftest import WAIT_S
+from helpers import WAIT_S
 
 SMALL = dict(frequency_num=4, num_hidden_layers=1, hidden_dim=32, num_filts=16)
 SPACE = """

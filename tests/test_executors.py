@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from helpers import SPACE_4_LR
-from conftest import WAIT_S
+from helpers import SPACE_4_LR, WAIT_S
 
 SPACE = SPACE_4_LR
 COLS = "dataset, config_hash, train_seed, stage, val_top1, test_top1, best_epoch, epochs_run, bands"

@@ -10,10 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from helpers import SPACE_4_LR, count_rows, one_line, sweep
+from helpers import SPACE_4_LR, WAIT_S, count_rows, one_line, sweep
 from helpers import experiments as run
 from synth import SynthError
-from conftest import WAIT_S
 
 SPACE = SPACE_4_LR
 COLS = "dataset, config_hash, train_seed, stage, trial, val_top1, test_top1, best_epoch, epochs_run, pruned_at, bands"

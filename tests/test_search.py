@@ -5,11 +5,10 @@ import time
 
 import pytest
 
-from helpers import TINY_SPACE
+from helpers import TINY_SPACE, WAIT_S
 from synth import SynthError
 from experiments import plan, results
 from experiments.space import load_space
-from conftest import WAIT_S
 
 @pytest.fixture
 def space_file(tmp_path):
