@@ -11,7 +11,9 @@ Targets: the 8 encoders' handicaps differ by at most 1.0 point on each dataset, 
 verdicts (sphereM+ against the best baseline) agree. The spread is a range of 8 noisy means, so the
 table gives its noise floor: the spread that 8 truly equal handicaps would show with
 these draws (median and 95th percentile of stats.spread_if_equal). A spread below the floor's 95th
-percentile cannot be told from equal handicaps.
+percentile cannot be told from equal handicaps. Beside each pair of verdicts, the margin shift (full
+search's margin of sphereM+ over the best baseline - the default's) says whether the default favours
+sphereM+ where it matters.
 
 The sweeps run with --resume into cached databases (--cache, default ~/.cache/sphere-synth/fair), so
 a rerun only recomputes the table. The full search takes hours on a 2-core CPU (docs/table8.md); run it
@@ -114,13 +116,16 @@ def handicap_table(default, full, datasets) -> tuple[list, list, dict]:
     for rd, rf in zip(t_d.rows, t_f.rows):
         verdicts.append({"dataset": rd["dataset"], "default (best baseline)": f"{fmt(rd)} ({rd['best_baseline']})",
                          "full search (best baseline)": f"{fmt(rf)} ({rf['best_baseline']})",
+                         # how far the full search moves sphereM+'s margin over the best baseline: a
+                         # default biased towards sphereM+ would show negative shifts on most datasets
+                         "margin shift": f"{rf['delta'] - rd['delta']:+.1f}",
                          "agree": "yes" if rd["verdict"] == rf["verdict"] else "NO"})
     for d in datasets:
         if d not in done:
             n = sum((d, e) in cells_f for e in TABLE8)
             verdicts.append({"dataset": d, "default (best baseline)": "—",
                              "full search (best baseline)": f"not finished ({n} of {len(TABLE8)} encoders chosen)",
-                             "agree": "—"})
+                             "margin shift": "—", "agree": "—"})
     return recs, verdicts, handicaps
 
 

@@ -49,12 +49,14 @@ def test_bench_executors_ends_with_the_overhead_line():
 
 def test_bench_fair_handicap_table(tmp_path):
     """The same (smoke) space as default and as full search: every handicap and its interval is exactly 0
-    on this machine over the 5 paired draws, the spread and its noise floor 0.0 and the verdicts agree; a rerun trains
+    on this machine over the 5 paired draws, the spread, its noise floor and the margin shift 0.0 and the verdicts agree; a rerun trains
     nothing (cached databases)."""
     args = ("--default-space", "smoke", "--full-space", "smoke", "--datasets", "U1", "--cache", str(tmp_path))
     out = run("bench_fair.py", *args)
     row = next(line for line in out if line.startswith("| U1 |"))
     assert row.count("+0.0 [+0.0, +0.0]") == 8 and row.endswith("| 5 | 0.0 | 0.0 (95 %: 0.0) |")
     assert any("verdicts agree on 1 of 1 datasets with both sweeps finished" in line for line in out)
+    verdict = [line for line in out if line.startswith("| U1 |")][1]
+    assert verdict.endswith("| +0.0 | yes |")  # the same sweep twice: sphereM+'s margin does not move
     again = subprocess.run([sys.executable, str(BENCH / "bench_fair.py"), *args], capture_output=True, text=True)
     assert "nothing to do" in again.stdout + again.stderr and again.returncode == 0
