@@ -53,10 +53,9 @@ def test_bench_fair_handicap_table(tmp_path):
     nothing (cached databases)."""
     args = ("--default-space", "smoke", "--full-space", "smoke", "--datasets", "U1", "--cache", str(tmp_path))
     out = run("bench_fair.py", *args)
-    row = next(line for line in out if line.startswith("| U1 |"))
+    row, verdict = [line for line in out if line.startswith("| U1 |")]  # the handicaps, then the verdicts
     assert row.count("+0.0 [+0.0, +0.0]") == 8 and row.endswith("| 5 | 0.0 | 0.0 (95 %: 0.0) |")
     assert any("verdicts agree on 1 of 1 datasets with both sweeps finished" in line for line in out)
-    verdict = [line for line in out if line.startswith("| U1 |")][1]
     assert verdict.endswith("| +0.0 | yes |")  # the same sweep twice: sphereM+'s margin does not move
     again = subprocess.run([sys.executable, str(BENCH / "bench_fair.py"), *args], capture_output=True, text=True)
     assert "nothing to do" in again.stdout + again.stderr and again.returncode == 0
