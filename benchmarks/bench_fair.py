@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments.encoders import TABLE8  # noqa: E402
+from experiments.space import load_space  # noqa: E402
 from experiments.report import bayes_ceilings, build_table8  # noqa: E402
 from experiments.results import ResultsStore, choose_experiment  # noqa: E402
 from experiments.selection import choose  # noqa: E402
@@ -55,7 +56,7 @@ def sweep(space: str, db: Path, datasets) -> None:
 def cells_of(db: Path, space: str, datasets):
     """(experiment, {(dataset, encoder): Cell}, the final rows) of the space's experiment in ``db``."""
     with ResultsStore(db, readonly=True) as store:
-        exp = choose_experiment(store, space)
+        exp = choose_experiment(store, load_space(space).name)  # a space given as a file path too
         rows = [r for r in store.rows(exp, "final") if r["dataset"] in datasets]
     return exp, choose(rows), rows
 

@@ -57,5 +57,8 @@ def test_bench_fair_handicap_table(tmp_path):
     assert row.count("+0.0 [+0.0, +0.0]") == 8 and row.endswith("| 5 | 0.0 | 0.0 (95 %: 0.0) |")
     assert any("verdicts agree on 1 of 1 datasets with both sweeps finished" in line for line in out)
     assert verdict.endswith("| +0.0 | yes |")  # the same sweep twice: sphereM+'s margin does not move
+    # a rerun trains nothing (cached databases); the default space given as a file reads the same experiment
+    args = ("--default-space", str(BENCH.parent / "experiments" / "spaces" / "smoke.toml"), *args[2:])
     again = subprocess.run([sys.executable, str(BENCH / "bench_fair.py"), *args], capture_output=True, text=True)
     assert "nothing to do" in again.stdout + again.stderr and again.returncode == 0
+    assert "| U1 |" in again.stdout
