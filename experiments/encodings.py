@@ -246,11 +246,23 @@ class RBF(PositionEncoder):
     def features(self, lon, lat):
         if self.distance == "great_circle":  # (M, N, A) angles in degrees, synth.sphere's formula
             d2 = great_circle(torch.cat([lon, lat], -1)[:, :, None, :], self.anchors[:, None, :, :], degrees=True) ** 2
-            return torch.exp(-d2 / (2.0 * self.sigma**2))
+            return self._gaussian(d2)
         x, a = torch.cat([lon, lat], -1).expand(self.n_members, -1, -1), self.anchors
         d2 = ((x * x).sum(-1, keepdim=True) + (a * a).sum(-1)[:, None, :]
               - 2.0 * torch.bmm(x, a.transpose(1, 2))).clamp_min(0.0)
-        return torch.exp(-d2 / (2.0 * self.sigma**2))
+        return self._gaussian(d2)
+
+    def _gaussian(self, d2):
+        """exp(−d²/2σ²), in place on d2, with values below the output dtype's smallest normal number
+        set to 0. Most of the paper's points are many σ from most anchors, deep in exp's underflow,
+        and there both dtypes are slow: float64's exp takes a slow path far below its own range, and
+        float32 subnormals make every matrix product that reads them crawl (rbf's epoch at σ = 5°
+        took 0.40 s here, 0.18 s without them). So exponents are raised to just below where the
+        output would be subnormal, and what lands there is set to 0: each feature is unchanged or
+        moves by less than the smallest normal number (1.2e-38 in float32)."""
+        tiny = torch.finfo(self.out_dtype).tiny
+        out = d2.div_(-2.0 * self.sigma**2).clamp_min_(math.log(tiny) - 0.01).exp_()
+        return out.masked_fill_(out < tiny, 0.0)
 
 
 class RFF(PositionEncoder):

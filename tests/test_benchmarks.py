@@ -32,6 +32,13 @@ def test_bench_vmf_and_encoders_run():
     assert "ratio" in out[-1] and len([line for line in out if "e+" in line]) == 15
 
 
+def test_bench_rbf_prints_both_wavelengths_side_by_side():
+    out = run("bench_rbf.py", "--epochs", "1")
+    rows = [line.split() for line in out if re.match(r"\s*(4|32)° ", line)]
+    assert [r[0] for r in rows] == ["4°", "32°"]
+    assert all(re.fullmatch(r"\d+\.\d+x", r[4]) and r[5] in ("True", "False") for r in rows)
+
+
 def test_bench_search_ends_with_the_fidelity_line(tmp_path):
     out = run("bench_search.py", "--datasets", "U1", "--encoders", "grid", "--seeds", "0-1", "--epochs", "3",
               "--lrs", "1", "--db", str(tmp_path / "b.sqlite"))

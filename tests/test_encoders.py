@@ -308,3 +308,31 @@ def test_saved_models_reload_exactly(name, tmp_path):
     assert not torch.allclose(other(x), m(x))
     other.load_state_dict(torch.load(tmp_path / "m.pt"))
     assert torch.equal(other(x), m(x))
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "great_circle"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_rbf_features_are_the_formula_without_subnormals(distance, dtype):
+    # rbf skips exp's underflow (slow in float64) and the output dtype's subnormals (slow in every
+    # matrix product that reads them): a feature is the plain formula's, except that a subnormal
+    # one is 0. Points far from the anchors, and for float32 distances straddling the subnormal
+    # range (exponents from -87.3, the smallest normal, to -103.97, where exp rounds to 0).
+    sigma = 0.64
+    d_edges = sigma * np.sqrt(2 * np.array([87.34, 103.97]))
+    anchors = np.array([[0.0, 0.0], [90.0, 45.0], [-120.0, -60.0]])
+    g = G("rbf", dtype, num_anchors=3, anchor_points=anchors, kernel_size=sigma, distance=distance, seed=0)
+    offsets = np.concatenate([np.linspace(0, 3, 7), np.linspace(d_edges[0] - 0.1, d_edges[1] + 0.1, 61), [20.0, 90.0]])
+    x = torch.cat([torch.tensor(np.stack([offsets, np.zeros_like(offsets)], -1)), random_lonlat(200, seed=3)])
+    got = g(x).detach()
+    a = g.anchors[0]
+    if distance == "great_circle":
+        d2 = great_circle(x[:, None, :], a[None, :, :], degrees=True) ** 2
+    else:
+        d2 = ((x * x).sum(-1, keepdim=True) + (a * a).sum(-1)[None, :] - 2.0 * x @ a.T).clamp_min(0.0)
+    plain = torch.exp(-d2 / (2.0 * sigma**2)).to(dtype)
+    tiny = torch.finfo(dtype).tiny
+    assert torch.equal(got, torch.where(plain < tiny, torch.zeros_like(plain), plain))
+    assert not ((got > 0) & (got < tiny)).any()
+    if dtype == torch.float32:  # the points reach normal, subnormal and zero features of anchor (0, 0)
+        near = plain[7:68, int(a.abs().sum(-1).argmin())]
+        assert (near >= tiny).any() and ((near > 0) & (near < tiny)).any() and (near == 0).any()
