@@ -151,9 +151,16 @@ def test_the_fair_default_treats_every_table8_encoder_alike():
     nets = {e: {tuple((k, c.get(k)) for k in ("num_hidden_layers", "hidden_dim", "num_filts", "dropout", "activation"))
                 for c in space.configs(e)} for e in ffn}
     assert len({frozenset(v) for v in nets.values()}) == 1 and len(next(iter(nets.values()))) == 1
-    # wrap's residual network as wide as the others' hidden layer (at 64 filters its handicap on S2.3 was 4.0)
+    # wrap's residual network as wide as the others' hidden layer (at 64 filters its handicap on S2.3
+    # was 4.0) and as deep: its residual blocks are the depth knob the fair space pairs with the
+    # hidden layers (at the network's default of 4 blocks it cost 4x the others and no accuracy)
     width = {c["hidden_dim"] for c in space.configs(ffn[0])}
-    assert {c["num_filts"] for c in space.configs("wrap")} == width and {c["dropout"] for c in space.configs("wrap")} == {0.5}
+    depth = {c["num_hidden_layers"] for c in space.configs(ffn[0])}
+    wrap = space.configs("wrap")
+    assert {c["num_filts"] for c in wrap} == width and {c["dropout"] for c in wrap} == {0.5}
+    assert {c.get("num_res_blocks") for c in wrap} == depth
+    fair = load_space("fair")
+    assert {c["num_res_blocks"] for c in fair.configs("wrap")} == {c["num_hidden_layers"] for c in fair.configs("xyz")}
     waves = {}
     for e in encoders.TABLE8:
         if scales.scale_params(e):
