@@ -256,10 +256,11 @@ class RBF(PositionEncoder):
         """exp(−d²/2σ²), in place on d2, with values below the output dtype's smallest normal number
         set to 0. Most of the paper's points are many σ from most anchors, deep in exp's underflow,
         and there both dtypes are slow: float64's exp takes a slow path far below its own range, and
-        float32 subnormals make every matrix product that reads them crawl (rbf's epoch at σ = 5°
-        took 0.40 s here, 0.18 s without them). So exponents are raised to just below where the
-        output would be subnormal, and what lands there is set to 0: each feature is unchanged or
-        moves by less than the smallest normal number (1.2e-38 in float32)."""
+        float32 subnormals make every matrix product that reads them crawl (together about half of
+        rbf's epoch at a 32° wavelength: benchmarks/bench_rbf.py). So exponents are raised to just
+        below where the output would be subnormal (exp of the floor is under ``tiny``), and what
+        lands below ``tiny`` is set to 0: each feature is unchanged or moves by less than the
+        smallest normal number (1.2e-38 in float32)."""
         tiny = torch.finfo(self.out_dtype).tiny
         out = d2.div_(-2.0 * self.sigma**2).clamp_min_(math.log(tiny) - 0.01).exp_()
         return out.masked_fill_(out < tiny, 0.0)
