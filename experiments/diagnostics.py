@@ -61,8 +61,10 @@ def band_figure(bands: list[dict], encoder_names, title: str) -> Figure:
     for ax in (ax1, ax2, ax3):
         ax.set_xlim(-90, 90)
         ax.set_xticks(range(-90, 91, 30))
-    ax2.legend(fontsize=7, ncol=2)
-    ax3.legend(fontsize=7, ncol=2)
+    # one legend for (b) and (c), below the panels: inside either it covered curves
+    handles, labels = ax2.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(handles), 9), fontsize=8)
     fig.suptitle(title)
     return fig
 
