@@ -69,7 +69,7 @@ def _parser() -> OneLineParser:
     x.add_argument("--executor", default="inline", choices=["inline", "local", "submitit"],
                    help="inline (this process, default), local (--workers processes), submitit (SLURM job array, or "
                         "local subprocesses where there is no sbatch)")
-    x.add_argument("--workers", type=_number(int, 1, "--workers"), help="local: worker processes (default: one per CUDA device, else 2); "
+    x.add_argument("--workers", type=_number(int, 1, "--workers"), help="local: worker processes (default: one per CUDA device, else one per CPU core); "
                                                "submitit: jobs running at once")
     x.add_argument("--log-dir", type=Path, help="submitit: job logs (default: next to --db, in logs/)")
     x.add_argument("--partition", help="SLURM partition")

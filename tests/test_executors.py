@@ -202,3 +202,36 @@ def test_bad_search_and_executor_options_are_one_line_errors_before_any_work(tmp
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and word in lines[0], r.stderr
     assert not db.exists() or _count(db) == 0
+
+
+def test_local_workers_default_to_the_usable_cores_each_with_one_thread(tmp_path, monkeypatch):
+    """Found while timing make reproduce: local workers defaulted to 2 whatever the machine, so a
+    16-core machine trained 2 populations at a time, 8 threads each, on models too small to use them."""
+    import torch
+
+    from experiments import executors as X
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(X, "CGROUP_CPU_MAX", tmp_path / "absent")
+    monkeypatch.setattr(X, "memory_gib", lambda: 64)
+    assert X.usable_cpus() == 16
+    local = X.ExecutorOptions(kind="local")
+    assert X.n_workers(local) == 16 and X.n_workers(X.ExecutorOptions(kind="local", workers=3)) == 3
+    assert X.n_workers(X.ExecutorOptions(kind="submitit")) == 2  # jobs at once: not this machine's cores
+    runner = X.Runner(local, "cpu")
+    assert (runner.workers, runner._threads()) == (16, 1)
+    runner.pool.shutdown()
+    monkeypatch.setattr(X, "memory_gib", lambda: 6)  # a worker peaks near 0.5 GB: at most one per GiB
+    assert X.n_workers(local) == 6
+    monkeypatch.setattr(X, "memory_gib", lambda: 0)
+    assert X.n_workers(local) == 1
+    monkeypatch.setattr(X, "memory_gib", lambda: 64)
+    # a container's CPU quota caps what the affinity mask shows (cgroup v2 cpu.max: quota period)
+    X.CGROUP_CPU_MAX = tmp_path / "cpu.max"
+    for text, cores in (("150000 100000\n", 2), ("400000 100000\n", 4), ("max 100000\n", 16), ("garbage\n", 16)):
+        X.CGROUP_CPU_MAX.write_text(text)
+        assert X.usable_cpus() == cores, text
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})  # e.g. a SLURM allocation of 3 cores
+    X.CGROUP_CPU_MAX.write_text("max 100000\n")
+    assert X.n_workers(local) == 3
