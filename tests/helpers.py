@@ -50,8 +50,42 @@ num_filts = [16]
 """
 
 
+def _needs_own_process(args) -> bool:
+    """A plugin registers encoders (and an environment variable) for the whole process, and worker
+    executors are tested for what happens to processes: those calls get a process of their own."""
+    return "--plugin" in args or any(a == "--executor" and b != "inline" for a, b in zip(args, args[1:]))
+
+
 def experiments(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "experiments", *args], capture_output=True, text=True, **kw)
+    """``python -m experiments ARGS``, as a ``subprocess.CompletedProcess``.
+
+    Run in this process unless the call needs a process of its own or passes subprocess options
+    (``env``, ``cwd``, ``timeout``, ...): a new interpreter spends about 1.5 s importing torch and
+    the rest, a third of the test suite's time when every call paid it. What the tests check (one
+    ``error:`` line, exit status 2, the rows written) is ``experiments.cli.main``'s in both; output
+    written straight to file descriptor 2 by C code is not captured here. The tests of what a real
+    process does (killed drivers and workers, plugins, executors, SIGTERM) still start one."""
+    args = [str(a) for a in args]
+    if kw or _needs_own_process(args):
+        return subprocess.run([sys.executable, "-m", "experiments", *args], capture_output=True, text=True, **kw)
+    import contextlib
+    import io
+    import signal
+
+    from experiments.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    sigterm = signal.getsignal(signal.SIGTERM)  # main() turns SIGTERM into Ctrl-C for its process
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except SystemExit as e:  # argparse's errors, --help and --version
+            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+            if isinstance(e.code, str):
+                print(e.code, file=sys.stderr)
+        finally:
+            signal.signal(signal.SIGTERM, sigterm)
+    return subprocess.CompletedProcess(["experiments", *args], code, out.getvalue(), err.getvalue())
 
 
 def sweep(*args, **kw):

@@ -10,7 +10,7 @@ import pytest
 
 from synth import datasets
 from experiments.train import TrainSettings, train_population
-from helpers import WAIT_S
+from helpers import WAIT_S, experiments
 
 SMALL = dict(frequency_num=4, num_hidden_layers=1, hidden_dim=32, num_filts=16)
 SPACE = """
@@ -31,8 +31,7 @@ def tiny():
 
 
 def sweep(*args):
-    return subprocess.run([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args],
-                          capture_output=True, text=True)
+    return experiments("sweep", "--no-progress", "--device", "cpu", *args)
 
 
 @pytest.fixture
@@ -100,8 +99,7 @@ def test_asha_prunes_and_only_finalists_reach_the_final_stage_on_every_seed(tmp_
     assert sorted(final) == sorted((h, s) for h in finalists for s in (0, 1, 2))
     assert sum(s[3] for s in search) < 8 * 9  # pruning saved member-epochs
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(out),
-                        "--encoders", "xyz", "--no-figures"], capture_output=True, text=True)
+    r = experiments("report", "--db", db, "--out", out, "--encoders", "xyz", "--no-figures")
     assert r.returncode == 0, r.stderr
     text = (out / "search.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| U1 | xyz | 8 | "))
@@ -279,8 +277,7 @@ def test_racing_finalists_train_only_while_in_the_race_and_resume(tmp_path):
     assert r.returncode == 0, r.stderr
     assert rows(par, "final") == rows(db, "final")
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(out),
-                        "--encoders", "xyz", "--no-figures"], capture_output=True, text=True)
+    r = experiments("report", "--db", db, "--out", out, "--encoders", "xyz", "--no-figures")
     assert r.returncode == 0, r.stderr
     line = next(x for x in (out / "search.md").read_text().splitlines() if x.startswith("| U1 | xyz |"))
     assert line.count("1 seed(s); *stopped*") >= 2  # the hopeless pair at least

@@ -4,8 +4,6 @@ sweep's layout over draws, observation 3's interval, and the Bayes posterior map
 import csv
 import io
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from synth import bayes, datasets
 
 from test_report import BANDS
 from test_search import TINY_SPACE
+from helpers import experiments
 
 # sphereM+ − best baseline per draw: draw 0 alone is a clear win (every seed near +2), but the
 # draws disagree in sign, so over draws the difference is a tie.
@@ -195,10 +194,8 @@ def test_map_pixels_cover_the_disc_at_pixel_resolution():
 def _sweep(tmp_path, *extra):
     space = tmp_path / "tiny.toml"
     space.write_text(TINY_SPACE)  # grid: 2 learning rates x 2 min_radius
-    cmd = [sys.executable, "-m", "experiments", "sweep", "--space", str(space), "--datasets", "U1", "--encoders",
-           "grid", "--seeds", "0-1", "--data-seeds", "0-2", "--db", str(tmp_path / "r.sqlite"), "--no-progress",
-           *extra]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = experiments("sweep", "--space", space, "--datasets", "U1", "--encoders", "grid", "--seeds", "0-1",
+                    "--data-seeds", "0-2", "--db", tmp_path / "r.sqlite", "--no-progress", *extra)
     assert r.returncode == 0, r.stderr
     with results.ResultsStore(tmp_path / "r.sqlite", readonly=True) as store:
         return r.stdout, store.rows(None, "final")
@@ -226,16 +223,14 @@ def test_compare_two_tables_counts_agreeing_verdicts(tmp_path):
     for name, deltas in (("a", DRAW_DELTAS), ("b", [2.0, 1.5, 1.0, 2.5, 1.8])):  # b: U1 becomes a win
         (tmp_path / name).mkdir()
         report.write_tables(_table(deltas), tmp_path / name)
-    r = subprocess.run([sys.executable, "-m", "experiments", "compare", str(tmp_path / "a" / "table8.csv"),
-                        str(tmp_path / "b" / "table8.csv")], capture_output=True, text=True)
+    r = experiments("compare", tmp_path / "a" / "table8.csv", tmp_path / "b" / "table8.csv")
     assert r.returncode == 0, r.stderr
     assert "| U1 | tie | win |" in r.stdout and "| S1.1 | win | win |" in r.stdout
     assert "Verdicts agree on 1 of 2 datasets." in r.stdout
     # sphereM+ on U1 moved by mean(b) - mean(a); the other three cells did not move
     moved = abs(np.mean([2.0, 1.5, 1.0, 2.5, 1.8]) - np.mean(DRAW_DELTAS))
     assert f"max {moved:.2f}" in r.stdout
-    bad = subprocess.run([sys.executable, "-m", "experiments", "compare", str(tmp_path / "a" / "table8.md"),
-                          str(tmp_path / "b" / "table8.csv")], capture_output=True, text=True)
+    bad = experiments("compare", tmp_path / "a" / "table8.md", tmp_path / "b" / "table8.csv")
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
 
 
@@ -250,15 +245,13 @@ def test_report_on_a_subset_of_training_seeds(tmp_path):
         store.write_population(rows)
     for seeds, n, mean in ((None, 6, 80.5), ("1", 3, 81.0)):
         out = tmp_path / f"out{seeds}"
-        cmd = [sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(out), "--no-figures",
-               "--encoders", "grid,sphereM+"] + ([] if seeds is None else ["--seeds", seeds])
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = experiments("report", "--db", db, "--out", out, "--no-figures", "--encoders", "grid,sphereM+",
+                        *([] if seeds is None else ["--seeds", seeds]))
         assert r.returncode == 0, r.stderr
         rec = next(csv.DictReader(open(out / "table8.csv")))
         assert int(rec["sphereM+_n"]) == n and float(rec["sphereM+_mean"]) == pytest.approx(mean)
         assert f"Runs: {n * 2} stored on cpu, over " in (out / "summary.md").read_text()  # the run time
-    r = subprocess.run([sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(tmp_path / "x"),
-                        "--no-figures", "--seeds", "5"], capture_output=True, text=True)
+    r = experiments("report", "--db", db, "--out", tmp_path / "x", "--no-figures", "--seeds", "5")
     assert r.returncode == 2 and "for training seeds 5" in r.stderr
 
 

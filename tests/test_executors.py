@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import SPACE_4_LR, WAIT_S
+from helpers import SPACE_4_LR, WAIT_S, experiments
 
 SPACE = SPACE_4_LR
 COLS = "dataset, config_hash, train_seed, stage, val_top1, test_top1, best_epoch, epochs_run, bands"
@@ -28,8 +28,9 @@ needs_slurm = pytest.mark.skipif(not slurm_up(), reason="no running SLURM here (
 
 
 def sweep(*args, env=None, **kw):
-    return subprocess.run([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args],
-                          capture_output=True, text=True, env=env, **kw)
+    if env is not None:
+        kw["env"] = env
+    return experiments("sweep", "--no-progress", "--device", "cpu", *args, **kw)
 
 
 def rows(db, cols=COLS):

@@ -2,14 +2,13 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from synth import datasets
 from experiments import report, results
+from helpers import experiments
 
 EDGES_A = list(np.linspace(-90, 90, 19))
 BANDS = json.dumps({k: {"edges": EDGES_A, "n": [1] * 18, "top1": [50.0] * 18, "mrr": [0.5] * 18}
@@ -86,8 +85,7 @@ def test_er_matches_the_papers_printed_values():
 
 def test_report_cli_writes_tables_and_flags_a_missing_encoder(db, tmp_path):
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(out),
-                        "--encoders", "xyz,grid,theory,sphereM+", "--no-figures"], capture_output=True, text=True)
+    r = experiments("report", "--db", db, "--out", out, "--encoders", "xyz,grid,theory,sphereM+", "--no-figures")
     assert r.returncode == 0, r.stderr
     assert "no results for encoder theory on dataset U1" in r.stderr
     for name in ("table8.md", "table8.csv", "table8.tex", "table8_optimistic.md", "summary.md",
@@ -107,11 +105,9 @@ def test_report_without_the_target_encoder_or_without_results_fails_in_one_line(
     conn.execute("DELETE FROM runs WHERE encoder = 'sphereM+'")
     conn.commit()
     conn.close()
-    r = subprocess.run([sys.executable, "-m", "experiments", "report", "--db", str(db), "--out", str(tmp_path),
-                        "--no-figures"], capture_output=True, text=True)
+    r = experiments("report", "--db", db, "--out", tmp_path, "--no-figures")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "sphereM+" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "experiments", "report", "--db", str(tmp_path / "none.sqlite")],
-                       capture_output=True, text=True)
+    r = experiments("report", "--db", tmp_path / "none.sqlite")
     assert r.returncode == 2 and "no results database" in r.stderr
 
 

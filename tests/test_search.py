@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from helpers import TINY_SPACE, WAIT_S
+from helpers import TINY_SPACE, WAIT_S, experiments
 from synth import SynthError
 from experiments import plan, results
 from experiments.space import load_space
@@ -18,6 +18,8 @@ def space_file(tmp_path):
 
 
 def sweep(*args, cwd=None):
+    if cwd is None:
+        return experiments("sweep", "--no-progress", "--device", "cpu", *args)
     return subprocess.run([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args],
                           capture_output=True, text=True, cwd=cwd)
 

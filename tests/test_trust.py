@@ -13,11 +13,14 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import experiments
 from synth import SynthError, datasets
 from synth.metrics import true_class_ranks
 
 
 def cli(tool, *args, cwd=None, **kw):
+    if tool == "experiments" and cwd is None:
+        return experiments(*args, **kw)
     return subprocess.run([sys.executable, "-m", tool, *args], capture_output=True, text=True, cwd=cwd, **kw)
 
 
