@@ -139,8 +139,8 @@ def n_workers(opts: ExecutorOptions) -> int:
         return max(1, torch.cuda.device_count())
     if opts.kind != "local":
         return 2
-    gib = memory_gib()
-    return max(1, min(usable_cpus(), gib if gib is not None else usable_cpus()))
+    cores, gib = usable_cpus(), memory_gib()
+    return max(1, cores if gib is None else min(cores, gib))
 
 
 # ----------------------------------------------------------------------------- the worker side

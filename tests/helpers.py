@@ -66,6 +66,7 @@ def experiments(*args, **kw):
     written straight to file descriptor 2 by C code is not captured here. The tests of what a real
     process does (killed drivers and workers, plugins, executors, SIGTERM) still start one."""
     args = [str(a) for a in args]
+    kw = {k: v for k, v in kw.items() if v is not None}  # env=None, cwd=None: as if not given
     if kw or _needs_own_process(args):
         return subprocess.run([sys.executable, "-m", "experiments", *args], capture_output=True, text=True, **kw)
     import contextlib

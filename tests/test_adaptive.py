@@ -10,7 +10,7 @@ import pytest
 
 from synth import datasets
 from experiments.train import TrainSettings, train_population
-from helpers import WAIT_S, experiments
+from helpers import WAIT_S, experiments, sweep
 
 SMALL = dict(frequency_num=4, num_hidden_layers=1, hidden_dim=32, num_filts=16)
 SPACE = """
@@ -28,10 +28,6 @@ num_filts = [16]
 @pytest.fixture(scope="module")
 def tiny():
     return datasets.generate(datasets.Recipe(name="tiny", n_classes=6, samples_per_class=60, kappa_max=8), 0)
-
-
-def sweep(*args):
-    return experiments("sweep", "--no-progress", "--device", "cpu", *args)
 
 
 @pytest.fixture

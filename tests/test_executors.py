@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import SPACE_4_LR, WAIT_S, experiments
+from helpers import SPACE_4_LR, WAIT_S, sweep
 
 SPACE = SPACE_4_LR
 COLS = "dataset, config_hash, train_seed, stage, val_top1, test_top1, best_epoch, epochs_run, bands"
@@ -25,12 +25,6 @@ def slurm_up() -> bool:
 
 needs_slurm = pytest.mark.skipif(not slurm_up(), reason="no running SLURM here (sbatch absent or no idle node); "
                                                         ".ci/start-slurm starts one")
-
-
-def sweep(*args, env=None, **kw):
-    if env is not None:
-        kw["env"] = env
-    return experiments("sweep", "--no-progress", "--device", "cpu", *args, **kw)
 
 
 def rows(db, cols=COLS):
@@ -229,7 +223,7 @@ def test_local_workers_default_to_the_usable_cores_each_with_one_thread(tmp_path
     assert X.n_workers(local) == 1
     monkeypatch.setattr(X, "memory_gib", lambda: 64)
     # a container's CPU quota caps what the affinity mask shows (cgroup v2 cpu.max: quota period)
-    X.CGROUP_CPU_MAX = tmp_path / "cpu.max"
+    monkeypatch.setattr(X, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
     for text, cores in (("150000 100000\n", 2), ("400000 100000\n", 4), ("max 100000\n", 16), ("garbage\n", 16)):
         X.CGROUP_CPU_MAX.write_text(text)
         assert X.usable_cpus() == cores, text

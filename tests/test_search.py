@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from helpers import TINY_SPACE, WAIT_S, experiments
+from helpers import TINY_SPACE, WAIT_S, sweep
 from synth import SynthError
 from experiments import plan, results
 from experiments.space import load_space
@@ -15,13 +15,6 @@ def space_file(tmp_path):
     p = tmp_path / "tiny.toml"
     p.write_text(TINY_SPACE)
     return p
-
-
-def sweep(*args, cwd=None):
-    if cwd is None:
-        return experiments("sweep", "--no-progress", "--device", "cpu", *args)
-    return subprocess.run([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu", *args],
-                          capture_output=True, text=True, cwd=cwd)
 
 
 def test_shipped_spaces_load_and_expand():

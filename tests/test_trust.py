@@ -13,19 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import experiments
+from helpers import experiments, sweep
 from synth import SynthError, datasets
 from synth.metrics import true_class_ranks
 
 
-def cli(tool, *args, cwd=None, **kw):
-    if tool == "experiments" and cwd is None:
+def cli(tool, *args, **kw):
+    if tool == "experiments":
         return experiments(*args, **kw)
-    return subprocess.run([sys.executable, "-m", tool, *args], capture_output=True, text=True, cwd=cwd, **kw)
-
-
-def sweep(*args):
-    return cli("experiments", "sweep", "--no-progress", "--device", "cpu", *args)
+    return subprocess.run([sys.executable, "-m", tool, *args], capture_output=True, text=True, **kw)
 
 
 def one_line_error(r, word=""):
