@@ -6,7 +6,7 @@ sphereM+ and grid), each over the same sub-grid of the paper grid (6 learning ra
 
 - exhaustive: every configuration on every seed of --seeds (cached in --db: reruns are quick);
   chosen configuration = best mean validation Top-1 over the seeds;
-- adaptive: the toolkit's search (grid sampler, ASHA pruner, search seed 0), then the best
+- adaptive: the toolkit's search (grid sampler, halving pruner, search seed 0), then the best
   --finalists configurations race over the seeds as in the paper preset (--no-race: every finalist
   on every seed); chosen = the best finalist on every seed by mean validation Top-1.
 
@@ -18,7 +18,7 @@ the exhaustive ranking, and the Spearman correlation of early-epoch with final v
 epochs / adaptive member-epochs, finalists included).
 
     python benchmarks/bench_search.py [--datasets U1,S2.3] [--encoders sphereM+,grid] [--seeds 0-4]
-        [--epochs 27] [--pruner asha] [--finalists 3] [--no-race] [--db benchmarks/bench_search.sqlite]
+        [--epochs 27] [--pruner halving] [--finalists 3] [--no-race] [--db benchmarks/bench_search.sqlite]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main():
     p.add_argument("--encoders", default="sphereM+,grid")
     p.add_argument("--seeds", default="0-4")
     p.add_argument("--epochs", type=int, default=27)
-    p.add_argument("--pruner", default="asha", choices=["asha", "hyperband"])
+    p.add_argument("--pruner", default="halving", choices=["halving", "hyperband"])
     p.add_argument("--finalists", type=int, default=3)
     p.add_argument("--race", action=argparse.BooleanOptionalAction, default=True,
                    help="finalists race over the seeds (the paper preset's default)")

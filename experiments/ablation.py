@@ -469,6 +469,9 @@ class Ablation:
                     if plan.populations:
                         written += train_populations(plan, store, draws, self.device, self.experiment(level),
                                                      runner, None, cost, progress)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop now, abandoning what is in flight
+                runner.abort()
+                raise
             finally:
                 progress.close()
                 runner.close()

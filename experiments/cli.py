@@ -26,7 +26,7 @@ def _number(kind, lo, what):
 # flags of the search paths that were merged into one (sampler x pruner x seed policy)
 REMOVED_FLAGS = {
     "--mode": "the exhaustive sweep is the default (--sampler grid --pruner none --finalists all); "
-              "--mode random is --sampler random --trials K, --mode halving is --pruner asha",
+              "--mode random is --sampler random --trials K, --mode halving is --pruner halving",
     "--n-random": "use --sampler random --trials K",
 }
 
@@ -57,7 +57,11 @@ def _parser() -> OneLineParser:
     g = s.add_argument_group("search = sampler x pruner x seed policy (default: the space's [search] table, else the "
                              "exhaustive sweep: every configuration on every seed); flags override the table")
     g.add_argument("--sampler", choices=["grid", "random", "tpe"], help="which configurations are tried (default grid)")
-    g.add_argument("--pruner", choices=["none", "asha", "hyperband"], help="which trials stop early (default none)")
+    g.add_argument("--pruner", choices=["none", "halving", "hyperband", "asha"],
+                   help="which trials stop early (default none); halving: successive halving decided by value at "
+                        "each rung (asha: its former name)")
+    g.add_argument("--first-rung", type=_number(int, 1, "--first-rung"),
+                   help="epoch of the first pruning rung, then x3, x9, ... (default: the space's, else 9)")
     g.add_argument("--trials", type=_number(int, 1, "--trials"), help="trials per (dataset, encoder): random, tpe")
     g.add_argument("--finalists", type=_finalists, help="configurations retrained on every seed of --seeds "
                    "(default 3; 'all': every configuration tried)")
@@ -138,8 +142,8 @@ def _cmd_sweep(a) -> None:
     for flag, replacement in REMOVED_FLAGS.items():
         if getattr(a, flag.lstrip("-").replace("-", "_")) is not None:
             raise SynthError(f"{flag} was removed: {replacement}")
-    search = {k: v for k, v in (("sampler", a.sampler), ("pruner", a.pruner), ("trials", a.trials),
-                                ("finalists", a.finalists), ("race", a.race),
+    search = {k: v for k, v in (("sampler", a.sampler), ("pruner", a.pruner), ("first_rung", a.first_rung),
+                                ("trials", a.trials), ("finalists", a.finalists), ("race", a.race),
                                 ("search_seeds", a.search_seeds)) if v is not None}
     slurm = {k: v for k, v in (("partition", a.partition), ("gpus_per_job", a.gpus_per_job),
                                ("cpus_per_job", a.cpus_per_job), ("time", a.time),

@@ -168,6 +168,9 @@ def _die_with_parent() -> None:
     import ctypes
     import signal
 
+    # Ctrl-C reaches the whole process group: the driver alone answers it (Runner.abort ends the
+    # workers), so a worker does not print a traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -385,6 +388,27 @@ class Runner:
             raise SynthError(f"{len(self.failures)} job(s) failed twice ({why}): {names}; logs: "
                              f"{self.log_of(self.failures[0][0])}; finished work is stored, rerun with --resume")
 
-    def close(self) -> None:
+    def abort(self) -> None:
+        """Stop now (Ctrl-C, SIGTERM): the jobs in flight are abandoned — their rows are never written,
+        and ``--resume`` trains them again — and their workers end at once (local workers are
+        killed; SLURM jobs are cancelled). Waiting for them took minutes, longer than a scheduler's
+        grace period (issue 29)."""
+        self.aborted = True
         if self.opts.kind == "local":
+            for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
+                try:
+                    proc.kill()
+                except (OSError, ValueError):  # already gone
+                    pass
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        elif self.opts.kind == "submitit":
+            for handle, *_ in self.pending:
+                try:
+                    handle.cancel(check=False)
+                except Exception:  # a job that already ended, or no scancel here: nothing left to stop
+                    pass
+        self.pending = []
+
+    def close(self) -> None:
+        if self.opts.kind == "local" and not getattr(self, "aborted", False):
             self.pool.shutdown(wait=True, cancel_futures=True)

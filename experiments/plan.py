@@ -10,8 +10,12 @@ dry run answers in seconds even for a space of a million configurations.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,12 +24,22 @@ from synth.errors import SynthError
 
 from . import encoders
 from .members import OPTIMIZER_KEYS
+from .pruners import rungs
 from .results import digest
 from .space import SearchPolicy, Space
 from .train import train_population
 
 CPU_MAX_MEMBERS = 16  # measured (benchmarks/bench_train.py): beyond this the activations leave the CPU cache
 ETA = 3  # reduction factor of both pruners: keep the best third at each rung
+# The first rung when a policy does not set first_rung, as a share of the epochs (9 of 100): chosen
+# from the validation curves of the 8 Table-8 encoders (benchmarks/bench_pruning.py, docs/search.md).
+FIRST_RUNG_SHARE = 0.09
+
+
+def first_rung(policy: SearchPolicy, eval_every: int, epochs: int = 100) -> int:
+    """The first rung of ``policy``, a multiple of ``eval_every`` (rungs are validated epochs)."""
+    r = policy.first_rung or max(1, round(epochs * FIRST_RUNG_SHARE))
+    return max(eval_every, -(-r // eval_every) * eval_every)
 
 
 @dataclass
@@ -145,6 +159,64 @@ def describe_plan(plan: Plan, experiment: str, device) -> str:
 
 
 # ----------------------------------------------------------------------------- cost model
+def code_version() -> str:
+    """The training code's identity: a digest of the modules that decide an epoch's arithmetic (a
+    measured epoch cost is stale once they change)."""
+    h = hashlib.sha1(torch.__version__.encode())
+    here = Path(__file__).parent
+    for name in ("train.py", "networks.py", "encoders.py", "encodings.py", "members.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def machine_id(device) -> str:
+    """This machine as the epoch costs see it: the processor's model and the usable cores (or the GPU)."""
+    from .executors import usable_cpus
+
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} x{usable_cpus()}"
+
+
+class EpochCosts:
+    """Measured seconds per member-epoch, kept on disk per machine, code version and thread count, so
+    a dry run measures a shape once and then answers in seconds, even on a busy machine (where a
+    fresh measurement would also be too slow). The file is a cache: unreadable means empty, and it
+    is written atomically (``SPHERE_SYNTH_CACHE``, default ``~/.cache/sphere-synth``)."""
+
+    def __init__(self, path=None):
+        folder = Path(os.environ.get("SPHERE_SYNTH_CACHE") or Path.home() / ".cache" / "sphere-synth")
+        self.path = Path(path) if path is not None else folder / "epoch_costs.json"
+        try:
+            self.table = json.loads(self.path.read_text())
+            if not isinstance(self.table, dict):
+                self.table = {}
+        except (OSError, ValueError):
+            self.table = {}
+
+    def get(self, key: str) -> float | None:
+        v = self.table.get(key)
+        return float(v) if isinstance(v, (int, float)) and v > 0 else None
+
+    def put(self, key: str, seconds: float) -> None:
+        from synth.fileio import atomic_write_bytes
+
+        self.table[key] = seconds
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.path, json.dumps(self.table, indent=0, sort_keys=True).encode())
+        except OSError:  # a read-only home: the measurement is still used for this run
+            pass
+
+
 class CostModel:
     """Seconds per member-epoch of a configuration, from a few measured shapes.
 
@@ -152,20 +224,40 @@ class CostModel:
     × samples / throughput, and the shapes of one encoder differ in their width, depth and code
     dimension only. So one epoch of the smallest and of the largest shape of each encoder is
     timed (after one warm-up epoch) and the others are interpolated linearly in their member size
-    (``member_memory_mb``: parameters and activations). With at most two measurements per encoder
-    a dry run of the paper space over every encoder answers in seconds. The interpolation's error
-    on the shapes in between has not been measured; treat the figure as an estimate."""
+    (``member_memory_mb``: parameters and activations). An epoch is timed with the torch threads a
+    worker of the sweep will use (``threads``: one per local worker), and kept in ``EpochCosts``
+    per machine and code version, so the next dry run does not measure it again."""
 
-    def __init__(self, settings, data, device):
+    def __init__(self, settings, data, device, threads: int | None = None, cache: EpochCosts | None = None):
         self.settings = dataclasses.replace(settings, epochs=1, select="last", eval_every=1, patience=None)
         self.data, self.device = data, device
+        self.threads = threads
+        self.cache = cache if cache is not None else EpochCosts()
         self.measured: dict = {}  # (encoder, shape key) -> seconds per member-epoch
         self.fits: dict = {}  # encoder -> (slope, intercept) over member size
         self.warm = False
+        self._where = None
+
+    def _key(self, encoder: str, config: dict) -> str:
+        if self._where is None:
+            self._where = f"{machine_id(self.device)}|code {code_version()}"
+        shape = ",".join(f"{k}={v}" for k, v in shape_key(config))
+        n_train = len(self.data.split("train")[1])
+        return (f"{self._where}|threads {self.threads or torch.get_num_threads()}|{encoder}|{shape}|"
+                f"n {n_train}|C {self.data.recipe.n_classes}|batch {self.settings.batch_size}")
 
     def _measure(self, encoder: str, config: dict) -> float:
         key = (encoder, shape_key(config))
-        if key not in self.measured:
+        if key in self.measured:
+            return self.measured[key]
+        cached = self.cache.get(self._key(encoder, config))
+        if cached is not None:
+            self.measured[key] = cached
+            return cached
+        before = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
             one = [dict(config, seed=0)]
             if not self.warm:  # the first call pays for lazy initialisation; do not count it
                 train_population(self.data, encoder, one, self.settings, device=self.device)
@@ -175,6 +267,9 @@ class CostModel:
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             self.measured[key] = time.perf_counter() - t
+        finally:
+            torch.set_num_threads(before)
+        self.cache.put(self._key(encoder, config), self.measured[key])
         return self.measured[key]
 
     def _size(self, encoder: str, config: dict) -> float:
@@ -221,49 +316,76 @@ class CostModel:
 
 
 def plan_seconds(plan: Plan, cost: CostModel) -> float:
-    """Time of a plan at its full epochs (early stopping makes the real run shorter)."""
+    """Compute seconds of a plan (one worker), early stopping included (``run_fraction``)."""
     cost.fit_plan(plan)
-    return sum(len(p.members) * plan.space.settings.epochs * cost.seconds(p.encoder, p.members[0][0])
-               for p in plan.populations)
+    return run_fraction(plan.space.settings) * sum(
+        len(p.members) * plan.space.settings.epochs * cost.seconds(p.encoder, p.members[0][0])
+        for p in plan.populations)
 
 
 def expected_fraction(policy: SearchPolicy, epochs: int, eval_every: int) -> float:
     """Expected share of the unpruned member-epochs that successive halving trains: a third of the
-    trials reach each next rung (rungs at r, 3r, 9r, ... epochs). Hyperband spreads its trials over
-    brackets that start halving later; this is the ASHA figure, a lower bound for Hyperband."""
+    trials reach each next rung (``pruners.rungs``). Hyperband spreads its trials over brackets that
+    start halving later; this is the halving figure, a lower bound for Hyperband. Early stopping
+    is not modelled (an upper bound there): ``Study.dry_run`` corrects with measured fractions."""
     if policy.pruner == "none":
         return 1.0
     if eval_every < 1 or epochs < 1:
         raise SynthError(f"expected_fraction: epochs and eval_every must be >= 1, got {epochs} and {eval_every}")
-    r = max(eval_every, epochs // ETA**3)
     cost, alive, start = 0.0, 1.0, 0
-    rung = r
-    while rung < epochs:
+    for rung in rungs(first_rung(policy, eval_every, epochs), epochs, ETA):
         cost += alive * (rung - start)
         alive /= ETA
-        start, rung = rung, rung * ETA
+        start = rung
     cost += alive * (epochs - start)
     return cost / epochs
 
 
+# Early stopping ends most runs before their last epoch. The mean share of the epochs a run trains,
+# measured here (2-core CPU, 2026-12-05) on the ground-truth runs of benchmarks/bench_pruning.py (fair_quick:
+# 5 043 of 9 600 member-epochs; fair_lite: 16 801 of 21 600):
+# (epochs, patience) -> share. A dry run of other settings assumes every epoch (an upper bound).
+RUN_FRACTION = {(100, 15): 0.53, (100, 30): 0.78}
+
+
+def run_fraction(settings) -> float:
+    """The expected share of ``settings.epochs`` that a run trains before early stopping."""
+    if settings.patience is None:
+        return 1.0
+    return RUN_FRACTION.get((settings.epochs, settings.patience), 1.0)
+
+
 def search_member_epochs(space: Space, policy: SearchPolicy, encoder: str, seeds) -> dict:
     """One cell's search in member-epochs: trials, the search's upper bound, its expected cost under
-    the pruner, and the finalists' retraining (at most)."""
+    the pruner, and the finalists' retraining (at most). A finalist's run on a search seed is the
+    search's own run, copied (``search._finalists``): only the other seeds train."""
     epochs = space.settings.epochs
     trials = policy.n_trials(len(space.configs(encoder)))
     if policy.is_exhaustive:
         return {"trials": trials, "upper": 0, "expected": 0.0, "final": trials * len(seeds) * epochs}
     upper = trials * len(policy.search_seeds) * epochs
     finalists = trials if policy.finalists is None else min(policy.finalists, trials)
+    new_seeds = len(set(seeds) - set(policy.search_seeds))
     return {"trials": trials, "upper": upper,
             "expected": upper * expected_fraction(policy, epochs, space.settings.eval_every),
-            "final": finalists * len(seeds) * epochs}
+            "final": finalists * new_seeds * epochs}
 
 
 def cell_seconds(space: Space, policy: SearchPolicy, encoder: str, seeds, cost: CostModel) -> float:
-    """Expected seconds of one cell's search and finalists."""
+    """Expected seconds of one cell's search and finalists, early stopping included (``run_fraction``)."""
     m = search_member_epochs(space, policy, encoder, seeds)
-    return (m["expected"] + m["final"]) * cost.mean_seconds(encoder, space.configs(encoder))
+    return ((m["expected"] + m["final"]) * run_fraction(space.settings)
+            * cost.mean_seconds(encoder, space.configs(encoder)))
+
+
+def assumptions(settings, workers: int, threads) -> str:
+    """What an estimate assumes, in words (printed beside it)."""
+    frac = run_fraction(settings)
+    stop = (f"early stopping ends a run at {frac:.0%} of its {settings.epochs} epochs on average (measured here for "
+            f"patience {settings.patience})" if frac < 1 else f"every run trains all {settings.epochs} epochs (an "
+            "upper bound: no measured early-stopping share for these settings)")
+    return (f"assumes: {stop}; {workers} worker(s) busy at once, {threads} torch thread(s) each; epoch costs "
+            "measured once per machine and code version (cached)")
 
 
 def describe_search(space: Space, policy: SearchPolicy, encoder_names, n_cells_per_encoder: int, seeds) -> list[str]:

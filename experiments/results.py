@@ -242,6 +242,18 @@ class ResultsStore:
         except sqlite3.DatabaseError as e:
             raise self._error(e) from None
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Record one fact about the database's contents (e.g. how an experiment's search decided)."""
+        sql = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
+        try:
+            self._locked(self.conn, lambda: self._execute_write(sql, [(key, value)]))
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from None
+
+    def meta(self, key: str) -> str | None:
+        row = self._query("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
     # ------------------------------------------------------------------ queries
     def _query(self, sql, args=()):
         try:

@@ -7,7 +7,8 @@ on every seed directly as final rows, without a study. Every other policy:
 - **sampler** ``grid`` (every configuration of the space, in order), ``random`` (``trials``
   configurations drawn from the grid without replacement) or ``tpe`` (Optuna's TPE over the grid's
   values, ``trials`` trials);
-- **pruner** ``none``, ``asha`` (Optuna's asynchronous successive halving) or ``hyperband``; every
+- **pruner** ``none``, ``halving`` (synchronous successive halving decided by value; ``asha`` is its
+  former name) or ``hyperband`` (``experiments.pruners``: why not Optuna's own); every
   member reports its validation Top-1 each epoch, and a pruned trial's members leave their
   population at once (``train_population(on_epoch=...)``): their compute stops, the others go on
   with their own weights, Adam state, schedule and random streams — a warm continuation, never a
@@ -46,7 +47,8 @@ from synth.errors import SynthError
 
 from . import results
 from .executors import dataset_ref, load_ref
-from .plan import ETA, CostModel, Population, describe_plan, make_plan, max_members, member_memory_mb, shape_key
+from . import pruners
+from .plan import ETA, CostModel, first_rung, Population, describe_plan, make_plan, max_members, member_memory_mb, shape_key
 from .race import race_survivors
 from .populations import Progress, run_population, to_job, train_populations
 from .space import SearchPolicy, Space
@@ -66,14 +68,7 @@ def _optuna():
 
 
 def _pruner(policy: SearchPolicy, epochs: int, eval_every: int):
-    optuna = _optuna()
-    if policy.pruner == "none":
-        return optuna.pruners.NopPruner()
-    # rungs at min_resource * 3^k epochs: 27 x min_resource is the last full rung
-    min_resource = max(eval_every, epochs // ETA**3)
-    if policy.pruner == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=ETA)
-    return optuna.pruners.HyperbandPruner(min_resource=min_resource, max_resource=epochs, reduction_factor=ETA)
+    return pruners.make(policy.pruner, first_rung(policy, eval_every, epochs), epochs, ETA)
 
 
 def _distributions(configs: list[dict]):

@@ -29,15 +29,21 @@ from synth.params import Interval, Param, check_values
 from . import encoders, scales
 from .executors import check_slurm_options
 from .members import OPTIMIZER_PARAMS
+from .pruners import RULE
 from .results import canonical, digest
 from .train import SETTINGS_PARAMS, TrainSettings
 
 SPACES_DIR = Path(__file__).parent / "spaces"
 SAMPLERS = ("grid", "random", "tpe")
-PRUNERS = ("none", "asha", "hyperband")
+# "halving": synchronous successive halving decided by value (experiments.pruners); "asha" is its former
+# name (Optuna's asynchronous rule, which decided by report order) and is read as "halving"
+PRUNERS = ("none", "halving", "hyperband")
+PRUNER_ALIASES = {"asha": "halving"}
 SEARCH_PARAMS = {p.name: p for p in (
     Param("sampler", str, "grid", SAMPLERS, "setting", help="which configurations are tried"),
     Param("pruner", str, "none", PRUNERS, "setting", help="which trials stop early"),
+    Param("first_rung", int, None, Interval(1, 10**6), "setting", optional=True,
+          help="epoch of the first pruning rung (then x3, x9, ...); default: 9 % of the epochs (plan.FIRST_RUNG_SHARE)"),
     Param("trials", int, None, Interval(1, 10**6), "setting", optional=True,
           help="trials per (dataset, encoder) for random/tpe"),
     Param("finalists", int, 3, Interval(1, 10**6), "setting", optional=True,
@@ -52,12 +58,15 @@ SEARCH_PARAMS = {p.name: p for p in (
 class SearchPolicy:
     sampler: str = "grid"
     pruner: str = "none"
+    first_rung: int | None = None  # None: plan.FIRST_RUNG_SHARE of the epochs (chosen from measured curves)
     trials: int | None = None
     finalists: int | None = 3  # None: every configuration tried is a finalist
     race: bool = False
     search_seeds: tuple = (0,)
 
     def __post_init__(self):
+        if isinstance(self.pruner, str):
+            object.__setattr__(self, "pruner", PRUNER_ALIASES.get(self.pruner, self.pruner))
         for name, param in SEARCH_PARAMS.items():
             object.__setattr__(self, name, param.check(getattr(self, name), "search"))
         if self.sampler == "grid" and self.trials is not None:
@@ -209,8 +218,11 @@ def experiment_name(space: Space, policy: SearchPolicy | None = None) -> str:
     and the policy for any other (the policy then picks the final rows)."""
     if policy is None or policy.is_exhaustive:
         return f"{space.name}-{digest(space.settings.to_dict())[:8]}"
-    # "repeats": searches from before repeats were answered (search.CellSearch) ran other trials
-    key = {"settings": space.settings.to_dict(), "search": policy.to_dict(), "repeats": "answered"}
+    # "repeats": searches from before repeats were answered (search.CellSearch) ran other trials;
+    # "rungs": searches from before rung decisions were made by value (experiments.pruners) chose
+    # other configurations, so they are other experiments and never resumed or pooled with these
+    key = {"settings": space.settings.to_dict(), "search": policy.to_dict(), "repeats": "answered",
+           "rungs": RULE}
     return f"{space.name}-{digest(key)[:8]}"
 
 

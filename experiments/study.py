@@ -39,11 +39,14 @@ from synth.params import Interval, Param
 
 from . import encoders as encoder_registry
 from .executors import ExecutorOptions, Runner, describe as describe_executor
-from .plan import CostModel, Plan, cell_seconds, describe_plan, describe_search, make_plan, plan_seconds
+from .executors import n_workers, usable_cpus
+from .plan import (CostModel, Plan, assumptions, cell_seconds, describe_plan, describe_search, make_plan, plan_seconds,
+                   run_fraction)
 from .populations import Progress, train_populations
 from .results import ResultsStore, digest
 from .search import run as run_search
 from .selection import choose
+from . import pruners
 from .space import SearchPolicy, Space, check_against_data, experiment_name, load_space, policy_from
 from .train import resolve_device
 
@@ -165,15 +168,27 @@ class Study:
                  f"{len(self.encoders)} encoder(s) on {self.device}"]
         return lines + self.notes
 
+    def _workers(self) -> tuple[int, int]:
+        """(workers busy at once, torch threads each) for the estimate: the executor's."""
+        if self.executor.kind == "inline":
+            return 1, torch.get_num_threads()
+        workers = n_workers(self.executor)
+        return workers, max(1, usable_cpus() // workers) if self.executor.kind == "local" else None
+
     def _cost(self) -> CostModel:
-        return CostModel(self.space.settings, self.draws[(self.datasets[0], self.first_draw)], self.device)
+        workers, threads = self._workers()
+        return CostModel(self.space.settings, self.draws[(self.datasets[0], self.first_draw)], self.device,
+                         threads=threads)
 
     # ------------------------------------------------------------------ dry run
     def dry_run(self) -> str:
-        """The plan and an estimated time; trains nothing, writes nothing (an existing database is
-        read, read-only, to leave out what --resume would skip)."""
+        """The plan and an estimated wall time; trains nothing, writes nothing (an existing database
+        is read, read-only, to leave out what --resume would skip). The estimate is compute seconds
+        (measured epoch costs x expected member-epochs) over the workers that can be busy at once."""
         lines = self.header()
         cost = self._cost()
+        workers, threads = self._workers()
+        settings = self.space.settings
         if self.policy.is_exhaustive:
             skip = set()
             if self.resume and self.db.exists():
@@ -182,27 +197,28 @@ class Study:
             plan = make_plan(self.space, self.datasets, [self.first_draw], self.encoders, self.seeds, self.device,
                              self.recipe_hashes, self.experiment, max_pop=self.max_members, skip=skip)
             lines.append(describe_plan(plan, self.experiment, self.device))
-            est = plan_seconds(plan, cost)
-            lines.append(f"  {plan.n_members * self.space.settings.epochs} member-epochs; estimated time: "
-                         f"{est / 60:.1f} min (measured: one epoch of the smallest and largest shape of each "
-                         f"encoder on this device, the rest modelled; {self.space.settings.epochs} epochs, early "
-                         "stopping can shorten it)")
+            est = plan_seconds(plan, cost) / max(1, min(workers, len(plan.populations)))
+            lines.append(f"  {plan.n_members * settings.epochs} member-epochs at most; estimated time: "
+                         f"{est / 60:.1f} min")
             if not plan.populations:
                 lines.append("nothing to do" + (" on the first draw" if self.other_seeds else ""))
         else:
             lines += describe_search(self.space, self.policy, self.encoders, len(self.datasets), self.seeds)
+            cells = len(self.datasets) * len(self.encoders)  # searched in parallel, each one population at a time
             est = sum(len(self.datasets) * cell_seconds(self.space, self.policy, e, self.seeds, cost)
-                      for e in self.encoders)
-            lines.append(f"  estimated time: {est / 60:.1f} min (measured: one epoch of the smallest and largest "
-                         f"shape of each encoder on {self.device}, the rest modelled; pruning as expected for "
-                         "successive halving; early stopping can shorten it)")
+                      for e in self.encoders) / max(1, min(workers, cells))
+            pruning = ("" if self.policy.pruner == "none" else
+                       f"; pruning keeps a third of the trials at each rung ({self.policy.pruner})")
+            lines.append(f"  estimated time: {est / 60:.1f} min{pruning}")
+        more = 0.0
         if self.other_seeds:
             lines.append(self._other_draws_line())
-            epochs = self.space.settings.epochs
-            more = sum(len(self.datasets) * len(self.other_seeds) * len(self.seeds) * epochs
-                       * cost.mean_seconds(e, self.space.configs(e)) for e in self.encoders)
-            lines.append(f"  estimated time: about {more / 60:.1f} min more (the mean modelled epoch of each "
-                         f"encoder's shapes on {self.device}; the chosen shape is not known before the search)")
+            runs = len(self.datasets) * len(self.other_seeds) * len(self.seeds)
+            more = sum(runs * settings.epochs * run_fraction(settings) * cost.mean_seconds(e, self.space.configs(e))
+                       for e in self.encoders) / max(1, min(workers, runs * len(self.encoders)))
+            lines.append(f"  estimated time: about {more / 60:.1f} min more (the mean epoch of each encoder's shapes: "
+                         "the chosen shape is not known before the search)")
+        lines.append(f"  estimated wall time in all: {(est + more) / 60:.1f} min; {assumptions(settings, workers, threads)}")
         return "\n".join(lines)
 
     def _other_draws_line(self) -> str:
@@ -217,14 +233,31 @@ class Study:
         for line in self.header():
             echo(line)
         with ResultsStore(self.db, lock_timeout=self.lock_timeout) as store:
+            self._record_rule(store, echo)
             runner = Runner(self.executor, self.device)
             try:
                 cost = self._cost() if self.progress else None
                 summary = self.search(store, runner, cost, echo)
                 self.other_draws(store, runner, cost, echo)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop now, abandoning what is in flight
+                runner.abort()
+                raise
             finally:
                 runner.close()
         return summary
+
+    def _record_rule(self, store, echo) -> None:
+        """Say in the database how this experiment's search decides (``report`` shows it), and name
+        any search of the same space decided under the old rule: it is another experiment, kept apart."""
+        if self.policy.is_exhaustive:
+            return
+        for exp in store.experiments():
+            if (exp != self.experiment and exp.startswith(f"{self.space.name}-")
+                    and store.meta(f"search/{exp}") is None and store.rows(exp, "search")):
+                echo(f"note: {self.db} holds {exp}, a search of space {self.space.name} decided by report order "
+                     f"(before rung decisions by value); it is kept apart: {self.experiment} does not resume it")
+        store.set_meta(f"search/{self.experiment}", f"{self.policy.describe()}; {pruners.RULE_TEXT}"
+                       if self.policy.pruner != "none" else self.policy.describe())
 
     def search(self, store, runner=None, cost=None, echo=print) -> dict:
         """Stage 1: the search on the first draw (and its finalists)."""

@@ -32,8 +32,9 @@ def _terminate(signum, frame):
 def run_main(handler, argv=None) -> int:
     """Call ``handler(argv)``; turn any SynthError (or a missing file) into ``error: ...`` and status 2.
 
-    SIGTERM is handled like Ctrl-C, so a sweep stopped by a scheduler says so in one line; what it
-    had finished is already in the database (one transaction per population)."""
+    SIGTERM is handled like Ctrl-C, so a sweep stopped by a scheduler says so in one line, at once
+    (the populations in flight are abandoned, ``Runner.abort``); what it had finished is already in
+    the database (one transaction per population)."""
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
@@ -47,7 +48,8 @@ def run_main(handler, argv=None) -> int:
         print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; finished work is saved (rerun with --resume to continue)", file=sys.stderr)
+        print("error: interrupted; work in flight was abandoned, finished work is saved (rerun with --resume to "
+              "continue)", file=sys.stderr)
         return 130
 
 

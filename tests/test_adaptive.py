@@ -295,3 +295,32 @@ def test_search_md_names_the_finalists_own_trial_not_an_earlier_pruned_try():
     final = [row(-1, h, v, stage="final", seed=s) for h, v in (("a", 71.4), ("b", 70.0)) for s in (0, 1)]
     (rec,) = search_records(search, final)
     assert [(f["trial"], round(f["val"], 1)) for f in rec["finalists"]] == [(8, 71.4), (5, 70.0)]
+
+
+def test_a_search_decided_under_the_old_rule_is_kept_apart_and_the_report_names_each_rule(tmp_path, space_file):
+    """Issue 29: the rung rule is part of an experiment's identity, and the report says which rule chose."""
+    db = tmp_path / "r.sqlite"
+    args = ["--datasets", "U1", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0", "--db", str(db),
+            "--pruner", "halving", "--first-rung", "1", "--finalists", "2"]
+    r = sweep(*args)
+    assert r.returncode == 0, r.stderr
+    c = sqlite3.connect(db)
+    (new,), = c.execute("SELECT DISTINCT experiment FROM runs").fetchall()
+    n_new = c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    # the same search as written before the rule was recorded: another name, no rule in meta
+    c.execute("UPDATE runs SET experiment = 's-0ld0ld00'")
+    c.execute("DELETE FROM meta WHERE key LIKE 'search/%'")
+    c.commit()
+    c.close()
+    r = sweep(*args, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert f"holds s-0ld0ld00, a search of space s decided by report order" in r.stdout and "kept apart" in r.stdout
+    c = sqlite3.connect(db)
+    counts = dict(c.execute("SELECT experiment, COUNT(*) FROM runs GROUP BY experiment"))
+    assert counts == {"s-0ld0ld00": n_new, new: n_new}  # retrained under its own name; the old rows untouched
+    for exp, words in ((new, "rung decisions by value"), ("s-0ld0ld00", "recorded before rung decisions were made by value")):
+        out = tmp_path / exp
+        r = experiments("report", "--db", db, "--out", out, "--encoders", "xyz", "--no-figures", "--experiment", exp)
+        assert r.returncode == 0, r.stderr
+        for name in ("summary.md", "table8.md"):
+            assert "Configurations chosen by:" in (out / name).read_text() and words in (out / name).read_text()

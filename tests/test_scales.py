@@ -171,7 +171,8 @@ def test_the_fair_default_treats_every_table8_encoder_alike():
             assert len({c["lr"] for c in space.configs(e)}) == 4
     assert set(waves) == {"rff", "rbf", "grid", "theory", "sphereM+"}
     assert len({tuple(v) for v in waves.values()}) == 1
-    assert space.search["pruner"] == "asha" and space.search["sampler"] == "grid"
+    # no pruning: every pruning policy lost more than a point on some cell of 4 configurations (docs/search.md)
+    assert space.search["pruner"] == "none" and space.search["sampler"] == "grid"
     # the full fair search's epoch cap and batch: a 25-epoch cap stopped the slowly converging baselines
     # while they were still learning (docs/table8.md); patience is shorter, for time
     full = load_space("fair").settings

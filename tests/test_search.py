@@ -1,3 +1,4 @@
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -158,7 +159,7 @@ def test_database_from_a_newer_schema_is_refused(tmp_path):
     (["--data", "/nonexistent"], "not found"),
     # issue 16: the flags of the removed search paths name their replacement
     (["--mode", "random"], "was removed: the exhaustive sweep is the default (--sampler grid --pruner none"),
-    (["--mode", "halving"], "--mode halving is --pruner asha"),
+    (["--mode", "halving"], "--mode halving is --pruner halving"),
     (["--n-random", "3"], "--n-random was removed: use --sampler random --trials K"),
 ])
 def test_sweep_errors_are_one_line_before_any_work(tmp_path, args, word):
@@ -188,8 +189,67 @@ def test_a_terminated_sweep_says_so_in_one_line(tmp_path, slow_space_file):
     proc.terminate()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert err.strip().splitlines() == ["error: interrupted; finished work is saved (rerun with --resume to continue)"]
+    assert err.strip().splitlines() == [INTERRUPTED]
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+INTERRUPTED = "error: interrupted; work in flight was abandoned, finished work is saved (rerun with --resume to continue)"
+LONG_POPULATION = """
+[settings]
+epochs = 3000
+patience = 3000
+batch_size = 1024
+[grid]
+lr = [0.001, 0.002]
+hidden_dim = [256]
+num_hidden_layers = [2]
+num_filts = [16]
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("executor", ["local", "inline"])
+def test_a_signal_stops_a_sweep_within_seconds_and_ends_its_workers(tmp_path, executor, signum):
+    """Issue 29: the driver used to wait for the populations in flight (minutes) before saying so."""
+    import psutil
+
+    space = tmp_path / "long.toml"
+    space.write_text(LONG_POPULATION)
+    db = tmp_path / "r.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--no-progress", "--device", "cpu",
+                             "--datasets", "U1", "--encoders", "xyz", "--space", str(space), "--seeds", "0",
+                             "--db", str(db), "--executor", executor] + (["--workers", "1"] if executor == "local" else []),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    me = psutil.Process(proc.pid)
+    deadline = time.time() + WAIT_S
+    trainer = None
+    while time.time() < deadline and proc.poll() is None:  # until a population has trained for a while
+        kids = me.children(recursive=True)
+        trainer = kids[-1] if executor == "local" and kids else me if executor == "inline" else None
+        try:
+            if trainer is not None and trainer.cpu_times().user > 8:
+                break
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.1)
+    assert proc.poll() is None, "the sweep ended before it could be stopped: make its population longer"
+    workers = me.children(recursive=True)
+    assert (len(workers) >= 1) == (executor == "local")
+    t0 = time.time()
+    proc.send_signal(signum)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:  # never leave a sweep (and its workers) running after a failed test
+        for p in [me] + workers:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+    assert time.time() - t0 < 10, f"stopped after {time.time() - t0:.1f} s"
+    assert proc.returncode == 130 and err.strip().splitlines() == [INTERRUPTED], err
+    gone, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive, f"workers still running: {alive}"
+    assert _count(db) == 0  # the population in flight was abandoned, not written
 
 
 def _count(db):

@@ -195,6 +195,7 @@ def test_a_dry_run_of_the_paper_space_over_every_encoder_trains_two_one_epoch_sh
         return real(data, encoder, members, settings, **kw)
 
     monkeypatch.setattr(plan_module, "train_population", counting)
+    monkeypatch.setenv("SPHERE_SYNTH_CACHE", str(tmp_path / "cache"))  # an empty cache: every shape is measured
     study = Study.build(space="paper", datasets="U1", encoders="all", seeds="0", device="cpu",
                         db=tmp_path / "r.sqlite", progress=False)
     text = study.dry_run()
@@ -205,6 +206,11 @@ def test_a_dry_run_of_the_paper_space_over_every_encoder_trains_two_one_epoch_sh
     assert sum(per_encoder.values()) <= 2 * n_encoders + 1  # + the one warm-up
     assert all(1 <= n <= 3 for n in per_encoder.values()), per_encoder
     assert not (tmp_path / "r.sqlite").exists()  # a dry run writes nothing
+    # issue 29: the epoch costs are kept per machine and code version; the next dry run measures none
+    calls.clear()
+    again = Study.build(space="paper", datasets="U1", encoders="all", seeds="0", device="cpu",
+                        db=tmp_path / "r.sqlite", progress=False).dry_run()
+    assert calls == [] and again.splitlines()[-1] == text.splitlines()[-1]
 
 
 def test_many_draws_are_not_built_in_memory_at_once(tmp_path):
@@ -251,3 +257,23 @@ def test_the_cost_model_measures_each_encoders_smallest_and_largest_shape_of_a_p
     assert plan_seconds(plan, cost) > 0
     measured = {k[1] for k in cost.measured}
     assert measured == {shape_key(c) for c in (space.configs("xyz")[0], space.configs("xyz")[-1])}
+
+
+def test_the_estimate_counts_copied_finalists_as_free_and_a_damaged_cost_cache_as_empty(tmp_path):
+    """Issue 29: the dry run overestimated several-fold (finalists' search runs counted twice, every
+    epoch assumed, one worker); and a cache that cannot be read is re-measured, never fatal."""
+    from experiments.plan import EpochCosts, run_fraction, search_member_epochs
+    from experiments.space import SearchPolicy, load_space
+
+    space = load_space("fair_quick")
+    policy = SearchPolicy(pruner="none", finalists=2, search_seeds=(0,))
+    assert search_member_epochs(space, policy, "grid", [0])["final"] == 0  # seed 0 is copied
+    assert search_member_epochs(space, policy, "grid", [0, 1, 2])["final"] == 2 * 2 * 100
+    assert 0.4 < run_fraction(space.settings) < 0.7 and run_fraction(space.settings.__class__(patience=None)) == 1.0
+    bad = tmp_path / "epoch_costs.json"
+    for text in ("{not json", "[1, 2]", '{"k": "x"}', '{"k": -1}'):
+        bad.write_text(text)
+        cache = EpochCosts(bad)
+        assert cache.get("k") is None
+    cache.put("k", 0.5)
+    assert EpochCosts(bad).get("k") == 0.5
