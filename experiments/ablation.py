@@ -45,6 +45,8 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from synth import datasets as synth_datasets
 from synth.cliutil import read_toml
 from synth.draws import Draws
@@ -78,7 +80,12 @@ class Factor:
     reference: object
 
     def label(self, level) -> str:
-        return f"{level:g}" if isinstance(level, float) else str(level)
+        """A level as it names experiments and recipes: exact, so two levels never share a name
+        (``:g`` alone printed 30.0 and 30.0000001 alike, and their rows shared one experiment)."""
+        if not isinstance(level, float):
+            return str(level)
+        short = f"{level:g}"
+        return short if float(short) == level else repr(level)
 
 
 def _factor_param(name: str, kind: str, encoder_names) -> dict:
@@ -135,7 +142,7 @@ def parse_factor(table, encoder_names) -> Factor:
         for v in checked:
             if v <= 0:
                 raise SynthError(f"factor {name}: level {v!r} is not a positive length")
-    if len(set(map(str, checked))) != len(checked):
+    if len(set(checked)) != len(checked):  # by value: 0 and -0 are one level
         raise SynthError(f"factor {name}: levels repeat a value: {levels}")
     reference = table.get("reference", levels[0])
     try:  # normalised as the levels are (1 -> 1.0 for a float factor, an alias -> its encoder)
@@ -279,6 +286,8 @@ class Ablation:
                   resolve_device(device) if isinstance(device, str) else device, opts, Path(db), bool(resume),
                   bool(progress), max_members)
         abl._make_recipes()
+        for e in encs:  # a plugin's output, once, before any work (issue 31)
+            registry.check_plugin(e, space.configs(e)[0] if space.configs(e) else None)
         if hold.mode == "retune":
             policy_from(space.search, None, f"space {space.name} [search]")
         return abl
@@ -296,6 +305,29 @@ class Ablation:
                     raise SynthError(f"factor {self.factor.name} = {level!r} on {d}: {e}") from None
                 synth_datasets.register(r, overwrite=True)  # deterministic: the same name is the same recipe
                 self.recipes[(d, level)] = r
+        if self.factor.kind == "data":
+            self._check_levels_change_the_data()
+
+    def _check_levels_change_the_data(self) -> None:
+        """Two data levels that generate the same points and labels on every dataset (n_bands on
+        uniform centres, a tilt of -180 and 180) would train identical runs and report Δ 0 as a
+        finding: refused before any work. Generating the first draw costs milliseconds."""
+        def points(recipe):
+            ds = synth_datasets.generate(recipe, self.data_seeds[0])
+            return [ds.split(split) for split in ("train", "val", "test")]
+
+        def same(a, b):  # a rotation by -180 and by 180 degrees differ in the 16th digit
+            return all(la.shape == lb.shape and np.array_equal(la, lb) and np.allclose(xa, xb, rtol=0, atol=1e-9)
+                       for (xa, la), (xb, lb) in zip(a, b))
+
+        levels = self.factor.levels
+        data = {(d, v): points(self.recipes[(d, v)]) for d in self.datasets for v in levels}
+        for i, a in enumerate(levels):
+            for b in levels[i + 1:]:
+                if all(same(data[(d, a)], data[(d, b)]) for d in self.datasets):
+                    raise SynthError(f"factor {self.factor.name}: levels {self.factor.label(a)} and "
+                                     f"{self.factor.label(b)} generate the same data on {', '.join(self.datasets)}: "
+                                     "the factor changes nothing between them")
 
     # ------------------------------------------------------------------ what it is
     @functools.cached_property

@@ -27,6 +27,7 @@ code). ``antimeridian_continuous`` and ``pole_single_valued`` in each encoder's 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -36,7 +37,7 @@ from torch import nn
 from synth.errors import SynthError
 from synth.params import Interval, Param
 
-from .members import SEED, MemberRNG, broadcast_members
+from .members import OPTIMIZER_KEYS, SEED, MemberRNG, broadcast_members
 from .networks import FFN, NETWORK_PARAMS, ResNet, Siren
 
 from .encodings import (RBF, RFF, XYZ, MultiScale, NeRF, PositionEncoder, SphericalHarmonics, Tile, Wrap,  # noqa: F401
@@ -163,6 +164,8 @@ TABLE8 = ("xyz", "wrap", "wrap_ffn", "rff", "rbf", "grid", "theory", "sphereM+")
 # listed in the environment variable SPHERE_SYNTH_PLUGINS, so worker processes and SLURM jobs, which
 # inherit the environment, load them too.
 PLUGIN_ENV = "SPHERE_SYNTH_PLUGINS"
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+.\-]*")
+RESERVED_NAMES = ("all", "table8")  # keywords of --encoders
 ENTRY_POINT_GROUP = "sphere_synth.encoders"
 _plugins_state = {"loaded": False, "files": set()}
 
@@ -171,13 +174,29 @@ def register(encoder: EncoderSpec) -> EncoderSpec:
     """Add an encoder to the registry; a name or alias that shadows a built-in (or another plugin's) is refused."""
     if not isinstance(encoder, EncoderSpec):
         raise SynthError(f"register() takes an experiments.encoders.EncoderSpec, got {type(encoder).__name__}")
+    if not isinstance(encoder.aliases, (tuple, list)):
+        raise SynthError(f"encoder {encoder.name!r}: aliases must be a tuple of names")
     for n in (encoder.name,) + tuple(encoder.aliases):
+        # a name is one word of the encoder lists (--encoders a,b) and never a list's keyword
+        if not isinstance(n, str) or not _NAME.fullmatch(n) or n.lower() in RESERVED_NAMES:
+            raise SynthError(f"encoder name {n!r} is not valid: a letter, then letters, digits, '_', '+', '-' "
+                             f"or '.', and not {' or '.join(repr(r) for r in RESERVED_NAMES)}")
         if n.lower() in _BUILTIN_NAMES:
             raise SynthError(f"encoder name {n!r} shadows a built-in encoder; choose another name")
         if n.lower() in _ALIASES and _REGISTRY[_ALIASES[n.lower()]] is not encoder:
             raise SynthError(f"encoder name {n!r} is already registered (by another plugin)")
     if not all(isinstance(p, Param) for p in encoder.params):
         raise SynthError(f"encoder {encoder.name}: declare every hyper-parameter as a synth.params.Param")
+    taken = {"seed", *OPTIMIZER_KEYS, *(q.name for ps in NETWORK_PARAMS.values() for q in ps)}
+    for p in encoder.params:
+        if p.name in taken:  # it would silently merge with the optimiser's, the network's or the seed
+            raise SynthError(f"encoder {encoder.name}: hyper-parameter {p.name!r} is the optimiser's, the "
+                             "network's or the training seed's; choose another name")
+        if p.default is not None:
+            try:
+                p.check(p.default, f"encoder {encoder.name}")
+            except SynthError as e:
+                raise SynthError(f"{e} (its own default)") from None
     if encoder.network not in NETWORK_PARAMS or any(n not in NETWORK_PARAMS for n in encoder.networks):
         raise SynthError(f"encoder {encoder.name}: network must be one of {', '.join(NETWORK_PARAMS)}")
     global VECTOR_KEYS
@@ -213,8 +232,9 @@ def load_plugin(path) -> list[str]:
         module_spec.loader.exec_module(module)
     except SynthError as e:
         raise SynthError(f"plugin {path}: {e}") from None
-    except Exception as e:  # a plugin's own error, in one line
-        raise SynthError(f"plugin {path} failed to import: {type(e).__name__}: {e}") from None
+    except (Exception, SystemExit) as e:  # a plugin's own error, or its exit(), in one line: it is the user's code
+        what = f"called exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+        raise SynthError(f"plugin {path} failed to import: {what}") from None
     new = [n for n in _REGISTRY if n not in before]
     if not new:
         raise SynthError(f"plugin {path} registered no encoder: call experiments.encoders.register(EncoderSpec(...))")
@@ -243,8 +263,9 @@ def _load_plugins() -> None:
                 obj()
         except SynthError as e:
             raise SynthError(f"entry point {ep.name} ({ENTRY_POINT_GROUP}): {e}") from None
-        except Exception as e:
-            raise SynthError(f"entry point {ep.name} ({ENTRY_POINT_GROUP}) failed: {type(e).__name__}: {e}") from None
+        except (Exception, SystemExit) as e:
+            what = f"called exit({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+            raise SynthError(f"entry point {ep.name} ({ENTRY_POINT_GROUP}) failed: {what}") from None
         if set(_REGISTRY) == before:
             raise SynthError(f"entry point {ep.name} ({ENTRY_POINT_GROUP}) registered no encoder")
 
@@ -346,6 +367,42 @@ def position_encoder(name: str, rng: MemberRNG | None = None, **hparams) -> Posi
     s, _, M, batched, hp = _split_hparams(name, dict(hparams), with_network=False)
     rng = rng or MemberRNG(hp["seed"])
     return s.make(M, batched, rng, hp)
+
+
+def check_plugin(name: str, config: dict | None = None) -> None:
+    """A plugin encoder's contract, checked once on three points before any training: its
+    constructor runs, it is a ``PositionEncoder`` with an integer ``out_dim``, and ``features``
+    returns a finite torch tensor of shape (1 or M, N, out_dim). Built-in encoders are tested."""
+    s = spec(name)
+    if is_builtin(s.name):
+        return
+    where = f"plugin encoder {s.name}"
+    own = {k: v for k, v in (config or {}).items() if k in {p.name for p in s.params}}
+    try:
+        G = position_encoder(s.name, **own)
+    except SynthError as e:
+        raise SynthError(f"{where}: {e}") from None
+    except Exception as e:  # the plugin's own code
+        raise SynthError(f"{where}: its make()/constructor raised {type(e).__name__}: {e}") from None
+    if not isinstance(G, PositionEncoder):
+        raise SynthError(f"{where}: make() must return an experiments.encodings.PositionEncoder, got "
+                         f"{type(G).__name__}")
+    dim = getattr(G, "out_dim", None)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise SynthError(f"{where}: out_dim must be a positive integer, got {dim!r}")
+    pts = torch.tensor([[0.0, 0.0], [120.0, 45.0], [-60.0, -80.0]], dtype=torch.float64)[None]
+    try:
+        f = G.features(pts[..., 0:1], pts[..., 1:2])
+    except Exception as e:
+        raise SynthError(f"{where}: features() raised {type(e).__name__}: {e}") from None
+    if not isinstance(f, torch.Tensor):
+        raise SynthError(f"{where}: features() returned {type(f).__name__}, expected a torch tensor of shape "
+                         f"(1 or M, N, out_dim = {dim})")
+    if f.dim() != 3 or f.shape[0] not in (1, G.n_members) or f.shape[1] != 3 or f.shape[2] != dim:
+        raise SynthError(f"{where}: features() of 3 points returned shape {tuple(f.shape)}, expected "
+                         f"(1 or {G.n_members}, 3, {dim}) (out_dim = {dim})")
+    if not torch.isfinite(f).all():
+        raise SynthError(f"{where}: features() returned NaN or infinite values on ordinary points")
 
 
 class LocationModel(nn.Module):

@@ -87,7 +87,8 @@ class Table8:
     chosen_by: str = ""  # how the configurations were chosen (chosen_by())
 
 
-def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, paper_datasets=None) -> Table8:
+def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, paper_datasets=None,
+                 diverged=frozenset()) -> Table8:
     """``paper_datasets``: the datasets whose recipe is the paper's (their paper numbers are shown);
     default: every name the paper uses."""
     paper = paper_numbers()
@@ -97,12 +98,16 @@ def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, pape
     rows, warnings = [], []
     for d in dataset_names:
         draws_bayes = [c["top1"] for c in ceilings[d]]
-        row = {"dataset": d, "cells": {}, "bayes": float(np.mean(draws_bayes)), "bayes_draws": draws_bayes,
+        row = {"dataset": d, "cells": {}, "diverged": set(), "bayes": float(np.mean(draws_bayes)),
+               "bayes_draws": draws_bayes,
                "bayes_sd": float(np.std(draws_bayes, ddof=1)) if len(draws_bayes) > 1 else 0.0}
         margin = bayes_margin(ceilings[d])
         for e in encoder_names:
             c = cells.get((d, e))
-            if c is None:
+            if c is None and (d, e) in diverged:
+                row["diverged"].add(e)
+                warnings.append(f"{e} on {d}: every run diverged (non-finite logits): no configuration to report")
+            elif c is None:
                 warnings.append(f"no results for encoder {e} on dataset {d}: run `python -m experiments sweep "
                                 f"--datasets {d} --encoders {e}`")
             else:
@@ -165,7 +170,7 @@ def table_records(t: Table8, optimistic=False) -> list[dict]:
     for r in t.rows:
         rec = {"dataset": r["dataset"]}
         for e in t.encoders:
-            rec[LABELS.get(e, e)] = _fmt(r["cells"][e], optimistic)
+            rec[LABELS.get(e, e)] = "diverged" if e in r["diverged"] else _fmt(r["cells"][e], optimistic)
         rec["best baseline"] = LABELS.get(r["best_baseline"], r["best_baseline"] or "—")
         if optimistic:
             rec["ΔTop1"] = "—" if np.isnan(r["opt_delta"]) else f"{r['opt_delta']:+.1f}"
@@ -478,11 +483,15 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
                          f"`python -m experiments sweep --encoders {TARGET}`")
     rows = [r for r in rows if r["dataset"] in ds_names]
     cells = choose(rows)
+    runs: dict = {}
+    for r in rows:
+        runs.setdefault((r["dataset"], r["encoder"]), []).append(bool(r["diverged"]))
+    diverged = {key for key, flags in runs.items() if all(flags)}  # shown as "diverged", not as missing
     seeds: dict = {}
     for r in rows:
         seeds.setdefault(r["dataset"], set()).add(r["data_seed"])
     ceilings = bayes_ceilings({d: label_recipe[d] for d in ds_names}, seeds)
-    t = build_table8(cells, ds_names, enc_names, ceilings, paper_datasets=paper_like)
+    t = build_table8(cells, ds_names, enc_names, ceilings, paper_datasets=paper_like, diverged=diverged)
     t.experiment = exp
     t.chosen_by = chosen_by(rule, search_rows)
     t.timing = run_timing(rows + search_rows)

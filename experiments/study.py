@@ -116,6 +116,8 @@ class Study:
         encs = [encoder_registry.canonical_name(e) for e in encs]
         seeds, dseeds = int_list(seeds, "seeds"), int_list(data_seeds, "dataset seeds")
         sp.check_for(encs)
+        for e in encs:  # a plugin's output, once, before any work (issue 31)
+            encoder_registry.check_plugin(e, sp.configs(e)[0] if sp.configs(e) else None)
         notes: list = []
         policy = policy_from(sp.search, search, f"space {sp.name} [search]", notes)
         dev = resolve_device(device) if isinstance(device, str) else device

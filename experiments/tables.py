@@ -13,6 +13,8 @@ from synth.errors import SynthError
 
 
 def to_markdown(recs: list[dict]) -> str:
+    if not recs:  # e.g. every run diverged: say so rather than fail
+        return "(no results to show)\n"
     cols = list(recs[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in recs]

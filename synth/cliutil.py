@@ -60,7 +60,10 @@ def read_toml(path) -> dict:
     except ImportError:  # Python 3.10
         import tomli as tomllib
     try:
-        return tomllib.loads(Path(path).read_text())
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:  # TOML is UTF-8 by definition
+        raise SynthError(f"{path}: not valid TOML (not UTF-8 text: byte {e.object[e.start]:#04x} at offset "
+                         f"{e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise SynthError(f"{path}: not valid TOML ({e})") from None
 

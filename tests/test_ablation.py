@@ -42,6 +42,10 @@ def build(path, tmp_path, **kw):
     ('name = "tilt"\nlevels = [0.0, nan]', "", {}, "tilt = nan is not valid"),
     ('name = "rotation"\nlevels = [0.0, inf]', "", {}, "tilt = inf is not valid"),
     ('name = "tilt"\nlevels = [0, 30, 30]', "", {}, "levels repeat a value"),
+    # issue 31: 0 and -0 are one level; levels that generate the same data change nothing
+    ('name = "tilt"\nlevels = [0.0, -0.0]', "", {}, "levels repeat a value"),
+    ('name = "tilt"\nlevels = [-180.0, 180.0]', "", {}, "generate the same data on U1"),
+    ('name = "n_bands"\nlevels = [1, 5]', "", {}, "levels 1 and 5 generate the same data on U1"),
     ('name = "n_bands"\nlevels = [5, 7]', "", {"datasets": '["S1.1"]'}, "multiple of n_bands"),
     ('name = "encoder"\nlevels = ["xyz", "nosuch"]', "", {"encoders": None}, "nosuch"),
     ('name = "lr"\nlevels = [0.01, 0.02]', '[hold]\nmode = "sometimes"', {}, "mode = 'sometimes' is not valid"),
@@ -57,6 +61,16 @@ def test_bad_declarations_are_one_line(tmp_path, factor, extra, top, word):
         Ablation.build(path, db=tmp_path / "a.db", device="cpu", progress=False).dry_run()
     assert "\n" not in str(e.value)
     assert not (tmp_path / "a.db").exists()
+
+
+def test_levels_that_print_alike_are_separate_experiments(tmp_path):
+    """Issue 31: names formatted levels with :g, so 30.0 and 30.0000001 shared one experiment."""
+    for factor, levels in (("tilt", (30.0, 30.0000001)), ("lr", (0.01, 0.0100000001))):
+        abl = build(ablation_file(tmp_path, f'name = "{factor}"\nlevels = [{levels[0]!r}, {levels[1]!r}]'), tmp_path)
+        assert abl.experiment(levels[0]) != abl.experiment(levels[1])
+        assert abl.experiment(levels[0]).endswith(f"={levels[0]:g}")  # short where exact: old databases resume
+        if factor == "tilt":
+            assert abl.recipe("U1", levels[0]).name != abl.recipe("U1", levels[1]).name
 
 
 def test_bad_declaration_on_the_command_line(tmp_path):
@@ -204,3 +218,13 @@ def test_retune_searches_every_level_with_the_same_budget(tmp_path):
         assert draws == {0, 1}  # the chosen configuration on every draw
     write_report(abl, tmp_path / "out")
     assert "| U1 | xyz | 0.05 |" in (tmp_path / "out" / "ablation_abl.md").read_text()
+
+
+@pytest.mark.parametrize("command", ["ablate", "sweep"])
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path, command):
+    """Issue 31: ``printf '\\xff' > b.toml`` ended in UnicodeDecodeError (ablation file and space loader)."""
+    bad = tmp_path / "b.toml"
+    bad.write_bytes(b"\xff[factor]\n")
+    args = [str(bad), "--dry-run"] if command == "ablate" else ["--space", str(bad), "--dry-run"]
+    r = experiments(command, *args)
+    assert one_line(r, "not UTF-8"), r.stderr

@@ -3,6 +3,8 @@ a sweep (inline and in worker processes), a report and an ablation; bad plugins 
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import ONE_CONFIG, experiments, one_line, sweep
 
 PLUGIN = str(Path(__file__).resolve().parents[1] / "docs" / "examples" / "my_encoder.py")
@@ -57,3 +59,65 @@ def test_bad_plugins_are_one_line(tmp_path):
     assert one_line(experiments("encoders", "--plugin", str(tmp_path / "alias.py")), "shadows a built-in")
     (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
     assert one_line(experiments("encoders", "--plugin", str(tmp_path / "broken.py")), "RuntimeError: boom")
+
+
+def test_a_plugin_that_exits_on_import_is_one_line(tmp_path):
+    """Issue 31: sys.exit(0) in a plugin made sweep exit 0 having done nothing."""
+    bad = tmp_path / "quits.py"
+    bad.write_text("import sys\nsys.exit(0)\n")
+    r = sweep("--plugin", str(bad), "--space", "smoke", "--datasets", "U1", "--encoders", "xyz", "--seeds", "0",
+              "--db", str(tmp_path / "r.db"))
+    assert one_line(r, "called exit(0)") and str(bad) in r.stderr, r.stderr
+    assert not (tmp_path / "r.db").exists()
+
+
+@pytest.mark.parametrize("edit, word", [
+    (('name="ring"', 'name="a,b"'), "encoder name 'a,b' is not valid"),
+    (('name="ring"', 'name=""'), "encoder name '' is not valid"),
+    (('name="ring"', 'name="table8"'), "encoder name 'table8' is not valid"),
+    (('aliases=()', 'aliases=("all",)'), "encoder name 'all' is not valid"),
+    (('Param("frequency_num", int, 4, Interval(1, 32)', 'Param("frequency_num", int, 64, Interval(1, 32)'),
+     "(its own default)"),
+    (('Param("frequency_num", int, 4,', 'Param("lr", int, 4,'), "'lr' is the optimiser's"),
+    (('Param("frequency_num", int, 4,', 'Param("hidden_dim", int, 4,'), "'hidden_dim' is the optimiser's"),
+    (('Param("frequency_num", int, 4,', 'Param("seed", int, 4,'), "'seed' is the optimiser's"),
+])
+def test_plugin_declarations_are_checked_when_it_registers(tmp_path, edit, word):
+    """Issue 31: such names and parameters were accepted, then silently dropped or merged."""
+    text = Path(PLUGIN).read_text()
+    assert edit[0] in text
+    p = tmp_path / "bad.py"
+    p.write_text(text.replace(edit[0], edit[1]))
+    r = experiments("encoders", "--plugin", str(p))
+    assert one_line(r, word), r.stderr
+
+
+@pytest.mark.parametrize("edit, word", [
+    (("        return torch.cat([lat_terms, lon_terms.expand(lat_terms.shape[0], -1, -1)], -1)",
+      "        return None"), "features() returned NoneType"),
+    (("        return torch.cat([lat_terms, lon_terms.expand(lat_terms.shape[0], -1, -1)], -1)",
+      "        return torch.cat([lat_terms, lon_terms.expand(lat_terms.shape[0], -1, -1)], -1).numpy()"),
+     "features() returned ndarray"),
+    (("        return torch.cat([lat_terms, lon_terms.expand(lat_terms.shape[0], -1, -1)], -1)",
+      "        return lat_terms"), "returned shape (1, 3, 6), expected (1 or 1, 3, 8)"),
+    (("        return torch.cat([lat_terms, lon_terms.expand(lat_terms.shape[0], -1, -1)], -1)",
+      "        return torch.cat([lat_terms, lon_terms.expand(lat_terms.shape[0], -1, -1)], -1)[0]"), "returned shape (3, 8)"),
+    (("        return torch.cat([lat_terms, lon_terms.expand(lat_terms.shape[0], -1, -1)], -1)",
+      "        return torch.cat([lat_terms, lon_terms.expand(lat_terms.shape[0], -1, -1)], -1) / 0 * 0"), "NaN"),
+    (("        self.out_dim = 2 * self.K + 2", "        self.out_dim = 2 * self.K + 3"), "expected (1 or 1, 3, 9)"),
+    (("        self.out_dim = 2 * self.K + 2", "        self.out_dim = 8.0"), "out_dim must be a positive integer"),
+    (("        super().__init__(M, batched)", "        raise ValueError('no')"), "constructor raised ValueError: no"),
+    (("make=lambda M, batched, rng, hp: Ring(", "make=lambda M, batched, rng, hp: None and Ring("),
+     "must return an experiments.encodings.PositionEncoder"),
+])
+def test_a_plugin_that_misbehaves_is_named_before_any_training(tmp_path, edit, word):
+    """Issue 31: each of these ended in a torch traceback during training."""
+    text = Path(PLUGIN).read_text()
+    assert edit[0] in text
+    p = tmp_path / "bad.py"
+    p.write_text(text.replace(edit[0], edit[1]))
+    (tmp_path / "s.toml").write_text(SPACE)
+    r = sweep("--plugin", str(p), "--space", str(tmp_path / "s.toml"), "--datasets", "U1", "--encoders", "ring",
+              "--seeds", "0", "--db", str(tmp_path / "r.db"))
+    assert one_line(r, word), r.stderr
+    assert "plugin encoder ring" in r.stderr and not (tmp_path / "r.db").exists()

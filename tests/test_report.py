@@ -118,3 +118,26 @@ def test_band_table_pools_and_compares_to_grid(db):
     # three seeds each see the same test samples: counted once, averaged over seeds
     assert len(bt) == 18 and bt[0]["grid_n"] == 1 and bt[0]["grid_top1"] == pytest.approx(50.0)
     assert bt[0]["sphereM+_dmrr_vs_grid"] == pytest.approx(0.0)
+
+
+def test_a_report_of_runs_that_all_diverged_says_diverged(tmp_path):
+    """Issue 31: every row of an experiment diverged (a plugin whose features are NaN gets there)
+    and report ended in an IndexError in the Markdown writer."""
+    import sqlite3
+
+    from helpers import sweep
+
+    db = tmp_path / "r.sqlite"
+    assert sweep("--space", "smoke", "--datasets", "U1", "--encoders", "xyz,sphereM+", "--seeds", "0",
+                 "--db", db).returncode == 0
+    c = sqlite3.connect(db)
+    c.execute("UPDATE runs SET diverged = 1, val_top1 = NULL, test_top1 = NULL")
+    c.commit()
+    c.close()
+    r = experiments("report", "--db", db, "--out", tmp_path / "out", "--no-figures")
+    assert r.returncode == 0, r.stderr
+    table = (tmp_path / "out" / "table8.md").read_text().splitlines()
+    u1 = next(line for line in table if line.startswith("| U1 |")).split(" | ")
+    header = next(line for line in table if line.startswith("| dataset |")).split(" | ")
+    assert u1[header.index("xyz")] == "diverged" and u1[header.index("sphereM+")] == "diverged"
+    assert "every run diverged" in r.stderr
