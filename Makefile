@@ -33,8 +33,12 @@ setup: $(VENV)/.installed
 reproduce: $(VENV)/.installed
 	@$(MAKE) --no-print-directory run-reproduce PY=$(PY)
 
+# The variables are checked first (a dry run: seconds), so a bad PRESET, DATASETS or DATA_SEEDS is one
+# line before any data or figure is written.
 run-reproduce:
 	@start=$$(date +%s); \
+	$(PY) -m experiments sweep --datasets $(DATASETS) --encoders table8 --space $(PRESET) --seeds $(SEEDS) \
+	    --data-seeds $(DATA_SEEDS) --device $(DEVICE) --executor $(EXECUTOR) --dry-run > /dev/null && \
 	$(PY) -m synth generate --all --seed $(DATA_SEEDS) --out $(DATA) && \
 	$(PY) -m synth verify $(DATA) && \
 	$(PY) -m synth plot --paper --seed 0 --out $(FIGURES) > /dev/null && \

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,107 +52,21 @@ from synth import datasets as synth_datasets
 from synth.cliutil import read_toml
 from synth.draws import Draws
 from synth.errors import SynthError
-from synth.params import Param
 
 from . import encoders as registry
 from . import scales
+from .factors import Factor, derived_recipe, parse_factor  # noqa: F401 (derived_recipe: public here too)
 from .executors import ExecutorOptions, Runner
 from .plan import CostModel, Plan, make_plan, plan_seconds, describe_search, cell_seconds
 from .populations import Progress, train_populations
 from .results import ResultsStore, digest
 from .selection import choose
 from .space import Space, load_space, policy_from, space_params
-from .study import Study, int_list, ranges
+from .study import STUDY_PARAMS, Study, check_arguments, int_list, ranges
 from .train import resolve_device
 
-DATA_FACTORS = ("tilt", "kappa_max", "n_bands", "centers", "n_train")
-ALIASES = {"rotation": "tilt"}
 HOLD_MODES = ("fixed", "retune")
 TOP_KEYS = {"description", "datasets", "encoders", "seeds", "data_seeds", "space", "factor", "hold"}
-
-
-@dataclass(frozen=True)
-class Factor:
-    """What changes: its name, kind ('encoder', 'hyper', 'physical' or 'data'), levels and reference."""
-
-    name: str
-    kind: str
-    levels: tuple
-    reference: object
-
-    def label(self, level) -> str:
-        """A level as it names experiments and recipes: exact, so two levels never share a name
-        (``:g`` alone printed 30.0 and 30.0000001 alike, and their rows shared one experiment)."""
-        if not isinstance(level, float):
-            return str(level)
-        short = f"{level:g}"
-        return short if float(short) == level else repr(level)
-
-
-def _factor_param(name: str, kind: str, encoder_names) -> dict:
-    """{encoder or '': Param} declaring the factor's values (checked per encoder for hyper-parameters)."""
-    if kind == "data":
-        return {"": synth_datasets.RECIPE_PARAMS[name]}
-    if kind == "encoder":
-        return {"": Param("encoder", str, None, tuple(registry.available()))}
-    if kind == "physical":
-        return {e: Param(name, float, None, None) for e in encoder_names}
-    return {e: space_params(e)[name] for e in encoder_names}
-
-
-def parse_factor(table, encoder_names) -> Factor:
-    if not isinstance(table, dict):
-        raise SynthError("[factor] must be a table with name, levels and (optionally) reference")
-    unknown = set(table) - {"name", "levels", "reference"}
-    if unknown:
-        raise SynthError(f"[factor]: unknown key(s) {', '.join(sorted(unknown))}; valid: name, levels, reference")
-    name = ALIASES.get(table.get("name"), table.get("name"))
-    if not isinstance(name, str):
-        raise SynthError("[factor] needs a name (an encoder hyper-parameter, a physical scale, encoder, or "
-                         f"one of {', '.join(DATA_FACTORS)})")
-    if name == "encoder":
-        kind = "encoder"
-    elif name in DATA_FACTORS:
-        kind = "data"
-    elif scales.is_physical(name):
-        kind = "physical"
-        length = scales.parse_physical(name)[0]
-        lacking = [e for e in encoder_names if length not in scales.scale_params(e)]
-        if lacking:
-            raise SynthError(f"factor {name}: encoder {lacking[0]} has no {length} (encoders with one: "
-                             f"{', '.join(e for e in registry.available() if scales.scale_params(e))})")
-    else:
-        known = set().union(*(space_params(e) for e in registry.available()))
-        if name not in known:
-            raise SynthError(f"unknown factor {name!r}: not a hyper-parameter of any encoder, a physical scale "
-                             f"(min_wavelength_deg, ...), encoder, or a data factor ({', '.join(DATA_FACTORS)})")
-        lacking = [e for e in encoder_names if name not in space_params(e)]
-        if lacking:
-            raise SynthError(f"factor {name}: encoder {lacking[0]} does not have it")
-        kind = "hyper"
-    levels = table.get("levels")
-    if not isinstance(levels, list) or not levels:
-        raise SynthError(f"[factor] {name}: levels must be a non-empty list")
-    checked = []
-    for owner, param in _factor_param(name, kind, encoder_names).items():
-        where = f"factor {name}" + (f" for {owner}" if owner else "")
-        checked = [param.check(v, where) for v in levels]
-    normal = registry.canonical_name if kind == "encoder" else (lambda v: v)
-    checked = [normal(v) for v in checked]
-    if kind == "physical":
-        for v in checked:
-            if v <= 0:
-                raise SynthError(f"factor {name}: level {v!r} is not a positive length")
-    if len(set(checked)) != len(checked):  # by value: 0 and -0 are one level
-        raise SynthError(f"factor {name}: levels repeat a value: {levels}")
-    reference = table.get("reference", levels[0])
-    try:  # normalised as the levels are (1 -> 1.0 for a float factor, an alias -> its encoder)
-        ref = normal(param.check(reference, f"factor {name}"))
-    except SynthError:
-        ref = None
-    if ref is None or ref not in checked:
-        raise SynthError(f"factor {name}: reference {reference!r} is not one of its levels {levels}")
-    return Factor(name, kind, tuple(checked), ref)
 
 
 @dataclass(frozen=True)
@@ -216,13 +131,6 @@ def parse_hold(table, factor: Factor, encoder_names) -> Hold:
     return Hold(mode, dict(values), checked_per, experiment)
 
 
-def derived_recipe(base: synth_datasets.Recipe, factor: Factor, level) -> synth_datasets.Recipe:
-    """The recipe of ``base`` at a data level: named ``<base>+<factor>_<level>``, drawing the base's stream."""
-    label = factor.label(level)
-    return dataclasses.replace(base, name=f"{base.name}+{factor.name}_{label}", stream=base.stream or base.name,
-                               description=f"{base.description}; {factor.name} = {label}", **{factor.name: level})
-
-
 @dataclass
 class Ablation:
     name: str
@@ -248,6 +156,10 @@ class Ablation:
               log_dir=None, resume=False, progress=True, max_members=None, name=None) -> "Ablation":
         """Read and check an ablation (a TOML file, or the same tables as a dict with ``name``) before
         any work; a bad value is one SynthError naming it."""
+        if not isinstance(path, (str, Path, dict)) or (not isinstance(path, dict) and not str(path).strip()):
+            raise SynthError(f"ablation = {path!r} is not valid: expected a TOML file path or a dict of its tables")
+        check_arguments(db=db, device=device, executor=executor)
+        max_members = STUDY_PARAMS["max_members"].check(max_members, "max_members")
         if isinstance(path, dict):
             raw, stem, path = path, str(name or "ablation"), Path(str(name or "ablation"))
         else:
@@ -510,18 +422,28 @@ class Ablation:
         echo(f"wrote {written} row(s) to {self.db}" if written else "nothing to do: every run is stored")
         return written
 
-    def cells(self, store) -> dict:
-        """{(base dataset, encoder, level): Cell} of every level's experiment (``selection.choose``)."""
+    def cells(self, store, diverged: set | None = None, bands: str | None = None) -> dict:
+        """{(base dataset, encoder, level): Cell} of every level's experiment (``selection.choose``);
+        ``diverged`` collects the (dataset, encoder, level) whose every stored run diverged; with
+        ``bands``, a finished run without that kind of bands is one line naming its row."""
         out = {}
         have = store.experiments()
         for level in self.factor.levels:
             exp = self.experiment(level)
             if exp not in have:
                 continue
-            chosen = choose(store.rows(exp, "final"))
+            rows = store.rows(exp, "final")
+            for r in rows if bands else ():
+                if not r["diverged"] and bands not in json.loads(r["bands"] or "{}"):
+                    raise SynthError(f"{self.db}: row id {r['id']} column bands lacks the {bands} bands the "
+                                     "report reads; fix or delete that row")
+            chosen = choose(rows)
             for d in self.datasets:
                 for e in self.level_encoders(level):
-                    c = chosen.get((self.recipe(d, level).name, e))
+                    name = self.recipe(d, level).name
+                    c = chosen.get((name, e))
                     if c is not None:
                         out[(d, e, level)] = c
+                    elif diverged is not None and any(r["dataset"] == name and r["encoder"] == e for r in rows):
+                        diverged.add((d, e, level))  # runs stored, none usable: every one diverged
         return out

@@ -112,7 +112,7 @@ def _value_columns(abl, encoder, level, config) -> dict:
     return {f.name: f.label(level)}
 
 
-def records(abl, cells: dict, ceil: dict) -> list[dict]:
+def records(abl, cells: dict, ceil: dict, diverged=frozenset()) -> list[dict]:
     f = abl.factor
     recs = []
     for d in abl.datasets:
@@ -124,7 +124,8 @@ def records(abl, cells: dict, ceil: dict) -> list[dict]:
                 rec = {"dataset": d, "encoder": group if f.kind != "encoder" else e}
                 rec.update(_value_columns(abl, e, level, c.config if c else {}))
                 if c is None:
-                    rec.update({"top1": "not run", "n": 0, "Δ vs ref": "", "95% CI": "", "verdict": "—"})
+                    what = "diverged" if (d, e, level) in diverged else "not run"
+                    rec.update({"top1": what, "n": 0, "Δ vs ref": "", "95% CI": "", "verdict": "—"})
                 else:
                     rec["top1"] = f"{c.mean:.1f} ± {c.std:.1f}"
                     rec["n"] = len(c.test)
@@ -251,12 +252,13 @@ def write_report(abl, out, figures=None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     if not abl.db.exists():
         raise SynthError(f"{abl.db} does not exist: run the ablation first")
+    diverged: set = set()
     with ResultsStore(abl.db, readonly=True) as store:
-        cells = abl.cells(store)
-    if not cells:
+        cells = abl.cells(store, diverged, bands=BAND_KIND)
+    if not cells and not diverged:
         raise SynthError(f"{abl.db} holds no run of ablation {abl.name} ({abl.experiment(abl.factor.levels[0])} ...)")
     ceil = bayes_by_level(abl)
-    recs = records(abl, cells, ceil)
+    recs = records(abl, cells, ceil, diverged)
     brecs = band_records(abl, cells, ceil)
     safe = abl.name.replace(".", "-")  # save_figure and with_suffix read a dot as a suffix
     stem = out / f"ablation_{safe}"

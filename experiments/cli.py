@@ -27,7 +27,8 @@ def _number(kind, lo, what):
 REMOVED_FLAGS = {
     "--mode": "the exhaustive sweep is the default (--sampler grid --pruner none --finalists all); "
               "--mode random is --sampler random --trials K, --mode halving is --pruner halving",
-    "--n-random": "use --sampler random --trials K",
+    "--n-random": "use --sampler random --trials K --finalists all (every drawn configuration on every seed, as "
+                  "--mode random did)",
 }
 
 

@@ -394,10 +394,8 @@ def search_markdown(recs: list[dict]) -> str:
 
 
 def chosen_by(rule: str | None, search_rows: list) -> str:
-    """How an experiment's configurations were chosen: the rule its sweep recorded, else what its rows
-    show (a database written before the rule was recorded)."""
+    """How the configurations were chosen: the rule the sweep recorded, else what the rows show."""
     from .pruners import OLD_RULE_TEXT
-
     if rule is not None:
         return rule
     if not search_rows:
@@ -477,6 +475,10 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
         ds_names = [d for d in stored if d in wanted or d.split(" (")[0] in wanted]
         if not ds_names:
             raise SynthError(f"experiment {exp} has no results for dataset(s) {datasets}; it has {', '.join(stored)}")
+        absent = [w for w in wanted if not any(d == w or d.split(" (")[0] == w for d in stored)]
+        if absent:  # asked for, not there: said, never silently left out of the table
+            print(f"warning: experiment {exp} has no results for {', '.join(absent)}; the table shows "
+                  f"{', '.join(ds_names)}", file=sys.stderr)
     missing = [e for e in enc_names if not any(r["encoder"] == e for r in rows)]
     if TARGET in enc_names and TARGET in missing:
         raise SynthError(f"{db} has no results for {TARGET}, the encoder Table 8 compares: run "

@@ -340,6 +340,8 @@ def _checked_when_read(row: dict, path) -> dict:
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise bad(c, f"holds {v!r}, not a number")
+        if not 0 <= v <= METRIC_MAX[c]:  # a hand-edited 200 % was reported as a win above the Bayes ceiling
+            raise bad(c, f"holds {v!r}, outside [0, {METRIC_MAX[c]:g}]")
     for c in INTEGER_COLUMNS:
         v = row.get(c)
         if v is not None and not isinstance(v, int):
@@ -359,7 +361,23 @@ def _checked_when_read(row: dict, path) -> dict:
         if c == "val_curve" and not (isinstance(parsed, list) and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in parsed)):
             raise bad(c, "is not a list of numbers")
+        if c == "bands":
+            why = _bad_bands(parsed)
+            if why:
+                raise bad(c, why)
     return row
+
+
+def _bad_bands(bands: dict) -> str | None:
+    """Why a row's per-band scores cannot be read (None if they can): every kind of bands has n + 1
+    edges and n values of each score (a shortened list ended in a traceback in the ablation report)."""
+    for kind, b in bands.items():
+        if not isinstance(b, dict) or not all(isinstance(b.get(k), list) for k in ("edges", "n", "top1")):
+            return f"{kind!r} is not a table of edges, n and top1"
+        n = len(b["edges"]) - 1
+        if n < 1 or any(len(b[k]) != n for k in ("n", "top1", "mrr") if k in b):
+            return f"{kind!r} holds {len(b['top1'])} band value(s) for {n} band(s)"
+    return None
 
 
 def choose_experiment(store: ResultsStore, name: str | None) -> str:

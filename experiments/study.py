@@ -72,6 +72,35 @@ def int_list(value, what: str) -> list[int]:
     return sorted(set(value))
 
 
+def _names_ok(v) -> bool:
+    """A comma list ("U1,S2.3", "all") or a non-empty list of names."""
+    if isinstance(v, str):
+        return bool(v.strip())
+    return isinstance(v, (list, tuple)) and bool(v) and all(isinstance(x, str) and x.strip() for x in v)
+
+
+def check_arguments(**given) -> None:
+    """The Python API's arguments checked by kind before any use, as the command line checks its
+    flags: one SynthError naming the argument (issue 31: None, [] or a string where a table was
+    expected ended in tracebacks)."""
+    path = (str, Path)
+    rules = {"space": (lambda v: isinstance(v, (str, Path, Space)) and str(v).strip() != "",
+                       "a space name, a TOML file or a Space"),
+             "datasets": (_names_ok, "a comma list like 'U1,S2.3', 'all', or a non-empty list of names"),
+             "encoders": (_names_ok, "a comma list like 'grid,sphereM+', 'table8', 'all', or a non-empty list"),
+             "search": (lambda v: v is None or isinstance(v, dict), "a table (dict) of search settings, e.g. "
+                        "{'sampler': 'tpe', 'trials': 60}, or None"),
+             "db": (lambda v: isinstance(v, path) and str(v).strip() != "", "a file path"),
+             "data": (lambda v: v is None or (isinstance(v, path) and str(v).strip() != ""), "a folder path or None"),
+             "slurm": (lambda v: v is None or isinstance(v, dict), "a table (dict) of SLURM options or None"),
+             "device": (lambda v: isinstance(v, (str, torch.device)), "'auto', 'cpu', 'cuda', ... or a torch.device"),
+             "executor": (lambda v: isinstance(v, str), "'inline', 'local' or 'submitit'")}
+    for name, value in given.items():
+        ok, what = rules[name]
+        if not ok(value):
+            raise SynthError(f"{name} = {value!r} is not valid: expected {what}")
+
+
 @dataclass
 class Study:
     space: Space
@@ -103,6 +132,8 @@ class Study:
 
         ``search``: flags overriding the space's [search] table (sampler, pruner, trials,
         finalists, race, search_seeds); ``slurm``: SLURM options overriding its [executor] table."""
+        check_arguments(space=space, datasets=datasets, encoders=encoders, search=search, db=db, data=data,
+                        slurm=slurm, device=device, executor=executor)
         values = {"max_members": max_members, "lock_timeout": lock_timeout, "epochs": epochs}
         checked = {k: STUDY_PARAMS[k].check(v, k.replace("_", "-")) for k, v in values.items()}
         sp = space if isinstance(space, Space) else load_space(str(space))

@@ -228,3 +228,44 @@ def test_a_file_that_is_not_utf8_is_one_line(tmp_path, command):
     args = [str(bad), "--dry-run"] if command == "ablate" else ["--space", str(bad), "--dry-run"]
     r = experiments(command, *args)
     assert one_line(r, "not UTF-8"), r.stderr
+
+
+def test_the_ablation_report_validates_what_it_reads(tmp_path):
+    """Issue 31: a hand-edited test_top1 = 200 was shown as a win above the Bayes ceiling, damaged bands
+    ended in tracebacks, and a level whose runs all diverged showed "not run"."""
+    path = ablation_file(tmp_path, 'name = "lr"\nlevels = [0.01, 0.02]', data_seeds='"0"')
+    db = tmp_path / "a.db"
+    run = ["ablate", path, "--db", db, "--out", tmp_path / "o", "--no-figures", "--no-progress"]
+    assert experiments(*run).returncode == 0
+    report = run + ["--report-only"]
+    pristine = sqlite3.connect(db).execute("SELECT id, test_top1, bands FROM runs ORDER BY id").fetchall()
+
+    def edit(sql, *args):
+        c = sqlite3.connect(db)
+        c.execute("PRAGMA ignore_check_constraints = ON")  # a hand edit, or a file written by another tool
+        for i, t, b in pristine:
+            c.execute("UPDATE runs SET test_top1 = ?, bands = ?, diverged = 0, val_top1 = 50 WHERE id = ?", (t, b, i))
+        c.execute(sql, args)
+        c.commit()
+        c.close()
+
+    first = pristine[0][0]
+    bands = json.loads(pristine[0][2])
+    bands["equal-area"]["top1"] = bands["equal-area"]["top1"][:-1]
+    for sql, args, word in [("UPDATE runs SET test_top1 = 200 WHERE id = ?", (first,), "outside [0, 100]"),
+                            ("UPDATE runs SET bands = '{}' WHERE id = ?", (first,), "lacks the equal-area bands"),
+                            ("UPDATE runs SET bands = ? WHERE id = ?", (json.dumps(bands), first), "band value(s)")]:
+        edit(sql, *args)
+        assert one_line(experiments(*report), word)
+    edit("UPDATE runs SET diverged = 1, val_top1 = NULL, test_top1 = NULL WHERE experiment LIKE '%lr=0.02'")
+    r = experiments(*report)
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in (tmp_path / "o" / "ablation_abl.md").read_text().splitlines() if "| 0.02 |" in line)
+    assert "| diverged |" in row and "not run" not in row
+
+
+def test_an_encoder_alias_is_a_level_as_on_the_command_line(tmp_path):
+    """Issue 31: 'sh' was refused as an encoder level although --encoders sh is accepted."""
+    abl = build(ablation_file(tmp_path, 'name = "encoder"\nlevels = ["xyz", "sh"]\nreference = "sh"', encoders=None),
+                tmp_path)
+    assert abl.factor.levels == ("xyz", "spherical_harmonics") and abl.factor.reference == "spherical_harmonics"

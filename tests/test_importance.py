@@ -55,3 +55,23 @@ def test_importance_command_on_a_stored_search(tmp_path):
     assert sweep("--space", str(tmp_path / "s.toml"), "--datasets", "U1", "--encoders", "xyz", "--seeds", "0",
                  "--db", str(ex)).returncode == 0
     assert one_line(experiments("importance", "--db", str(ex), "--out", str(tmp_path / "o")), "no search trials")
+
+
+def test_a_trial_whose_config_is_not_a_table_is_one_line(tmp_path):
+    """Issue 31 (10): a trial whose config is null or a string: one line naming the row, not a crash."""
+    import sqlite3
+
+    space = tmp_path / "s.toml"
+    space.write_text("[settings]\nepochs = 3\npatience = 100\nbatch_size = 1024\n[grid]\nlr = [0.005, 0.01, 0.02]\n"
+                     "hidden_dim = [32]\nnum_filts = [16]\n")
+    db = tmp_path / "r.sqlite"
+    assert sweep("--space", space, "--datasets", "U1", "--encoders", "xyz", "--seeds", "0", "--sampler", "random",
+                 "--trials", "3", "--db", db).returncode == 0
+    for bad in ("null", '"abc"'):
+        c = sqlite3.connect(db)
+        c.execute("PRAGMA ignore_check_constraints = ON")
+        c.execute("UPDATE runs SET config = ? WHERE id = (SELECT MIN(id) FROM runs WHERE stage = 'search')", (bad,))
+        c.commit()
+        c.close()
+        r = experiments("importance", "--db", db, "--out", tmp_path / "imp", "--min-trials", "2")
+        assert one_line(r, "column config is not a JSON object"), r.stderr

@@ -141,3 +141,15 @@ def test_a_report_of_runs_that_all_diverged_says_diverged(tmp_path):
     header = next(line for line in table if line.startswith("| dataset |")).split(" | ")
     assert u1[header.index("xyz")] == "diverged" and u1[header.index("sphereM+")] == "diverged"
     assert "every run diverged" in r.stderr
+
+
+def test_a_dataset_asked_for_but_not_stored_is_said(tmp_path):
+    """Issue 31: report --datasets U1,U2 with no U2 results reported U1 alone without a word."""
+    from helpers import sweep
+
+    db = tmp_path / "r.sqlite"
+    assert sweep("--space", "smoke", "--datasets", "U1", "--encoders", "xyz,sphereM+", "--seeds", "0",
+                 "--db", db).returncode == 0
+    r = experiments("report", "--db", db, "--out", tmp_path / "out", "--no-figures", "--datasets", "U1,U2")
+    assert r.returncode == 0, r.stderr
+    assert "warning: experiment" in r.stderr and "no results for U2" in r.stderr

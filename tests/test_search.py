@@ -160,7 +160,7 @@ def test_database_from_a_newer_schema_is_refused(tmp_path):
     # issue 16: the flags of the removed search paths name their replacement
     (["--mode", "random"], "was removed: the exhaustive sweep is the default (--sampler grid --pruner none"),
     (["--mode", "halving"], "--mode halving is --pruner halving"),
-    (["--n-random", "3"], "--n-random was removed: use --sampler random --trials K"),
+    (["--n-random", "3"], "--n-random was removed: use --sampler random --trials K --finalists all"),
 ])
 def test_sweep_errors_are_one_line_before_any_work(tmp_path, args, word):
     db = tmp_path / "r.sqlite"

@@ -2,6 +2,7 @@
 asks for is what runs."""
 
 import ast
+import re
 import sqlite3
 from pathlib import Path
 
@@ -277,3 +278,31 @@ def test_the_estimate_counts_copied_finalists_as_free_and_a_damaged_cost_cache_a
         assert cache.get("k") is None
     cache.put("k", 0.5)
     assert EpochCosts(bad).get("k") == 0.5
+
+
+@pytest.mark.parametrize("kw, word", [
+    (dict(datasets=None), "datasets = None"), (dict(datasets=[]), "datasets = []"), (dict(datasets=[1]), "datasets"),
+    (dict(encoders=None), "encoders = None"), (dict(encoders=[]), "encoders = []"),
+    (dict(search="tpe"), "search = 'tpe'"), (dict(db=None), "db = None"), (dict(db=""), "db = ''"),
+    (dict(space=None), "space = None"), (dict(data=3), "data = 3"), (dict(slurm="x"), "slurm = 'x'"),
+    (dict(device=None), "device = None"), (dict(executor=None), "executor = None"),
+])
+def test_the_python_api_checks_its_arguments_as_the_cli_does(kw, word):
+    """Issue 31: each of these ended in a traceback (or, for datasets=[], in dry_run's ValueError)."""
+    from experiments.study import Study
+
+    with pytest.raises(SynthError, match=re.escape(word)):
+        Study.build(**{"space": "smoke", "datasets": "U1", "encoders": "xyz", **kw}, progress=False)
+
+
+@pytest.mark.parametrize("args, kw, word", [
+    ((None,), {}, "ablation = None"), ((3,), {}, "ablation = 3"),
+    (("experiments/ablations/rotation.toml",), dict(max_members=-1), "max_members = -1"),
+    (("experiments/ablations/rotation.toml",), dict(db=None), "db = None"),
+])
+def test_ablation_build_checks_its_arguments(args, kw, word):
+    """Issue 31: Ablation.build(None) was a traceback; max_members=-1 trained nothing and said every run was stored."""
+    from experiments.ablation import Ablation
+
+    with pytest.raises(SynthError, match=re.escape(word)):
+        Ablation.build(*args, **kw)
