@@ -172,6 +172,10 @@ class Ablation:
             raise SynthError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(TOP_KEYS))}")
         if "factor" not in raw:
             raise SynthError(f"{path}: no [factor] table (name, levels, reference)")
+        try:  # the top-level values by kind, as Study.build checks its arguments (a list of numbers was a TypeError)
+            check_arguments(**{k: raw[k] for k in ("datasets", "encoders", "space") if k in raw})
+        except SynthError as e:
+            raise SynthError(f"{path}: {e}") from None
         ftable = raw["factor"]
         is_encoder_factor = isinstance(ftable, dict) and ftable.get("name") == "encoder"
         if is_encoder_factor and "encoders" in raw:

@@ -28,7 +28,7 @@ HOLD = ['', '[hold]\nmode = "retune"', '[hold]\nmode = "sometimes"', '[hold]\nva
         '[hold]\nvalues = { kernel_size = 2.0 }', '[hold]\nvalues = { min_wavelength_deg = -1.0 }', '[hold]\nx = 1']
 PLUGIN_EDITS = [
     ('name="ring"', lambda r: f'name={r.choice(["a,b", "", "table8", "all", "ring2", "r ing", "9ring"])!r}'),
-    ('aliases=()', lambda r: f'aliases={r.choice(["(\'all\',)", "(\'grid\',)", "\'x\'", "(3,)", "()"])}'),
+    ('aliases=()', lambda r: "aliases=" + r.choice(["('all',)", "('grid',)", "'x'", "(3,)", "()"])),
     ('Param("frequency_num", int, 4,', lambda r: f'Param({r.choice(["lr", "seed", "hidden_dim", "k", "dropout"])!r}, int, 4,'),
     ('Interval(1, 32)', lambda r: r.choice(["Interval(5, 32)", "Interval(1, 2)", "None", "Interval(1, 32)"])),
     ('        self.out_dim = 2 * self.K + 2', lambda r: "        self.out_dim = " + r.choice(["0", "8.0", "None", "2 * self.K + 3", "2 * self.K + 2"])),

@@ -269,3 +269,12 @@ def test_an_encoder_alias_is_a_level_as_on_the_command_line(tmp_path):
     abl = build(ablation_file(tmp_path, 'name = "encoder"\nlevels = ["xyz", "sh"]\nreference = "sh"', encoders=None),
                 tmp_path)
     assert abl.factor.levels == ("xyz", "spherical_harmonics") and abl.factor.reference == "spherical_harmonics"
+
+
+@pytest.mark.parametrize("top, word", [({"encoders": "[1]"}, "encoders = [1]"), ({"datasets": "3"}, "datasets = 3"),
+                                       ({"space": "3"}, "space = 3")])
+def test_top_level_values_of_the_wrong_kind_are_one_line(tmp_path, top, word):
+    """Found by the fuzz pass (tests/fuzz_inputs.py): encoders = [1] ended in a TypeError."""
+    path = ablation_file(tmp_path, 'name = "lr"\nlevels = [0.01, 0.02]', **top)
+    r = experiments("ablate", path, "--dry-run", "--db", tmp_path / "a.db")
+    assert one_line(r, word), r.stderr
