@@ -72,3 +72,22 @@ def test_bands_by_other_latitudes():
     with pytest.raises(SynthError, match="one latitude per test point") as e:
         bayes.evaluate(ds, band_lat=lat[:-1])
     assert "\n" not in str(e.value)
+
+
+def test_the_bayes_ceiling_is_scored_in_slices_with_the_same_ranks_and_bounded_memory(monkeypatch):
+    """Issue 32 (3): the posterior of every point at once took 11 GB on 1 000 classes x 1 000 samples.
+    Ranks are per row, so slices give exactly the whole matrix's ranks; memory is O(slice x classes)."""
+    import tracemalloc
+
+    ds = datasets.generate(datasets.Recipe(name="many", n_classes=1000, samples_per_class=20, kappa_max=64), 0)
+    lonlat, labels = ds.split("test")
+    whole = true_class_ranks(bayes.log_posterior_scores(lonlat, ds["centers_lonlat"], ds["kappa"]), labels)
+    full_bytes = len(labels) * 1000 * 8
+    monkeypatch.setattr(bayes, "CHUNK_VALUES", 1 << 16)
+    tracemalloc.start()
+    got = bayes.evaluate(ds, "test")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.array_equal(bayes.true_ranks(lonlat, labels, ds["centers_lonlat"], ds["kappa"]), whole)
+    assert got["top1"] == summarize_ranks(whole)["top1"]
+    assert full_bytes > 30e6 and peak < full_bytes / 4, (peak, full_bytes)  # one score matrix would not fit
