@@ -203,7 +203,7 @@ class Ablation:
                   bool(progress), max_members)
         abl._make_recipes()
         for e in encs:  # a plugin's output, once, before any work (issue 31)
-            registry.check_plugin(e, space.configs(e)[0] if space.configs(e) else None)
+            registry.check_plugin(e, space)
         if hold.mode == "retune":
             policy_from(space.search, None, f"space {space.name} [search]")
         return abl

@@ -369,15 +369,17 @@ def position_encoder(name: str, rng: MemberRNG | None = None, **hparams) -> Posi
     return s.make(M, batched, rng, hp)
 
 
-def check_plugin(name: str, config: dict | None = None) -> None:
-    """A plugin encoder's contract, checked once on three points before any training: its
-    constructor runs, it is a ``PositionEncoder`` with an integer ``out_dim``, and ``features``
-    returns a finite torch tensor of shape (1 or M, N, out_dim). Built-in encoders are tested."""
+def check_plugin(name: str, space=None) -> None:
+    """A plugin encoder's contract, checked once on three points before any training, built with the
+    first configuration ``space`` gives it: its constructor runs, it is a ``PositionEncoder`` with an
+    integer ``out_dim``, and ``features`` returns a finite torch tensor of shape (1 or M, N, out_dim).
+    Built-in encoders are tested (and their grids are not expanded here)."""
     s = spec(name)
     if is_builtin(s.name):
         return
     where = f"plugin encoder {s.name}"
-    own = {k: v for k, v in (config or {}).items() if k in {p.name for p in s.params}}
+    configs = space.configs(s.name) if space is not None else []
+    own = {k: v for k, v in (configs[0] if configs else {}).items() if k in {p.name for p in s.params}}
     try:
         G = position_encoder(s.name, **own)
     except SynthError as e:

@@ -148,7 +148,7 @@ class Study:
         seeds, dseeds = int_list(seeds, "seeds"), int_list(data_seeds, "dataset seeds")
         sp.check_for(encs)
         for e in encs:  # a plugin's output, once, before any work (issue 31)
-            encoder_registry.check_plugin(e, sp.configs(e)[0] if sp.configs(e) else None)
+            encoder_registry.check_plugin(e, sp)
         notes: list = []
         policy = policy_from(sp.search, search, f"space {sp.name} [search]", notes)
         dev = resolve_device(device) if isinstance(device, str) else device
