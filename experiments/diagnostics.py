@@ -23,12 +23,11 @@ from scipy.stats import spearmanr
 
 from synth import bayes, datasets as synth_datasets
 from synth.fileio import atomic_write_bytes
-from synth.metrics import true_class_ranks
 from synth.plot import save_figure, use_offline_natural_earth
 from synth.sphere import lonlat_to_xyz, xyz_to_lonlat
 
 from . import encoders
-from .train import predict_logits
+from .train import predict_logits, predict_ranks, score_batch
 
 DISTORTION_ENCODERS = ("grid", "theory", "wrap", "rbf", "rff", "xyz", "nerf", "sphereC", "sphereM+",
                        "spherical_harmonics")
@@ -179,8 +178,14 @@ def class_probabilities(logits: np.ndarray, loss: str) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def _logits(model, lonlat, device):
-    return predict_logits(model, torch.tensor(lonlat, device=device))[0].cpu().numpy()
+def _class_probability(model, lonlat, c: int, loss: str, device, batch: int) -> np.ndarray:
+    """The model's P(class c | x) at each point, a batch of points at a time: a map of one class never
+    holds the (points, classes) matrix (360 000 pixels x 1 000 classes would be gigabytes; issue 32)."""
+    out = np.empty(len(lonlat))
+    for i in range(0, len(lonlat), batch):
+        logits = predict_logits(model, torch.tensor(lonlat[i:i + batch], device=device))[0].cpu().numpy()
+        out[i:i + batch] = class_probabilities(logits, loss)[:, c]
+    return out
 
 
 def model_maps(cells, dataset, device="cpu") -> list[Figure]:
@@ -194,8 +199,10 @@ def model_maps(cells, dataset, device="cpu") -> list[Figure]:
         pts = np.concatenate([ds.split("val")[0], ds.split("test")[0]])
         lab = np.concatenate([ds.split("val")[1], ds.split("test")[1]])
 
-        def rr(m):
-            return 1.0 / true_class_ranks(_logits(m, pts, device), lab)
+        def rr(m):  # reciprocal ranks, scored a batch of points at a time (train.predict_ranks)
+            x = torch.tensor(pts, device=device)
+            y = torch.as_tensor(lab, device=device)
+            return 1.0 / predict_ranks(m, x, y, score_batch(ds.recipe.n_classes))[0][0].cpu().numpy()
 
         delta = rr(models["sphereM+"]) - rr(models["grid"])
         cell = 15.0
@@ -226,17 +233,17 @@ def model_maps(cells, dataset, device="cpu") -> list[Figure]:
             ax.set_global()
             val = np.full(len(lonlat), np.nan)
             if name == "Bayes":
-                val[inside] = bayes.posterior(lonlat[inside], centers, ds["kappa"])[:, c]
+                val[inside] = bayes.posterior(lonlat[inside], centers, ds["kappa"], classes=[c])[:, 0]
             else:
                 settings = cells[(dataset, name)].settings or {}
-                val[inside] = class_probabilities(_logits(models[name], lonlat[inside], device),
-                                                  settings.get("loss", "presence-absence"))[:, c]
+                val[inside] = _class_probability(models[name], lonlat[inside], c, settings.get("loss", "presence-absence"),
+                                                 device, score_batch(ds.recipe.n_classes))
             mesh = ax.imshow(val.reshape(MAP_PIXELS, MAP_PIXELS), extent=extent, origin="lower", transform=proj,
                              cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
             ax.coastlines("110m", linewidth=0.3, color="w")
             ax.gridlines(linewidth=0.2, color="w")
             title = "Bayes posterior (true mixture)" if name == "Bayes" else name
-            ax.set_title(f"{title}\nclass {c} at ({lon0:.0f}°, {lat0:.0f}°), κ = {ds['kappa'][c]:.0f}", fontsize=8)
+            ax.set_title(f"{title}\nclass {c} at ({round(lon0)}°, {round(lat0)}°), κ = {ds['kappa'][c]:.0f}", fontsize=8)
     fig.colorbar(mesh, ax=fig.axes, shrink=0.6, pad=0.02, label="P(class | x)")
     fig.suptitle(f"{dataset} (draw 0): P(class | x) of a polar and an equatorial class\nthe Bayes posterior of the "
                  "true vMF mixture beside the models' estimates (orthographic, centred on the class)", fontsize=10)

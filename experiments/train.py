@@ -195,6 +195,33 @@ def _metrics(ranks) -> dict:
             "mrr": (1.0 / r).mean(-1).tolist()}
 
 
+# Logits per member scored at once: 8 MB of float32. The batch depends on the classes only, never on the
+# population's size, so a member scores the same points in the same batches alone or among others.
+SCORE_VALUES = 1 << 21
+
+
+def score_batch(num_classes: int) -> int:
+    """Points scored at once: 8192 up to 256 classes, fewer beyond (at least 256)."""
+    return min(8192, max(256, SCORE_VALUES // max(1, int(num_classes))))
+
+
+@torch.no_grad()
+def predict_ranks(model, x, labels, batch=8192):
+    """Rank of the true class (M, N) and whether every logit was finite (M,), for points x (N, 2),
+    in eval mode, a batch of points at a time: memory O(M x batch x C), never the (M, N, C) logits
+    (issue 32: 100 000 validation points x 1 000 classes x a population were gigabytes). Ranks are
+    per row, so they equal the whole matrix's. The trainer passes ``score_batch(C)``."""
+    was_training = model.training
+    model.eval()
+    ranks, finite = [], torch.ones(model.n_members, dtype=torch.bool, device=x.device)
+    for i in range(0, x.shape[0], batch):
+        logits = model(x[i:i + batch]).float()
+        ranks.append(true_class_ranks(logits, labels[i:i + batch]))
+        finite &= torch.isfinite(logits).flatten(1).all(1)
+    model.train(was_training)
+    return torch.cat(ranks, -1), finite
+
+
 def evaluate_logits(logits, labels) -> dict:
     """Top-1, Top-3, MRR and ``diverged`` per member from logits (M, N, C) and labels (N,).
 
@@ -333,7 +360,7 @@ def _train_population(data, encoder, configs, settings, dev, progress, return_mo
             progress(epoch + 1, settings.epochs)
         if not validate or (epoch + 1) % settings.eval_every:
             continue
-        top1 = (true_class_ranks(predict_logits(model, t["val"][0]), t["val"][1]) <= 1).double().mean(-1).float()
+        top1 = (predict_ranks(model, *t["val"], batch=score_batch(C))[0] <= 1).double().mean(-1).float()
         top1 = 100.0 * top1
         for i, m in enumerate(ids):
             val_curves[m].append(float(top1[i]))
@@ -365,7 +392,7 @@ def _train_population(data, encoder, configs, settings, dev, progress, return_mo
         if stopped:  # finished members: score their selected weights now, then they leave
             sub = _subset(model, stopped)
             sub.load_state_dict(_select(best_state, model, stopped))
-            for j, r in enumerate(_score(sub, t, arrays, frames)):
+            for j, r in enumerate(_score(sub, t, arrays, frames, C)):
                 out[ids[stopped[j]]] = dict(r, best_epoch=int(best_epoch[stopped[j]]))
         best_state = _select(best_state, model, keep)
         best_top1, best_epoch = best_top1[keep], best_epoch[keep]
@@ -376,7 +403,7 @@ def _train_population(data, encoder, configs, settings, dev, progress, return_mo
     else:
         best_epoch = torch.tensor([epochs_run[m] for m in ids], dtype=torch.int64)
     if any(out[m] is None for m in ids):
-        for j, r in enumerate(_score(model, t, arrays, frames)):
+        for j, r in enumerate(_score(model, t, arrays, frames, C)):
             if out[ids[j]] is None:
                 out[ids[j]] = r
     final_best = {m: int(best_epoch[i]) for i, m in enumerate(ids)}
@@ -470,14 +497,13 @@ def _slice_members_(model, idx) -> dict:
     return replaced
 
 
-def _score(model, t: dict, arrays: dict, frames: dict) -> list[dict]:
+def _score(model, t: dict, arrays: dict, frames: dict, C: int) -> list[dict]:
     """Validation and test metrics, per-band test results and ``diverged``, per member."""
     results, ranks, diverged = {}, {}, None
     for s in ("val", "test"):
-        logits = predict_logits(model, t[s][0])
-        ranks[s] = true_class_ranks(logits, t[s][1])
-        results[s] = evaluate_logits(logits, t[s][1])
-        d = results[s].pop("diverged")
+        ranks[s], finite = predict_ranks(model, *t[s], batch=score_batch(C))
+        results[s] = _metrics(ranks[s])
+        d = (~finite).tolist()
         diverged = d if diverged is None else [a or b for a, b in zip(diverged, d)]
     bands = {kind + suffix: _band_metrics(ranks["test"], lat, kind)
              for suffix, lat in frames.items() for kind in ("equal-angle", "equal-area")}

@@ -30,29 +30,41 @@ def log_posterior_scores(lonlat, centers_lonlat, kappa) -> np.ndarray:
     return log_normalizer(kappa)[None, :] + kappa[None, :] * (x @ mu.T)
 
 
-def posterior(lonlat, centers_lonlat, kappa) -> np.ndarray:
-    """P(class | x) of the true mixture (N, C): the softmax of ``log_posterior_scores`` (equal
-    priors), computed stably (κ reaches 16 384, so the scores span thousands of nats). Each row sums
-    to one: it is the quantity a classifier estimates."""
-    s = log_posterior_scores(lonlat, centers_lonlat, kappa)
-    s = np.exp(s - s.max(1, keepdims=True))
-    return s / s.sum(1, keepdims=True)
-
-
 # Points x classes values scored at once: the scores of every point at once took 11 GB for a recipe of
 # 1 000 classes x 1 000 samples (issue 32); in slices of 2^22 values (32 MB) memory is O(slice).
 CHUNK_VALUES = 1 << 22
+
+
+def _slices(n_points: int, n_classes: int):
+    """Slices of points whose score matrix holds about CHUNK_VALUES values (at least one point)."""
+    step = max(1, CHUNK_VALUES // max(1, n_classes))
+    return (slice(i, i + step) for i in range(0, n_points, step))
+
+
+def posterior(lonlat, centers_lonlat, kappa, classes=None) -> np.ndarray:
+    """P(class | x) of the true mixture, (N, C) or (N, len(classes)) for the ``classes`` asked: the
+    softmax of ``log_posterior_scores`` (equal priors), computed stably (κ reaches 16 384, so the
+    scores span thousands of nats). Full rows sum to one: it is the quantity a classifier
+    estimates. Scored a slice of points at a time, so memory beyond the answer is O(slice); ask for
+    the classes you need (a map of one class of 1 000 needs 1/1 000 of the full matrix)."""
+    lonlat = np.asarray(lonlat, dtype=np.float64)
+    n_classes = len(np.asarray(kappa).reshape(-1))
+    cols = slice(None) if classes is None else np.asarray(classes, dtype=np.int64).reshape(-1)
+    out = np.empty((len(lonlat), n_classes if classes is None else len(cols)))
+    for sl in _slices(len(lonlat), n_classes):
+        s = log_posterior_scores(lonlat[sl], centers_lonlat, kappa)
+        s = np.exp(s - s.max(1, keepdims=True))
+        out[sl] = s[:, cols] / s.sum(1, keepdims=True)
+    return out
 
 
 def true_ranks(lonlat, labels, centers_lonlat, kappa) -> np.ndarray:
     """The Bayes classifier's rank of each point's true class, a slice of points at a time (exactly
     the ranks of the whole score matrix: each row is ranked on its own)."""
     labels = np.asarray(labels)
-    step = max(1, CHUNK_VALUES // max(1, len(np.asarray(kappa).reshape(-1))))
     ranks = np.empty(len(labels), dtype=np.int64)
-    for i in range(0, len(labels), step):
-        ranks[i:i + step] = true_class_ranks(log_posterior_scores(lonlat[i:i + step], centers_lonlat, kappa),
-                                             labels[i:i + step])
+    for sl in _slices(len(labels), len(np.asarray(kappa).reshape(-1))):
+        ranks[sl] = true_class_ranks(log_posterior_scores(lonlat[sl], centers_lonlat, kappa), labels[sl])
     return ranks
 
 

@@ -1,11 +1,11 @@
-"""``python -m synth``: list, describe, generate, verify, bayes, plot."""
+"""``python -m synth``: list, describe, generate, export, verify, bayes, plot."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from . import bayes, datasets
+from . import bayes, datasets, export
 from .cliutil import OneLineParser, command_parser, parse_int_list, read_toml, run_main
 from .errors import SynthError
 
@@ -24,6 +24,16 @@ def _parser() -> OneLineParser:
     g.add_argument("--allow-paper-name", action="store_true",
                    help="let a --recipe reuse a paper dataset's name (its results are kept apart by recipe)")
     g.add_argument("--out", type=Path, required=True, help="output folder")
+    e = sub.add_parser("export", help="write datasets as CSV, Parquet or TorchSpatial pickles, with export.json "
+                                      "(recipe and checksums; docs/export.md)")
+    which = e.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="all 20 paper datasets (generated)")
+    which.add_argument("--dataset", help="comma-separated dataset names, e.g. U1,S2.3 (generated)")
+    which.add_argument("--recipe", type=Path, help="a TOML file with a [recipe] table (generated)")
+    which.add_argument("--data", type=Path, help="every dataset of a folder written by generate (verified)")
+    e.add_argument("--seed", default="0", help="seed(s) to generate: 0, 0-4 or 0,3 (default 0; not with --data)")
+    e.add_argument("--format", default="csv", help=f"comma-separated: {', '.join(export.FORMATS)} (default csv)")
+    e.add_argument("--out", type=Path, required=True, help="output folder")
     v = sub.add_parser("verify", help="check every file of a folder against its manifest")
     v.add_argument("folder", type=Path)
     b = sub.add_parser("bayes", help="Bayes-optimal accuracy of a dataset file (last line: test Top-1 in %%)")
@@ -38,15 +48,19 @@ def _parser() -> OneLineParser:
     return p
 
 
-def _cmd_generate(a) -> None:
+def _recipes(a) -> list:
+    """The recipes named by --all, --dataset or --recipe (a bad name fails before anything is written)."""
     if a.recipe is not None:
         spec = read_toml(a.recipe).get("recipe")
         if not isinstance(spec, dict):
             raise SynthError(f"{a.recipe}: needs a [recipe] table")
-        names = [datasets.user_recipe(spec, a.allow_paper_name)]
-    else:
-        names = list(datasets.PAPER_DATASETS) if a.all else datasets.parse_names(a.dataset)
-        names = [datasets.get_recipe(n) for n in names]  # fail on a bad name before writing anything
+        return [datasets.user_recipe(spec, getattr(a, "allow_paper_name", False))]
+    names = list(datasets.PAPER_DATASETS) if a.all else datasets.parse_names(a.dataset)
+    return [datasets.get_recipe(n) for n in names]
+
+
+def _cmd_generate(a) -> None:
+    names = _recipes(a)
     seeds = parse_int_list(a.seed)
     if a.out.exists() and not a.out.is_dir():
         raise SynthError(f"--out {a.out} is a file, not a folder")
@@ -55,6 +69,25 @@ def _cmd_generate(a) -> None:
         for r in names:
             datasets.save(datasets.generate(r, seed), a.out)
     print(f"wrote {len(names) * len(seeds)} dataset file(s) and {datasets.MANIFEST} to {a.out} "
+          f"in {time.perf_counter() - t0:.2f} s")
+
+
+def _cmd_export(a) -> None:
+    formats = export.parse_formats(a.format)
+    t0 = time.perf_counter()
+    if a.data is not None:
+        if not (a.data / datasets.MANIFEST).is_file():
+            raise SynthError(f"{a.data} has no {datasets.MANIFEST}: not a dataset folder (python -m synth generate "
+                             "writes one)")
+        files = sorted(datasets._read_manifest(a.data)["datasets"])
+        if not files:
+            raise SynthError(f"{a.data / datasets.MANIFEST} lists no datasets")
+        dss = [datasets.load(a.data / f) for f in files]
+    else:
+        recipes, seeds = _recipes(a), parse_int_list(a.seed)
+        dss = (datasets.generate(r, seed) for seed in seeds for r in recipes)
+    written = export.export(dss, a.out, formats)
+    print(f"wrote {len(written)} file(s) ({', '.join(formats)}) and {export.MANIFEST} to {a.out} "
           f"in {time.perf_counter() - t0:.2f} s")
 
 
@@ -67,6 +100,8 @@ def _handle(argv) -> int:
         print(datasets.describe(a.name))
     elif a.cmd == "generate":
         _cmd_generate(a)
+    elif a.cmd == "export":
+        _cmd_export(a)
     elif a.cmd == "verify":
         problems = datasets.verify_folder(a.folder)
         n = len(datasets._read_manifest(a.folder)["datasets"])

@@ -91,3 +91,26 @@ def test_the_bayes_ceiling_is_scored_in_slices_with_the_same_ranks_and_bounded_m
     assert np.array_equal(bayes.true_ranks(lonlat, labels, ds["centers_lonlat"], ds["kappa"]), whole)
     assert got["top1"] == summarize_ranks(whole)["top1"]
     assert full_bytes > 30e6 and peak < full_bytes / 4, (peak, full_bytes)  # one score matrix would not fit
+
+
+def test_the_posterior_is_computed_in_slices_and_for_the_classes_asked(monkeypatch):
+    """Issue 32 (3): P(class | x) sliced equals the whole matrix's softmax (to rounding), each full row
+    sums to one, and asking for some classes returns exactly those columns with memory O(slice), so a
+    map of one class of 1 000 never holds the points x classes matrix."""
+    import tracemalloc
+
+    ds = datasets.generate(datasets.Recipe(name="many", n_classes=1000, samples_per_class=20, kappa_max=64), 0)
+    lonlat, _ = ds.split("test")
+    s = bayes.log_posterior_scores(lonlat, ds["centers_lonlat"], ds["kappa"])
+    whole = np.exp(s - s.max(1, keepdims=True))
+    whole /= whole.sum(1, keepdims=True)
+    monkeypatch.setattr(bayes, "CHUNK_VALUES", 1 << 16)
+    sliced = bayes.posterior(lonlat, ds["centers_lonlat"], ds["kappa"])
+    np.testing.assert_allclose(sliced, whole, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(sliced.sum(1), 1.0, rtol=0, atol=1e-12)
+    tracemalloc.start()
+    two = bayes.posterior(lonlat, ds["centers_lonlat"], ds["kappa"], classes=[7, 3])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.array_equal(two, sliced[:, [7, 3]])
+    assert peak < whole.nbytes / 4, (peak, whole.nbytes)

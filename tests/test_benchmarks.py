@@ -69,3 +69,21 @@ def test_bench_fair_handicap_table(tmp_path):
     again = subprocess.run([sys.executable, str(BENCH / "bench_fair.py"), *args], capture_output=True, text=True)
     assert "nothing to do" in again.stdout + again.stderr and again.returncode == 0
     assert "| U1 |" in again.stdout
+
+
+def test_bench_scale_prints_both_bayes_paths_with_the_same_top1_and_the_training_table():
+    out = run("bench_scale.py", "bayes", "--cells", "20:50,30:40", "--whole-up-to", "1000")
+    rows = [line.split("|")[1:-1] for line in out if re.match(r"\| \d+ x \d+ ", line)]
+    assert [(r[0].strip(), r[2].strip()) for r in rows] == [("20 x 50", "whole"), ("20 x 50", "sliced"),
+                                                            ("30 x 40", "sliced")]  # 1 200 points > 1 000: no whole
+    assert rows[0][6] == rows[1][6]  # the same Top-1 from both paths
+    out = run("bench_scale.py", "train", "--cells", "10:50")
+    assert re.match(r"\| 10 x 50 \| 500 \| \d+\.\d \|", out[-1])
+
+
+def test_the_readme_loader_example_runs_as_pasted():
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    block = text.split("```python\nfrom torch.utils.data import DataLoader")[1].split("```")[0]
+    code = "from torch.utils.data import DataLoader" + block + "assert train.n_classes == 50 and lonlat.shape[1] == 2\n"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]

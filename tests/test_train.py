@@ -183,3 +183,25 @@ def test_a_population_may_name_its_network():
     configs = [{"network": "ffn", "legendre_polys": 4, "hidden_dim": 8, "num_filts": 8, "lr": lr} for lr in (0.01, 0.02)]
     out = train_population(ds, "spherical_harmonics", configs, TrainSettings(epochs=1), device="cpu")
     assert len(out) == 2
+
+
+def test_ranks_are_scored_a_batch_of_points_at_a_time_with_the_whole_matrix_ranks():
+    """Issue 32 (4): validation and test scoring built the (members, points, classes) logits at once
+    (100 000 points x 1 000 classes x a population: gigabytes). predict_ranks never passes more than
+    a batch of points through the model, and gives exactly the ranks and divergence of the whole."""
+    from experiments.train import predict_logits, predict_ranks
+    from synth.metrics import true_class_ranks
+
+    model = encoders.build("xyz", 300, seed=[0, 1], hidden_dim=32, num_hidden_layers=1)
+    rng = np.random.default_rng(0)
+    x = torch.tensor(np.c_[rng.uniform(-180, 180, 5000), rng.uniform(-90, 90, 5000)])
+    y = torch.as_tensor(rng.integers(0, 300, 5000))
+    whole = predict_logits(model, x, batch=x.shape[0])
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[-2]))
+    ranks, finite = predict_ranks(model, x, y, batch=512)
+    assert max(seen) == 512 and sum(seen) == 5000
+    assert torch.equal(ranks, true_class_ranks(whole, y)) and finite.tolist() == [True, True]
+    with torch.no_grad():  # a NaN weight in member 1 only: that member is marked, not the other
+        next(p for p in model.parameters() if p.dim() > 1 and p.shape[0] == 2)[1].fill_(float("nan"))
+    assert predict_ranks(model, x, y, batch=512)[1].tolist() == [True, False]

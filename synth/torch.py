@@ -1,0 +1,60 @@
+"""The datasets as a PyTorch ``Dataset``: ``LocationDataset("S2.3", "train")`` for a ``DataLoader``.
+
+Each item is ``(lonlat, label)``: a (2,) tensor of longitude and latitude in degrees (the order
+TorchSpatial and locationencoder take) and the class as an int64 tensor. The source is a dataset
+name (generated in memory: registered names, paper or user recipes), a ``.npz`` file written by
+``python -m synth generate`` (checked against its manifest), an exported ``.csv`` or ``.parquet``
+file (checked against its ``export.json``), or a ``synth.datasets.Dataset``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset as _TorchDataset
+
+from . import datasets, export
+from .errors import SynthError
+
+
+def resolve(source, seed: int = 0) -> datasets.Dataset:
+    """A ``synth.datasets.Dataset`` from any source ``LocationDataset`` accepts."""
+    if isinstance(source, datasets.Dataset):
+        return source
+    if not isinstance(source, (str, Path)):
+        raise SynthError(f"a dataset source is a name, a file or a Dataset, not {type(source).__name__}")
+    path = Path(source)
+    if path.suffix.lower() == ".npz":
+        return datasets.load(path)
+    if path.suffix.lower() in export.READABLE:
+        return export.read(path)
+    if path.is_dir():
+        raise SynthError(f"{path} is a folder: name one of its files (.npz, .csv or .parquet)")
+    if str(source) in datasets.available():
+        return datasets.generate(str(source), seed)
+    raise SynthError(f"unknown dataset {str(source)!r}: give a registered name ({', '.join(datasets.PAPER_DATASETS[:3])}, "
+                     "...), a .npz file, or an exported .csv or .parquet file")
+
+
+class LocationDataset(_TorchDataset):
+    """One split (``train``, ``val``, ``test`` or ``all``) of a dataset as (lonlat, label) pairs.
+
+    ``dataset`` keeps the source (recipe, seed, centres, κ); ``n_classes`` sizes a classifier."""
+
+    def __init__(self, source, split: str = "train", seed: int = 0, dtype: torch.dtype = torch.float32):
+        self.dataset = resolve(source, seed)
+        lonlat, labels = self.dataset.split(split)
+        self.split = split
+        self.lonlat = torch.as_tensor(lonlat, dtype=dtype)
+        self.labels = torch.as_tensor(labels, dtype=torch.int64)
+        self.n_classes = self.dataset.recipe.n_classes
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.lonlat[i], self.labels[i]
+
+    def __repr__(self) -> str:
+        return f"LocationDataset({self.dataset.name!r}, seed {self.dataset.seed}, {self.split!r}: {len(self)} points)"
