@@ -32,6 +32,10 @@ REMOVED_FLAGS = {
 }
 
 
+# the sweep's defaults, in one place: --reference replaces those left as they are
+SWEEP_DEFAULTS = {"datasets": "all", "encoders": "table8", "space": "quick", "seeds": "0-4", "data_seeds": "0"}
+
+
 def _finalists(text):
     if text == "all":
         return "all"
@@ -44,11 +48,11 @@ def _parser() -> OneLineParser:
     e.add_argument("--params", action="store_true", help="also list every declared hyper-parameter: role, default, "
                    "valid values")
     s = sub.add_parser("sweep", help="train a search space on datasets, storing every result in SQLite")
-    s.add_argument("--datasets", default="all", help="comma list (U1,S2.3) or 'all' (default)")
-    s.add_argument("--encoders", default="table8", help="comma list, 'table8' (default) or 'all'")
-    s.add_argument("--space", default="quick", help="quick (default), paper, or a TOML file")
-    s.add_argument("--seeds", default="0-4", help="training seeds: 0-4 (default), 0,3, ...")
-    s.add_argument("--data-seeds", default="0", help="dataset draws (default 0): the search runs on the first, "
+    s.add_argument("--datasets", default=SWEEP_DEFAULTS["datasets"], help="comma list (U1,S2.3) or 'all' (default)")
+    s.add_argument("--encoders", default=SWEEP_DEFAULTS["encoders"], help="comma list, 'table8' (default) or 'all'")
+    s.add_argument("--space", default=SWEEP_DEFAULTS["space"], help="quick (default), paper, or a TOML file")
+    s.add_argument("--seeds", default=SWEEP_DEFAULTS["seeds"], help="training seeds: 0-4 (default), 0,3, ...")
+    s.add_argument("--data-seeds", default=SWEEP_DEFAULTS["data_seeds"], help="dataset draws (default 0): the search runs on the first, "
                    "the configuration chosen there on every draw")
     s.add_argument("--data", type=Path, help="read datasets from this folder (verified); default: generate in memory")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -70,6 +74,11 @@ def _parser() -> OneLineParser:
                    help="finalists race seed by seed: one clearly behind the leader stops (default off; on in "
                         "the paper space)")
     g.add_argument("--search-seeds", help="training seeds of the search itself (default 0)")
+    g.add_argument("--transfer-from", metavar="EXPERIMENT", help="try first the best configurations of this "
+                   "experiment's searches (same --db) on --transfer-datasets (experiments.transfer)")
+    g.add_argument("--transfer-datasets", help="comma list: the source datasets of --transfer-from")
+    g.add_argument("--transfer-top", type=_number(int, 1, "--transfer-top"),
+                   help="configurations taken from each source dataset (default 3)")
     x = s.add_argument_group("where it runs")
     x.add_argument("--executor", default="inline", choices=["inline", "local", "submitit"],
                    help="inline (this process, default), local (--workers processes), submitit (SLURM job array, or "
@@ -92,6 +101,9 @@ def _parser() -> OneLineParser:
     s.add_argument("--dry-run", action="store_true", help="print the plan and an estimated time, train nothing")
     s.add_argument("--epochs", type=_number(int, 1, "--epochs"), help="override the space's epochs (a new experiment)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--reference", metavar="NAME", help="train only your encoder(s) by the protocol of a shipped "
+                   "reference (its space, settings, search, datasets, draws and seeds unless given); report "
+                   "--reference NAME then compares them with its baselines (experiments.reference)")
     r = sub.add_parser("report", help="Table 8 replica, diagnostics and figures from a results database")
     r.add_argument("--db", type=Path, default=Path("results/results.sqlite"))
     r.add_argument("--out", type=Path, default=Path("results"))
@@ -102,6 +114,17 @@ def _parser() -> OneLineParser:
     r.add_argument("--seeds", help="only these training seeds, e.g. 2-3 (default: all stored)")
     r.add_argument("--no-figures", action="store_true")
     r.add_argument("--device", default="auto", help="device for the distortion and map figures")
+    r.add_argument("--reference", metavar="NAME", help="the baselines' columns from this shipped reference "
+                   "(name or file); the experiment holds only your encoder(s)")
+    r.add_argument("--target", help="the encoder compared against the best baseline (default sphereM+; with "
+                   "--reference, the one encoder trained here)")
+    f = sub.add_parser("reference", help="write a reference file from a finished Table 8 experiment (the chosen "
+                       "configurations' rows, settings, search policy, machine and date)")
+    f.add_argument("--db", type=Path, required=True)
+    f.add_argument("--experiment", help="default: the only one in --db")
+    f.add_argument("--name", required=True, help="the name it is loaded by")
+    f.add_argument("--out", type=Path, help="default: experiments/references/NAME.json")
+    f.add_argument("--machine", help="describe the machine (default: this one's processor and cores)")
     b = sub.add_parser("ablate", help="a controlled ablation from a TOML file: one factor, every level, the rest held; "
                        "runs it, then writes its tables and figures")
     b.add_argument("file", type=Path, help="the ablation (see experiments/ablations/*.toml)")
@@ -145,20 +168,44 @@ def _cmd_sweep(a) -> None:
             raise SynthError(f"{flag} was removed: {replacement}")
     search = {k: v for k, v in (("sampler", a.sampler), ("pruner", a.pruner), ("first_rung", a.first_rung),
                                 ("trials", a.trials), ("finalists", a.finalists), ("race", a.race),
-                                ("search_seeds", a.search_seeds)) if v is not None}
+                                ("search_seeds", a.search_seeds), ("transfer_from", a.transfer_from),
+                                ("transfer_datasets", a.transfer_datasets), ("transfer_top", a.transfer_top))
+              if v is not None}
     slurm = {k: v for k, v in (("partition", a.partition), ("gpus_per_job", a.gpus_per_job),
                                ("cpus_per_job", a.cpus_per_job), ("time", a.time),
                                ("array_parallelism", a.array_parallelism), ("sbatch_lines", a.sbatch_line))
              if v is not None}
+    ref = _reference_protocol(a, search) if a.reference else None
     study = Study.build(space=a.space, datasets=a.datasets, encoders=a.encoders, seeds=a.seeds,
                         data_seeds=a.data_seeds, search=search, device=a.device, db=a.db, data=a.data,
                         executor=a.executor, workers=a.workers, slurm=slurm, log_dir=a.log_dir, epochs=a.epochs,
                         max_members=a.max_members, resume=a.resume, lock_timeout=a.lock_timeout,
                         progress=not a.no_progress)
+    if ref is not None:
+        from .reference import check_protocol
+
+        check_protocol(ref, study)
     if a.dry_run:
         print(study.dry_run())
     else:
         study.run(echo=lambda line: print(line, flush=True))
+
+
+def _reference_protocol(a, search: dict) -> dict:
+    """--reference: the reference's datasets, draws, seeds and space where the flags kept their defaults."""
+    from .reference import load
+
+    ref = load(a.reference)
+    for flag, value in (("datasets", ",".join(sorted(ref["datasets"]))),
+                        ("data_seeds", ",".join(map(str, sorted({r["data_seed"] for r in ref["rows"]})))),
+                        ("seeds", ",".join(map(str, sorted({r["train_seed"] for r in ref["rows"]})))),
+                        ("space", ref["experiment"].rsplit("-", 1)[0])):
+        if getattr(a, flag) == SWEEP_DEFAULTS[flag]:
+            setattr(a, flag, value)
+    if a.encoders == SWEEP_DEFAULTS["encoders"]:
+        raise SynthError(f"--reference {ref['name']}: name your own encoder(s) with --encoders; the baselines "
+                         f"({', '.join(ref['encoders'])}) come from the reference")
+    return ref
 
 
 def _cmd_ablate(a) -> None:
@@ -211,6 +258,15 @@ def _handle(argv) -> int:
                                    a.datasets and a.datasets.split(","),
                                    a.encoders and encoders_parse(a.encoders), a.min_trials):
             print(f"wrote {p}")
+    elif a.cmd == "reference":
+        from . import results
+        from .reference import REFERENCES_DIR, build, write
+
+        with results.ResultsStore(a.db, readonly=True) as store:
+            ref = build(store, results.choose_experiment(store, a.experiment), a.name, a.machine)
+        path = write(ref, a.out or REFERENCES_DIR / f"{a.name}.json")
+        print(f"wrote {path}: {len(ref['rows'])} rows, {len(ref['datasets'])} dataset(s) x {len(ref['encoders'])} "
+              f"encoder(s), trained on {ref['machine']}, {ref['date']}")
     elif a.cmd == "compare":
         from .tables import compare_tables
 
@@ -219,6 +275,7 @@ def _handle(argv) -> int:
         from .report import main_report
 
         main_report(a.db, a.out, a.figures, encoders=a.encoders, datasets=a.datasets, experiment=a.experiment,
+                    reference=a.reference, target=a.target,
                     figures_on=not a.no_figures, device=a.device,
                     seeds=None if a.seeds is None else parse_int_list(a.seeds, "seeds"))
     return 0

@@ -33,14 +33,14 @@ from synth.errors import SynthError
 from synth.fileio import atomic_write_bytes
 
 from . import results
+from .reference import reference_summary, with_reference
 from .selection import Cell, choose
 from .stats import er_trend, error_reduction, interval, two_level_bootstrap, verdict
-from .tables import band_table, to_csv_bytes, to_latex, to_markdown
+from .tables import LABELS, band_table, search_markdown, search_records, to_csv_bytes, to_latex, to_markdown
 
 PAPER_TABLE = Path(__file__).parent / "data" / "table8.csv"
 PAPER_COLUMNS = {"xyz": "xyz", "wrap": "wrap", "wrap_ffn": "wrap_ffn", "rff": "rff", "rbf": "rbf", "grid": "grid",
                  "theory": "theory", "sphereM+": "sphereM_plus"}
-LABELS = {"wrap_ffn": "wrap+ffn"}
 TARGET = "sphereM+"
 
 
@@ -85,16 +85,18 @@ class Table8:
     search: list = field(default_factory=list)  # search_records(): the adaptive search's finalists
     timing: str = ""  # how long the stored runs took (from their timestamps)
     chosen_by: str = ""  # how the configurations were chosen (chosen_by())
+    target: str = TARGET  # the encoder compared against the best baseline
+    provenance: str = ""  # which columns were trained here, which came from a reference (experiments.reference)
 
 
 def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, paper_datasets=None,
-                 diverged=frozenset()) -> Table8:
+                 diverged=frozenset(), target: str = TARGET) -> Table8:
     """``paper_datasets``: the datasets whose recipe is the paper's (their paper numbers are shown);
     default: every name the paper uses."""
     paper = paper_numbers()
     if paper_datasets is not None:
         paper = {d: p for d, p in paper.items() if d in paper_datasets}
-    baselines = [e for e in encoder_names if e != TARGET]
+    baselines = [e for e in encoder_names if e != target]
     rows, warnings = [], []
     for d in dataset_names:
         draws_bayes = [c["top1"] for c in ceilings[d]]
@@ -129,7 +131,7 @@ def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, pape
         present = [e for e in baselines if row["cells"][e] is not None]
         best = max(present, key=lambda e: row["cells"][e].mean) if present else None
         row["best_baseline"] = best
-        t = row["cells"].get(TARGET)
+        t = row["cells"].get(target)
         row.update(delta=float("nan"), er=float("nan"), ci=None, er_ci=None, er_boot=None, verdict="—",
                    opt_delta=float("nan"), opt_er=float("nan"))
         if t is not None:
@@ -152,7 +154,7 @@ def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, pape
                                                **{e: float(p[PAPER_COLUMNS[e]]) for e in encoder_names
                                                   if e in PAPER_COLUMNS}}
         rows.append(row)
-    return Table8(rows, list(encoder_names), warnings)
+    return Table8(rows, list(encoder_names), warnings, target=target)
 
 
 def _fmt(c: Cell | None, optimistic=False) -> str:
@@ -195,7 +197,7 @@ def draw_records(t: Table8) -> list[dict]:
     (each the mean over training seeds) and their difference."""
     recs = []
     for r in t.rows:
-        tgt, best = r["cells"].get(TARGET), r["best_baseline"]
+        tgt, best = r["cells"].get(t.target), r["best_baseline"]
         bb = r["cells"][best] if best else None
         draws = sorted({k[0] for c in r["cells"].values() if c is not None for k in c.keys})
         for i, draw in enumerate(draws):
@@ -203,7 +205,7 @@ def draw_records(t: Table8) -> list[dict]:
             cb = bb.by_draw().get(draw) if bb else None
             recs.append({"dataset": r["dataset"], "draw": draw,
                          "Bayes": f"{r['bayes_draws'][i]:.1f}" if i < len(r["bayes_draws"]) else "—",
-                         TARGET: "—" if ct is None else f"{ct:.1f}",
+                         t.target: "—" if ct is None else f"{ct:.1f}",
                          "best baseline": "—" if cb is None else f"{LABELS.get(best, best)} {cb:.1f}",
                          "Δ": "—" if ct is None or cb is None else f"{ct - cb:+.1f}"})
     return recs
@@ -337,62 +339,6 @@ def run_timing(rows: list[dict]) -> str:
             "the first stored to the last (a resumed or paused sweep counts its pauses).")
 
 
-def search_records(search_rows: list[dict], final_rows: list[dict]) -> list[dict]:
-    """Per (dataset, encoder): trials, pruned, diverged, member-epochs of the search, and the
-    finalists (mean search validation Top-1, trial number), the one Table 8 chose marked."""
-    chosen = {k: c.config for k, c in choose(final_rows).items()} if final_rows else {}
-    first = {}  # (dataset, encoder) -> its selection draw
-    for r in final_rows:
-        first[(r["dataset"], r["encoder"])] = min(r["data_seed"], first.get((r["dataset"], r["encoder"]), r["data_seed"]))
-    finals: dict = {}  # (dataset, encoder, config hash) -> final-stage runs on the selection draw
-    for r in final_rows:
-        if r["data_seed"] == first[(r["dataset"], r["encoder"])]:
-            k = (r["dataset"], r["encoder"], r["config_hash"])
-            finals[k] = finals.get(k, 0) + 1
-    cells: dict = {}
-    for r in search_rows:
-        cells.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["trial"], []).append(r)
-    out = []
-    for (d, e), trials in cells.items():
-        fin = []
-        for number, rs in sorted(trials.items()):
-            # the finalist's own trial: TPE may have tried its configuration before, and pruned it
-            if ((d, e, rs[0]["config_hash"]) in finals and all(r["pruned_at"] is None for r in rs)
-                    and not any(f["config_hash"] == rs[0]["config_hash"] for f in fin)):
-                fin.append({"config_hash": rs[0]["config_hash"], "config": json.loads(rs[0]["config"]), "trial": number,
-                            "val": float(np.mean([r["val_top1"] for r in rs])),
-                            "seeds": finals[(d, e, rs[0]["config_hash"])],
-                            "chosen": json.loads(rs[0]["config"]) == chosen.get((d, e))})
-        most = max((f["seeds"] for f in fin), default=0)
-        for f in fin:
-            f["stopped"] = f["seeds"] < most  # left the finalists' race early
-        out.append({"dataset": d, "encoder": e, "trials": len(trials),
-                    "pruned": sum(any(r["pruned_at"] is not None for r in rs) for rs in trials.values()),
-                    "diverged": sum(any(r["diverged"] for r in rs) for rs in trials.values()),
-                    "member_epochs": sum(r["epochs_run"] for rs in trials.values() for r in rs),
-                    "finalists": sorted(fin, key=lambda f: -f["val"])})
-    return out
-
-
-def search_markdown(recs: list[dict]) -> str:
-    lines = ["# Adaptive search: finalists per dataset and encoder", "",
-             "A trial's score is its mean validation Top-1 over the search seeds; the best trials that were neither "
-             "pruned nor diverged are the finalists, retrained on every seed; Table 8 chooses among them on "
-             "validation (**chosen**). With the race (`race = true`), a finalist clearly behind the leader "
-             "stops after fewer seeds (*stopped*).", "",
-             "| dataset | encoder | trials | pruned | diverged | member-epochs | finalists (search val Top-1, trial, "
-             "seeds) |",
-             "|---|---|---|---|---|---|---|"]
-    for r in recs:
-        fin = "; ".join(("**" if f["chosen"] else "") + ", ".join(f"{k}={v}" for k, v in sorted(f["config"].items()))
-                        + f" ({f['val']:.1f}, #{f['trial']}, {f['seeds']} seed(s)"
-                        + ("; *stopped*)" if f["stopped"] else ")") + ("**" if f["chosen"] else "")
-                        for f in r["finalists"])
-        lines.append(f"| {r['dataset']} | {LABELS.get(r['encoder'], r['encoder'])} | {r['trials']} | {r['pruned']} | "
-                     f"{r['diverged']} | {r['member_epochs']} | {fin} |")
-    return "\n".join(lines) + "\n"
-
-
 def chosen_by(rule: str | None, search_rows: list) -> str:
     """How the configurations were chosen: the rule the sweep recorded, else what the rows show."""
     from .pruners import OLD_RULE_TEXT
@@ -411,17 +357,19 @@ def write_tables(t: Table8, out: Path) -> list[Path]:
     honest = table_records(t)
     opt = table_records(t, optimistic=True)
     cap = ("Table 8 replica: test Top-1 (mean over dataset draws ± std between draws) with the configuration "
-           "chosen on validation of the first draw; ΔTop1 of sphereM+ against the best baseline with its 95% "
+           f"chosen on validation of the first draw; ΔTop1 of {t.target} against the best baseline with its 95% "
            "two-level bootstrap interval (draws, then seeds) and the verdict; ER negative = fewer errors; "
-           "Bayes = Bayes-optimal Top-1 (mean ± std over draws), gap = Bayes − sphereM+.")
-    for name, text in [("table8.md", (f"Configurations chosen by: {t.chosen_by}.\n\n" if t.chosen_by else "")
-                        + to_markdown(honest)), ("table8.csv", to_csv(t)), ("table8.tex", to_latex(honest, cap)),
+           f"Bayes = Bayes-optimal Top-1 (mean ± std over draws), gap = Bayes − {t.target}."
+           + (f" {t.provenance}" if t.provenance else ""))
+    head = "".join(f"{x}\n\n" for x in (t.provenance, t.chosen_by and f"Configurations chosen by: {t.chosen_by}.") if x)
+    for name, text in [("table8.md", head + to_markdown(honest)), ("table8.csv", to_csv(t)), ("table8.tex", to_latex(honest, cap)),
                        ("table8_optimistic.md", "OPTIMISTIC (the paper's reading: best test Top-1 over the grid, "
                         "no validation selection; on the first draw, the only one every configuration ran "
                         "on)\n\n" + to_markdown(opt)),
-                       ("table8_draws.md", "Per draw: Bayes ceiling, sphereM+ and the best baseline (mean over "
+                       ("table8_draws.md", f"Per draw: Bayes ceiling, {t.target} and the best baseline (mean over "
                         "training seeds)\n\n" + to_markdown(draw_records(t))),
-                       ("table8_optimistic.csv", to_csv(t, optimistic=True)), ("summary.md", summary(t))] + \
+                       ("table8_optimistic.csv", to_csv(t, optimistic=True)),
+                       ("summary.md", summary(t) if t.target == TARGET else reference_summary(t))] + \
             ([("search.md", search_markdown(t.search))] if t.search else []):
         p = out / name
         atomic_write_bytes(p, text.encode())
@@ -430,9 +378,11 @@ def write_tables(t: Table8, out: Path) -> list[Path]:
 
 
 def main_report(db, out, figures, encoders="table8", datasets="all", experiment=None, figures_on=True,
-                device="auto", seeds=None) -> None:
+                device="auto", seeds=None, reference=None, target=None) -> None:
     """The ``report`` command: read one experiment of ``db`` (read-only), write tables to ``out`` and
-    figures to ``figures``. ``seeds``: only these training seeds (a replicate on disjoint seeds)."""
+    figures to ``figures``. ``seeds``: only these training seeds (a replicate on disjoint seeds).
+    ``reference``: the baselines' columns come from a shipped reference (experiments.reference),
+    ``target`` (default: the one encoder of ``db`` not in it) is compared against them."""
     from . import encoders as encoder_registry
 
     out, figures = Path(out), Path(figures)
@@ -445,6 +395,8 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
         rows = store.rows(exp, "final")
         search_rows = store.rows(exp, "search")
         rule = store.meta(f"search/{exp}")
+    rows, enc_names, target, provenance = with_reference(reference, rows, enc_names, encoders, target, exp)
+    target = target or TARGET
     if seeds is not None:
         rows = [r for r in rows if r["train_seed"] in set(seeds)]
         search_rows = [r for r in search_rows if r["train_seed"] in set(seeds)]
@@ -480,9 +432,9 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
             print(f"warning: experiment {exp} has no results for {', '.join(absent)}; the table shows "
                   f"{', '.join(ds_names)}", file=sys.stderr)
     missing = [e for e in enc_names if not any(r["encoder"] == e for r in rows)]
-    if TARGET in enc_names and TARGET in missing:
-        raise SynthError(f"{db} has no results for {TARGET}, the encoder Table 8 compares: run "
-                         f"`python -m experiments sweep --encoders {TARGET}`")
+    if target in enc_names and target in missing:
+        raise SynthError(f"{db} has no results for {target}, the encoder Table 8 compares: run "
+                         f"`python -m experiments sweep --encoders {target}`")
     rows = [r for r in rows if r["dataset"] in ds_names]
     cells = choose(rows)
     runs: dict = {}
@@ -493,8 +445,8 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
     for r in rows:
         seeds.setdefault(r["dataset"], set()).add(r["data_seed"])
     ceilings = bayes_ceilings({d: label_recipe[d] for d in ds_names}, seeds)
-    t = build_table8(cells, ds_names, enc_names, ceilings, paper_datasets=paper_like, diverged=diverged)
-    t.experiment = exp
+    t = build_table8(cells, ds_names, enc_names, ceilings, paper_datasets=paper_like, diverged=diverged, target=target)
+    t.experiment, t.provenance = exp, provenance
     t.chosen_by = chosen_by(rule, search_rows)
     t.timing = run_timing(rows + search_rows)
     for r in search_rows:

@@ -48,6 +48,7 @@ from synth.errors import SynthError
 from . import results
 from .executors import dataset_ref, load_ref
 from . import pruners
+from .transfer import warm_start
 from .plan import ETA, CostModel, first_rung, Population, describe_plan, make_plan, max_members, member_memory_mb, shape_key
 from .race import race_survivors
 from .populations import Progress, run_population, to_job, train_populations
@@ -117,7 +118,8 @@ class CellSearch:
     """The search of one cell: its study, its stored rows, and the train-or-replay loop."""
 
     def __init__(self, space: Space, policy: SearchPolicy, experiment: str, cell: Cell, data, device, store,
-                 max_pop, progress: Progress | None = None, resume: bool = True, seconds_each: float = 1.0):
+                 max_pop, progress: Progress | None = None, resume: bool = True, seconds_each: float = 1.0,
+                 warm_start: list | None = None):
         self.space, self.policy, self.experiment, self.cell = space, policy, experiment, cell
         self.data, self.device, self.store, self.progress = data, device, store, progress
         self.seconds_each = seconds_each  # the cost model's seconds per member-epoch (progress weights)
@@ -143,7 +145,7 @@ class CellSearch:
         # trials >= the grid: every configuration once, in order (TPE would only repeat some)
         queue = (self.configs if policy.sampler == "grid" or self.n_trials == len(self.configs) else
                  random.Random(0).sample(self.configs, self.n_trials) if policy.sampler == "random" else [])
-        for c in queue:  # grid and random: fixed, ordered lists of configurations
+        for c in list(warm_start or []) + queue:  # transfer first (experiments.transfer); grid, random: fixed lists
             self.study.enqueue_trial(self._params_of(c))
         self.stored = self._stored_rows() if resume else {}  # without --resume, stored trials are retrained
 
@@ -333,7 +335,7 @@ def cell_job(job: dict) -> dict:
     policy = SearchPolicy(**{**job["policy"], "search_seeds": tuple(job["policy"]["search_seeds"])})
     mem = MemoryStore(job["rows"])
     cs = CellSearch(space, policy, job["experiment"], Cell(**job["cell"]), load_ref(job["data"]),
-                    resolve_device(job["device"]), mem, job["max_pop"])
+                    resolve_device(job["device"]), mem, job["max_pop"], warm_start=job.get("warm_start"))
     done = cs.run(live_limit=1) is not None
     return {"rows": mem.new, "done": done}
 
@@ -361,8 +363,10 @@ def run(study, store, runner=None, cost: CostModel | None = None, progress: Prog
         summary["seconds"] = time.perf_counter() - t0
         return summary
     cells = [Cell(name, first, enc, study.recipe_hashes[name]) for name in study.datasets for enc in study.encoders]
+    # read from the store once, before any cell starts (every job then gets the same list)
+    warm = {c.study_name: warm_start(store, policy, c.name, c.encoder, space.configs(c.encoder)) for c in cells}
     if runner is not None and runner.opts.kind != "inline":
-        return _run_parallel(study, cells, store, runner, summary, t0)
+        return _run_parallel(study, cells, store, runner, summary, t0, warm)
     # progress weights: the mean modelled seconds per member-epoch of each encoder, once
     each = {e: cost.mean_seconds(e, space.configs(e)) if cost is not None else 1.0 for e in study.encoders}
     if progress is not None:
@@ -372,7 +376,7 @@ def run(study, store, runner=None, cost: CostModel | None = None, progress: Prog
     for cell in cells:
         data = study.draws[(cell.name, cell.data_seed)]
         cs = CellSearch(space, policy, experiment, cell, data, study.device, store, study.max_members, progress,
-                        study.resume, each[cell.encoder])
+                        study.resume, each[cell.encoder], warm[cell.study_name])
         finalists = _close_cell(cs, cs.run(), summary)
         while (plan := _finalists(cs, finalists, study.seeds, store, study.max_members)) is not None:
             train_populations(plan, store, study.draws, study.device, experiment, cost=cost, progress=progress)
@@ -405,7 +409,7 @@ def _close_cell(cs: CellSearch, ranked, summary: dict) -> list[dict]:
     return finalists
 
 
-def _run_parallel(study, cells, store, runner, summary, t0) -> dict:
+def _run_parallel(study, cells, store, runner, summary, t0, warm) -> dict:
     """Cells search in parallel, each in its own chain of jobs: a job replays the cell's stored rows
     and trains its next population, so every decision is the one the inline search makes (exact, and
     resumable the same way). Parallelism is over cells, not within one: a cell's populations wait for
@@ -423,7 +427,7 @@ def _run_parallel(study, cells, store, runner, summary, t0) -> dict:
         return {"run": "experiments.search:cell_job", "label": f"{cell.study_name} search step",
                 "space": space.to_dict(), "policy": policy.to_dict(), "experiment": experiment,
                 "cell": dataclasses.asdict(cell), "rows": rows_of[cell.study_name], "max_pop": max_pop,
-                "data": ref(cell.name, cell.data_seed)}
+                "data": ref(cell.name, cell.data_seed), "warm_start": warm[cell.study_name]}
 
     def final_round(cell, cs, finalists):
         """Submit the cell's next round of finalists' runs (see _finalists), once the last is in."""
@@ -449,7 +453,7 @@ def _run_parallel(study, cells, store, runner, summary, t0) -> dict:
             runner.submit(next_step(cell), lambda j, r, cell=cell: step_done(j, r, cell))
             return
         cs = CellSearch(space, policy, experiment, cell, study.draws[(cell.name, cell.data_seed)], study.device,
-                        MemoryStore(rows_of[cell.study_name]), max_pop)
+                        MemoryStore(rows_of[cell.study_name]), max_pop, warm_start=warm[cell.study_name])
         # a replay: every population is stored
         final_round(cell, cs, _close_cell(cs, cs.run(live_limit=0), summary))
 

@@ -50,7 +50,12 @@ SEARCH_PARAMS = {p.name: p for p in (
           help="configurations retrained on every seed of --seeds (none: all, the exhaustive sweep)"),
     Param("race", bool, False, None, "setting",
           help="finalists race seed by seed; one clearly behind the leader stops (see search.race_survivors)"),
+    Param("transfer_from", str, None, None, "setting", optional=True,
+          help="an experiment in the same database whose searches start this one (experiments.transfer)"),
+    Param("transfer_top", int, 3, Interval(1, 1000), "setting",
+          help="transfer: the best this many configurations of each source dataset are tried first"),
 )}
+TRANSFER_KEYS = ("transfer_from", "transfer_datasets", "transfer_top")
 
 
 # ----------------------------------------------------------------------------- search policy
@@ -63,6 +68,9 @@ class SearchPolicy:
     finalists: int | None = 3  # None: every configuration tried is a finalist
     race: bool = False
     search_seeds: tuple = (0,)
+    transfer_from: str | None = None  # experiments.transfer: earlier searches' best configurations first
+    transfer_datasets: tuple = ()
+    transfer_top: int = 3
 
     def __post_init__(self):
         if isinstance(self.pruner, str):
@@ -78,6 +86,17 @@ class SearchPolicy:
                 isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in seeds):
             raise SynthError("search: search_seeds must be a non-empty list of integers in [0, 2^32)")
         object.__setattr__(self, "search_seeds", tuple(sorted(set(int(s) for s in seeds))))
+        names = self.transfer_datasets
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",") if n.strip()]
+        if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) and n for n in names):
+            raise SynthError("search: transfer_datasets must be a list of dataset names")
+        object.__setattr__(self, "transfer_datasets", tuple(dict.fromkeys(names)))
+        if (self.transfer_from is None) != (not self.transfer_datasets):
+            raise SynthError("search: transfer_from (an experiment) and transfer_datasets (its datasets) go together")
+        if self.transfer_from is not None and self.sampler == "grid":
+            raise SynthError("search: transfer orders the first trials of the random or tpe sampler; grid tries every "
+                             "configuration anyway")
 
     @classmethod
     def exhaustive(cls) -> "SearchPolicy":
@@ -90,7 +109,12 @@ class SearchPolicy:
         return self.sampler == "grid" and self.pruner == "none" and self.finalists is None
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "search_seeds": list(self.search_seeds)}
+        d = {**dataclasses.asdict(self), "search_seeds": list(self.search_seeds),
+             "transfer_datasets": list(self.transfer_datasets)}
+        if self.transfer_from is None:  # searches without transfer keep the names they had before it existed
+            for k in TRANSFER_KEYS:
+                d.pop(k)
+        return d
 
     def n_trials(self, n_configs: int) -> int:
         """Trials per cell: the whole grid, or ``trials`` of it (more would only retrain duplicates)."""
@@ -100,7 +124,9 @@ class SearchPolicy:
         if self.is_exhaustive:
             return "exhaustive: every configuration on every seed (sampler grid, pruner none, finalists all)"
         finalists = "all" if self.finalists is None else self.finalists
-        return (f"adaptive search, sampler {self.sampler}, pruner {self.pruner}, search seeds "
+        transfer = (f" (first: the best {self.transfer_top} of {self.transfer_from} on each of "
+                    f"{','.join(self.transfer_datasets)})" if self.transfer_from else "")
+        return (f"adaptive search, sampler {self.sampler}{transfer}, pruner {self.pruner}, search seeds "
                 f"{','.join(map(str, self.search_seeds))}, {finalists} finalist(s){' racing' if self.race else ''}")
 
 
@@ -116,10 +142,10 @@ def policy_from(table: dict, flags: dict | None = None, owner: str = "search", n
         return SearchPolicy.exhaustive()
     table = table or {}
     for where, values in ((owner, table), ("flags", flags)):
-        unknown = set(values) - set(SEARCH_PARAMS) - {"search_seeds"}
+        unknown = set(values) - set(SEARCH_PARAMS) - {"search_seeds", "transfer_datasets"}
         if unknown:
             raise SynthError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid: "
-                             f"{', '.join(sorted(SEARCH_PARAMS) + ['search_seeds'])}")
+                             f"{', '.join(sorted(SEARCH_PARAMS) + ['search_seeds', 'transfer_datasets'])}")
     values = {**table, **flags}
     # trials is the one key a sampler may not read: from the table it is dropped with a note, asked
     # for as a flag it is an error (SearchPolicy refuses it)

@@ -43,7 +43,7 @@ from .executors import n_workers, usable_cpus
 from .plan import (CostModel, Plan, assumptions, cell_seconds, describe_plan, describe_search, make_plan, plan_seconds,
                    run_fraction)
 from .populations import Progress, train_populations
-from .results import ResultsStore, digest
+from .results import ResultsStore, canonical, digest
 from .search import run as run_search
 from .selection import choose
 from . import pruners
@@ -281,7 +281,9 @@ class Study:
 
     def _record_rule(self, store, echo) -> None:
         """Say in the database how this experiment's search decides (``report`` shows it), and name
-        any search of the same space decided under the old rule: it is another experiment, kept apart."""
+        any search of the same space decided under the old rule: it is another experiment, kept apart.
+        The policy itself is recorded too (a reference file carries it: experiments.reference)."""
+        store.set_meta(f"policy/{self.experiment}", canonical(self.policy.to_dict()))
         if self.policy.is_exhaustive:
             return
         for exp in store.experiments():

@@ -1,15 +1,20 @@
 """Table formatting and table files: Markdown, LaTeX, the per-latitude-band table, and ``compare``
-of two ``table8.csv`` files. No statistics here (``stats``) and no database (``results``).
+of two ``table8.csv`` files, the search's finalists (``search.md``). No statistics here (``stats``) and no database (``results``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 
 import numpy as np
 
 from synth.errors import SynthError
+
+from .selection import choose
+
+LABELS = {"wrap_ffn": "wrap+ffn"}  # column labels where an encoder's name is not what the paper prints
 
 
 def to_markdown(recs: list[dict]) -> str:
@@ -172,3 +177,59 @@ def band_table(cells: dict, dataset_names, encoder_names, ceilings: dict, kind="
                     rec[f"{e}_dmrr_vs_grid"] = rec[f"{e}_mrr"] - rec["grid_mrr"]
         out.append(rec)
     return out
+
+
+def search_records(search_rows: list[dict], final_rows: list[dict]) -> list[dict]:
+    """Per (dataset, encoder): trials, pruned, diverged, member-epochs of the search, and the
+    finalists (mean search validation Top-1, trial number), the one Table 8 chose marked."""
+    chosen = {k: c.config for k, c in choose(final_rows).items()} if final_rows else {}
+    first = {}  # (dataset, encoder) -> its selection draw
+    for r in final_rows:
+        first[(r["dataset"], r["encoder"])] = min(r["data_seed"], first.get((r["dataset"], r["encoder"]), r["data_seed"]))
+    finals: dict = {}  # (dataset, encoder, config hash) -> final-stage runs on the selection draw
+    for r in final_rows:
+        if r["data_seed"] == first[(r["dataset"], r["encoder"])]:
+            k = (r["dataset"], r["encoder"], r["config_hash"])
+            finals[k] = finals.get(k, 0) + 1
+    cells: dict = {}
+    for r in search_rows:
+        cells.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["trial"], []).append(r)
+    out = []
+    for (d, e), trials in cells.items():
+        fin = []
+        for number, rs in sorted(trials.items()):
+            # the finalist's own trial: TPE may have tried its configuration before, and pruned it
+            if ((d, e, rs[0]["config_hash"]) in finals and all(r["pruned_at"] is None for r in rs)
+                    and not any(f["config_hash"] == rs[0]["config_hash"] for f in fin)):
+                fin.append({"config_hash": rs[0]["config_hash"], "config": json.loads(rs[0]["config"]), "trial": number,
+                            "val": float(np.mean([r["val_top1"] for r in rs])),
+                            "seeds": finals[(d, e, rs[0]["config_hash"])],
+                            "chosen": json.loads(rs[0]["config"]) == chosen.get((d, e))})
+        most = max((f["seeds"] for f in fin), default=0)
+        for f in fin:
+            f["stopped"] = f["seeds"] < most  # left the finalists' race early
+        out.append({"dataset": d, "encoder": e, "trials": len(trials),
+                    "pruned": sum(any(r["pruned_at"] is not None for r in rs) for rs in trials.values()),
+                    "diverged": sum(any(r["diverged"] for r in rs) for rs in trials.values()),
+                    "member_epochs": sum(r["epochs_run"] for rs in trials.values() for r in rs),
+                    "finalists": sorted(fin, key=lambda f: -f["val"])})
+    return out
+
+
+def search_markdown(recs: list[dict]) -> str:
+    lines = ["# Adaptive search: finalists per dataset and encoder", "",
+             "A trial's score is its mean validation Top-1 over the search seeds; the best trials that were neither "
+             "pruned nor diverged are the finalists, retrained on every seed; Table 8 chooses among them on "
+             "validation (**chosen**). With the race (`race = true`), a finalist clearly behind the leader "
+             "stops after fewer seeds (*stopped*).", "",
+             "| dataset | encoder | trials | pruned | diverged | member-epochs | finalists (search val Top-1, trial, "
+             "seeds) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in recs:
+        fin = "; ".join(("**" if f["chosen"] else "") + ", ".join(f"{k}={v}" for k, v in sorted(f["config"].items()))
+                        + f" ({f['val']:.1f}, #{f['trial']}, {f['seeds']} seed(s)"
+                        + ("; *stopped*)" if f["stopped"] else ")") + ("**" if f["chosen"] else "")
+                        for f in r["finalists"])
+        lines.append(f"| {r['dataset']} | {LABELS.get(r['encoder'], r['encoder'])} | {r['trials']} | {r['pruned']} | "
+                     f"{r['diverged']} | {r['member_epochs']} | {fin} |")
+    return "\n".join(lines) + "\n"

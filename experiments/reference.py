@@ -1,0 +1,237 @@
+"""A shipped reference: the baselines' results of a finished Table 8, so that a new encoder is judged
+against them while training only itself (issue 30).
+
+A reference file holds, for every (dataset, encoder) of one experiment, the configuration the report
+chose (validation Top-1 on the first draw, ``selection.choose``) and that configuration's final rows
+on every draw and seed: validation and test Top-1/Top-3/MRR and per-band Top-1 and MRR (rounded to
+1e-4 points and 1e-6; the overall metrics are kept exactly). Beside them: the training settings and the search
+policy (the protocol a new encoder must follow to be compared), the datasets' recipes, and the
+machine, date, torch and code version the rows came from, which every table built on it prints.
+
+The datasets are bit-identical everywhere, so the new encoder's draws pair with the reference's
+draw by draw; its training ran on another machine, which the table says.
+
+    python -m experiments reference --db DB --experiment EXP --name fair_full   # writes experiments/references/fair_full.json
+    python -m experiments sweep --plugin mine.py --encoders mine --reference fair_full --db mine.sqlite
+    python -m experiments report --db mine.sqlite --reference fair_full --out results/mine
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from synth.errors import SynthError
+from synth.fileio import atomic_write_bytes
+
+from . import results
+from .selection import choose
+
+REFERENCES_DIR = Path(__file__).parent / "references"
+FORMAT = 1
+BAND_DECIMALS = 4
+# what a reference row keeps of a results row (the rest is rebuilt: experiment, stage, recipe)
+ROW_KEYS = ("dataset", "data_seed", "train_seed", "encoder", "config", "val_top1", "val_top3", "val_mrr",
+            "test_top1", "test_top3", "test_mrr", "best_epoch", "epochs_run", "diverged", "seconds")
+META_KEYS = ("format", "name", "experiment", "settings", "settings_hash", "policy", "machine", "date",
+             "torch", "code_versions", "datasets", "encoders", "rows")
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _rounded(values, decimals: int) -> list:
+    return [None if x is None or x != x else round(x, decimals) for x in values]
+
+
+def _compact_bands(bands: dict) -> dict:
+    """Per band: points, Top-1 (1e-4 points) and MRR (1e-6): the band table and figure read both."""
+    return {kind: {"n": b["n"], "top1": _rounded(b["top1"], BAND_DECIMALS), "mrr": _rounded(b["mrr"], BAND_DECIMALS + 2)}
+            for kind, b in bands.items()}
+
+
+def build(store, experiment: str, name: str, machine: str | None = None) -> dict:
+    """The reference of ``experiment`` (its final rows) in ``store``, as a dict ready to write. The
+    machine (and torch) recorded are this one's unless ``machine`` says otherwise: build a reference
+    where its experiment trained."""
+    rows = store.rows(experiment, "final")
+    if not rows:
+        raise SynthError(f"experiment {experiment} has no final-stage results to make a reference of")
+    cells = choose(rows)
+    chosen = {key: results.canonical(c.config) for key, c in cells.items()}
+    keep = [r for r in rows if chosen.get((r["dataset"], r["encoder"])) == results.canonical(json.loads(r["config"]))]
+    policy = store.meta(f"policy/{experiment}")
+    policy = json.loads(policy) if policy else _shipped_policy(experiment)
+    import torch
+
+    out_rows, datasets = [], {}
+    for r in sorted(keep, key=lambda r: (r["dataset"], r["encoder"], r["data_seed"], r["train_seed"])):
+        row = {k: r[k] for k in ROW_KEYS}
+        row["config"] = json.loads(r["config"])
+        row["diverged"] = bool(r["diverged"])
+        row["bands"] = _compact_bands(json.loads(r["bands"])) if r["bands"] else {}
+        out_rows.append(row)
+        datasets.setdefault(r["dataset"], {"recipe": json.loads(r["recipe"]), "recipe_hash": r["recipe_hash"]})
+    settings = {r["settings_hash"]: json.loads(r["settings"]) for r in keep}
+    if len(settings) != 1:
+        raise SynthError(f"experiment {experiment} mixes {len(settings)} training settings; a reference needs one")
+    (settings_hash, settings_dict), = settings.items()
+    return {"format": FORMAT, "name": name, "experiment": experiment, "settings": settings_dict,
+            "settings_hash": settings_hash, "policy": policy,
+            "machine": machine or f"{_cpu()}, {len(os.sched_getaffinity(0))} cores, "
+                                  f"{sorted({r['device'] for r in keep})[0]}",
+            "date": time.strftime("%Y-%m-%d", time.gmtime(max(r["created"] for r in keep))),
+            "torch": torch.__version__, "code_versions": sorted({r["code_version"] or "" for r in keep}),
+            "datasets": datasets, "encoders": sorted({r["encoder"] for r in keep}), "rows": out_rows}
+
+
+def _shipped_policy(experiment: str) -> dict | None:
+    """The policy of an experiment recorded before policies were stored: that of the shipped space its
+    name starts with, when the name checks out (the name hashes settings and policy); else None."""
+    from .space import experiment_name, load_space, policy_from
+
+    try:
+        space = load_space(experiment.rsplit("-", 1)[0])
+        policy = policy_from(space.search, {})
+    except SynthError:
+        return None
+    return policy.to_dict() if experiment_name(space, policy) == experiment else None
+
+
+def write(ref: dict, path) -> Path:
+    path = Path(path)
+    atomic_write_bytes(path, (json.dumps(ref, sort_keys=True, separators=(",", ":")) + "\n").encode())
+    return path
+
+
+def load(name_or_path) -> dict:
+    """A reference by name (``experiments/references/<name>.json``) or by path, checked."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = REFERENCES_DIR / f"{name_or_path}.json"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in REFERENCES_DIR.glob("*.json"))) or "none shipped"
+        raise SynthError(f"unknown reference {str(name_or_path)!r}: not a file and not one of {known}")
+    try:
+        ref = json.loads(path.read_text(encoding="utf-8"))
+        assert isinstance(ref, dict) and set(META_KEYS) <= set(ref) and ref["format"] == FORMAT
+        assert isinstance(ref["rows"], list) and all(isinstance(r, dict) and set(ROW_KEYS) <= set(r) for r in ref["rows"])
+        assert all(r["dataset"] in ref["datasets"] for r in ref["rows"])
+    except (json.JSONDecodeError, UnicodeDecodeError, AssertionError, TypeError, KeyError):
+        raise SynthError(f"{path} is not a sphere-synth reference file (format {FORMAT})") from None
+    return ref
+
+
+def final_rows(ref: dict, experiment: str) -> list[dict]:
+    """The reference as final-stage results rows of ``experiment`` (what ``report`` reads)."""
+    out = []
+    for r in ref["rows"]:
+        d = ref["datasets"][r["dataset"]]
+        row = dict(r, experiment=experiment, stage="final", recipe=results.canonical(d["recipe"]),
+                   recipe_hash=d["recipe_hash"], config=results.canonical(r["config"]),
+                   config_hash=results.digest(r["config"]), settings=results.canonical(ref["settings"]),
+                   settings_hash=ref["settings_hash"], bands=json.dumps(_full_bands(r["bands"])), trial=None,
+                   pruned_at=None, device="reference", code_version=None, created=None, id=None)
+        out.append(row)
+    return out
+
+
+def _full_bands(bands: dict) -> dict:
+    from synth.metrics import default_bands
+
+    return {kind: {"edges": default_bands(kind.split("/")[0]).tolist() if kind.split("/")[0] in ("equal-angle", "equal-area")
+                   else [], "n": b["n"], "top1": b["top1"], "mrr": b["mrr"]}
+            for kind, b in bands.items()}
+
+
+def with_reference(reference, rows: list, enc_names: list, encoders_arg: str, target, experiment: str):
+    """For ``report``: (rows, encoder names, target, provenance). Without a reference, the rows and
+    the target as they are (None: report's default). With one, the reference's rows of the baselines join
+    the experiment's own on its datasets, draws and seeds; the experiment must not train a reference
+    encoder again, and must have trained with the reference's settings (else it is another protocol)."""
+    if reference is None:
+        return rows, enc_names, target, ""
+    ref = load(reference)
+    own = list(dict.fromkeys(r["encoder"] for r in rows))
+    clash = [e for e in own if e in ref["encoders"]]
+    if clash:
+        raise SynthError(f"{', '.join(clash)}: trained in experiment {experiment} and in reference {ref['name']}; "
+                         "with --reference, train only your own encoder(s)")
+    other = sorted({r["settings_hash"] for r in rows} - {ref["settings_hash"]})
+    if other:
+        raise SynthError(f"experiment {experiment} trained with other settings than reference {ref['name']} "
+                         f"(settings {', '.join(other)} against {ref['settings_hash']}): not the same protocol; "
+                         "sweep with --reference to follow it")
+    if target is None and len(own) != 1:
+        raise SynthError(f"experiment {experiment} has {len(own)} encoders ({', '.join(own)}): name the one to compare "
+                         "with --target")
+    target = target or own[0]
+    if target not in own:
+        raise SynthError(f"--target {target}: not trained in experiment {experiment} (it has {', '.join(own)})")
+    keys = {(r["dataset"], r["data_seed"], r["train_seed"]) for r in rows}
+    theirs = [r for r in final_rows(ref, experiment) if (r["dataset"], r["data_seed"], r["train_seed"]) in keys]
+    if encoders_arg == "table8":  # the reference's encoders in Table 8's order, then yours
+        from .encoders import parse_names
+
+        order = parse_names("table8")
+        names = sorted(ref["encoders"], key=lambda e: (order.index(e) if e in order else len(order), e)) + own
+    else:
+        names = list(enc_names)
+    devices = sorted({r["device"] for r in rows})
+    dates = sorted(time.strftime("%Y-%m-%d", time.gmtime(r["created"])) for r in rows if r.get("created"))
+    provenance = (f"Trained here: {', '.join(own)} (experiment {experiment}, on {', '.join(devices)}"
+                  + (f", {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "") if dates else "")
+                  + f"). From the {provenance_line(ref)}: {', '.join(e for e in names if e in ref['encoders'])}. "
+                  "The datasets are bit-identical on every machine, so the draws pair; each part trained where "
+                  "it says, and training is bit-identical only on one machine.")
+    return rows + theirs, names, target, provenance
+
+
+def provenance_line(ref: dict) -> str:
+    return (f"reference {ref['name']} (experiment {ref['experiment']}, trained on {ref['machine']}, {ref['date']}, "
+            f"torch {ref['torch']})")
+
+
+def reference_summary(t) -> str:
+    """summary.md of a table whose target is not sphereM+ (the paper's claims are about sphereM+):
+    where the columns come from, and the target's verdicts against the best baseline."""
+    rows = [r for r in t.rows if r["verdict"] in ("win", "tie", "loss")]
+    count = {v: [r for r in rows if r["verdict"] == v] for v in ("win", "tie", "loss")}
+    lines = [f"# Summary: {t.target} against the best baseline", "", t.provenance, "",
+             f"Verdicts of {t.target} against the best baseline (95 % two-level bootstrap interval of the paired "
+             f"difference, draws then seeds): **win on {len(count['win'])}, tie on {len(count['tie'])}, loss on "
+             f"{len(count['loss'])}** of {len(rows)} datasets.", ""]
+    for v in ("win", "tie", "loss"):
+        if count[v]:
+            lines.append(f"- {v}: " + "; ".join(f"{r['dataset']} {r['delta']:+.2f} [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}] "
+                                                 f"vs {r['best_baseline']}" for r in count[v]))
+    return "\n".join(lines) + "\n"
+
+
+def check_protocol(ref: dict, study) -> None:
+    """A sweep with --reference follows the reference's protocol: the same training settings and the
+    same search policy (budget, pruner, finalists, seeds), and none of its encoders trained again."""
+    clash = [e for e in study.encoders if e in ref["encoders"]]
+    if clash:
+        raise SynthError(f"--reference {ref['name']}: {', '.join(clash)} come(s) from the reference; train only your "
+                         "own encoder(s)")
+    if results.digest(study.space.settings.to_dict()) != ref["settings_hash"]:
+        raise SynthError(f"--reference {ref['name']}: space {study.space.name} trains with other settings than the "
+                         f"reference ({results.canonical(ref['settings'])}); a comparison needs the same training")
+    if ref["policy"] is not None and study.policy.to_dict() != ref["policy"]:
+        raise SynthError(f"--reference {ref['name']}: the search differs from the reference's "
+                         f"({results.canonical(ref['policy'])}); every encoder gets the same budget")
+    missing = sorted(set(study.datasets) - set(ref["datasets"]))
+    if missing:
+        raise SynthError(f"--reference {ref['name']} has no results on {', '.join(missing)}; it covers "
+                         f"{', '.join(sorted(ref['datasets']))}")
