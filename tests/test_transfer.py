@@ -105,3 +105,32 @@ def test_a_transfer_search_tries_the_sources_best_first_then_searches_on(tmp_pat
     assert numbers[:len(expected)] == list(range(len(expected)))
     assert set(numbers) <= {0, 1, 2, 3} and max(numbers) >= len(expected)
     assert target.experiment != source.experiment
+
+
+def test_bench_transfer_compares_a_transfer_search_with_the_cold_one(tmp_path):
+    """benchmarks/bench_transfer.py on two real (tiny) searches: cold on three datasets, transfer
+    leave-one-out on the same three; the table has a row per cell and the summary line its numbers."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "s.toml").write_text(SPACE)
+    db = tmp_path / "r.sqlite"
+    common = dict(space=str(tmp_path / "s.toml"), datasets="U1,S2.3,S4.4", encoders="xyz", seeds="0",
+                  data_seeds="0-1", device="cpu", db=db, progress=False)
+    cold = Study.build(search={"sampler": "tpe", "trials": 8, "pruner": "none", "finalists": 1}, **common)
+    cold.run(echo=lambda line: None)
+    warm = Study.build(search={"sampler": "tpe", "trials": 3, "pruner": "none", "finalists": 1,
+                               "transfer_from": cold.experiment, "transfer_datasets": "U1,S2.3,S4.4",
+                               "transfer_top": 1}, **common)
+    warm.run(echo=lambda line: None)
+    bench = Path(__file__).parent.parent / "benchmarks" / "bench_transfer.py"
+    r = subprocess.run([sys.executable, str(bench), "--db", str(db), "--cold", cold.experiment, "--transfer",
+                        warm.experiment], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    rows = [line.split("|")[1:-1] for line in lines if line.startswith("| ") and "xyz" in line]
+    assert [row[0].strip() for row in rows] == ["S2.3", "S4.4", "U1"]
+    for row in rows:
+        assert int(row[3]) < int(row[2])  # 3 trials against 8: fewer member-epochs
+    assert lines[-1].startswith("cells 3: member-epochs ") and "regret mean" in lines[-1]
