@@ -82,7 +82,7 @@ def _cmd_export(a) -> None:
         files = sorted(datasets._read_manifest(a.data)["datasets"])
         if not files:
             raise SynthError(f"{a.data / datasets.MANIFEST} lists no datasets")
-        dss = [datasets.load(a.data / f) for f in files]
+        dss = (datasets.load(a.data / f) for f in files)  # one at a time; a bad file stops all (nothing written)
     else:
         recipes, seeds = _recipes(a), parse_int_list(a.seed)
         dss = (datasets.generate(r, seed) for seed in seeds for r in recipes)

@@ -206,3 +206,13 @@ def test_location_dataset_feeds_a_dataloader_from_every_source(tmp_path):
             LocationDataset(bad)
     with pytest.raises(SynthError, match="unknown split"):
         LocationDataset("U1", "dev")
+
+
+def test_a_damaged_file_in_the_data_folder_stops_the_export_before_anything_is_written(tmp_path, capsys):
+    assert synth_main(["generate", "--dataset", "U1,U2", "--out", str(tmp_path / "d")]) == 0
+    p = tmp_path / "d" / "U2_seed0.npz"
+    raw = bytearray(p.read_bytes())
+    raw[-100] ^= 0xFF
+    p.write_bytes(bytes(raw))
+    _one_line_error(capsys, ["export", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")], "SHA-256 does not match")
+    assert list((tmp_path / "o").iterdir()) == []  # U1 was written to staging only, and removed
