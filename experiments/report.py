@@ -220,7 +220,7 @@ def to_csv(t: Table8, optimistic=False) -> str:
     head += ["best_baseline", "delta_top1", "er_percent"]
     if not optimistic:
         head += ["ci_low", "ci_high", "verdict", "er_ci_low", "er_ci_high", "n_draws", "bayes_draws", "bayes_sd"]
-    head += ["bayes_top1", "paper_sphereM_plus", "paper_delta_top1", "paper_er_percent"]
+    head += ["bayes_top1", "paper_sphereM_plus", "paper_delta_top1", "paper_er_percent", "diverged"]
     w.writerow(head)
     f3 = lambda x: "" if x is None or np.isnan(x) else f"{x:.3f}"  # noqa: E731
     for r in t.rows:
@@ -238,7 +238,9 @@ def to_csv(t: Table8, optimistic=False) -> str:
             row += [f3(ci[0]), f3(ci[1]), r["verdict"], f3(er_ci[0]), f3(er_ci[1]), len(r["bayes_draws"]),
                     ";".join(f"{b:.3f}" for b in r["bayes_draws"]), f3(r["bayes_sd"])]
         p = r["paper"] or {}
-        row += [f"{r['bayes']:.3f}", p.get("sphereM+", ""), p.get("delta", ""), p.get("er", "")]
+        # the encoders every run of which diverged (their columns are empty, n = 0): the md table says "diverged"
+        row += [f"{r['bayes']:.3f}", p.get("sphereM+", ""), p.get("delta", ""), p.get("er", ""),
+                ";".join(sorted(r["diverged"]))]
         w.writerow(row)
     return buf.getvalue()
 

@@ -141,6 +141,10 @@ def test_a_report_of_runs_that_all_diverged_says_diverged(tmp_path):
     header = next(line for line in table if line.startswith("| dataset |")).split(" | ")
     assert u1[header.index("xyz")] == "diverged" and u1[header.index("sphereM+")] == "diverged"
     assert "every run diverged" in r.stderr
+    import csv  # the CSV says it too (it showed only n = 0 and empty means), and compare still reads it
+
+    (row,) = csv.DictReader((tmp_path / "out" / "table8.csv").open())
+    assert row["diverged"] == "sphereM+;xyz" and row["xyz_n"] == "0"
 
 
 def test_a_dataset_asked_for_but_not_stored_is_said(tmp_path):
