@@ -134,3 +134,40 @@ def test_bench_transfer_compares_a_transfer_search_with_the_cold_one(tmp_path):
     for row in rows:
         assert int(row[3]) < int(row[2])  # 3 trials against 8: fewer member-epochs
     assert lines[-1].startswith("cells 3: member-epochs ") and "regret mean" in lines[-1]
+
+
+def test_a_resumed_transfer_search_equals_an_uninterrupted_one(tmp_path):
+    """The transferred trials are enqueued again on --resume and replayed from the stored rows, so a
+    search stopped after some trials ends with the same rows as one that never stopped."""
+    import shutil
+
+    (tmp_path / "s.toml").write_text(SPACE)
+    db = tmp_path / "r.sqlite"
+    common = dict(space=str(tmp_path / "s.toml"), encoders="xyz", seeds="0", device="cpu", progress=False)
+    Study.build(datasets="U1,S2.3", db=db, search={"sampler": "tpe", "trials": 6, "pruner": "none", "finalists": 1},
+                **common).run(echo=lambda line: None)
+    source = experiment_name(load_space(str(tmp_path / "s.toml")),
+                             SearchPolicy(sampler="tpe", trials=6, pruner="none", finalists=1))
+    # random rather than TPE: on 8 configurations TPE repeats itself, and a repeat stores no row of its own;
+    # the enqueued trials are replayed the same way for both samplers
+    search = {"sampler": "random", "trials": 6, "pruner": "halving", "first_rung": 1, "finalists": 1,
+              "transfer_from": source, "transfer_datasets": "U1,S2.3", "transfer_top": 2}
+    shutil.copy(db, tmp_path / "stopped.sqlite")
+    whole = Study.build(datasets="S1.1", db=db, search=search, **common)
+    whole.run(echo=lambda line: None)
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT stage, trial, config, val_top1, test_top1, pruned_at FROM runs WHERE experiment = ? "
+                       "ORDER BY stage, trial", (whole.experiment,)).fetchall()
+    # the stopped copy: the first two (transferred) trials' rows stored, the rest and the finalists not yet
+    stopped = sqlite3.connect(tmp_path / "stopped.sqlite")
+    kept = con.execute("SELECT * FROM runs WHERE experiment = ? AND stage = 'search' AND trial < 2",
+                       (whole.experiment,)).fetchall()
+    for r in kept:
+        stopped.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(r))})", r)
+    stopped.commit()
+    assert 0 < len(kept) < len([r for r in rows if r[0] == "search"])  # some stored, some to train again
+    Study.build(datasets="S1.1", db=tmp_path / "stopped.sqlite", search=search, resume=True, **common).run(
+        echo=lambda line: None)
+    again = stopped.execute("SELECT stage, trial, config, val_top1, test_top1, pruned_at FROM runs WHERE "
+                            "experiment = ? ORDER BY stage, trial", (whole.experiment,)).fetchall()
+    assert again == rows
