@@ -175,7 +175,7 @@ def _cmd_sweep(a) -> None:
                                ("cpus_per_job", a.cpus_per_job), ("time", a.time),
                                ("array_parallelism", a.array_parallelism), ("sbatch_lines", a.sbatch_line))
              if v is not None}
-    ref = _reference_protocol(a, search) if a.reference else None
+    ref = _reference_protocol(a) if a.reference else None
     study = Study.build(space=a.space, datasets=a.datasets, encoders=a.encoders, seeds=a.seeds,
                         data_seeds=a.data_seeds, search=search, device=a.device, db=a.db, data=a.data,
                         executor=a.executor, workers=a.workers, slurm=slurm, log_dir=a.log_dir, epochs=a.epochs,
@@ -191,7 +191,7 @@ def _cmd_sweep(a) -> None:
         study.run(echo=lambda line: print(line, flush=True))
 
 
-def _reference_protocol(a, search: dict) -> dict:
+def _reference_protocol(a) -> dict:
     """--reference: the reference's datasets, draws, seeds and space where the flags kept their defaults."""
     from .reference import load
 

@@ -364,7 +364,7 @@ def run(study, store, runner=None, cost: CostModel | None = None, progress: Prog
         return summary
     cells = [Cell(name, first, enc, study.recipe_hashes[name]) for name in study.datasets for enc in study.encoders]
     # read from the store once, before any cell starts (every job then gets the same list)
-    warm = {c.study_name: warm_start(store, policy, c.name, c.encoder, space.configs(c.encoder)) for c in cells}
+    warm = {c.study_name: warm_start(store, policy, c.name, c.encoder, space) for c in cells}
     if runner is not None and runner.opts.kind != "inline":
         return _run_parallel(study, cells, store, runner, summary, t0, warm)
     # progress weights: the mean modelled seconds per member-epoch of each encoder, once

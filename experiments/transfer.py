@@ -26,11 +26,12 @@ from synth.errors import SynthError
 from .results import canonical
 
 
-def warm_start(store, policy, dataset: str, encoder: str, configs: list[dict]) -> list[dict]:
-    """The configurations (of ``configs``, the space's) that a transfer search tries first."""
+def warm_start(store, policy, dataset: str, encoder: str, space) -> list[dict]:
+    """The configurations (of ``space.configs(encoder)``) that a transfer search tries first; without
+    transfer none, and the grid is not expanded (a paper-space grid holds thousands)."""
     if policy.transfer_from is None:
         return []
-    by_key = {canonical(c): c for c in configs}
+    by_key = {canonical(c): c for c in space.configs(encoder)}
     rows = store.rows(policy.transfer_from, "search")
     out: dict = {}
     for source in policy.transfer_datasets:

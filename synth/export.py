@@ -42,9 +42,10 @@ COLUMNS = ("lon", "lat", "class", "split", "center_lon", "center_lat", "kappa")
 READABLE = {".csv": "csv", ".parquet": "parquet"}
 
 
-def parse_formats(text: str) -> list[str]:
-    """'csv,parquet' -> ['csv', 'parquet']; an unknown name is a one-line error."""
-    names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
+def parse_formats(text) -> list[str]:
+    """'csv,parquet' (or a list of names) -> ['csv', 'parquet']; an unknown name is a one-line error."""
+    text = text if isinstance(text, str) else ",".join(map(str, text))
+    names = [t.strip().lower() for t in text.split(",") if t.strip()]
     if not names:
         raise SynthError(f"no export format named in {text!r}; use {', '.join(FORMATS)}")
     for n in names:
@@ -94,14 +95,12 @@ def _torchspatial_files(ds: Dataset) -> dict:
     return out
 
 
-def files_of(ds: Dataset, fmt: str) -> dict:
-    """{file name: bytes} of one dataset in one format."""
-    stem = Path(ds.file_name).stem
-    if fmt == "csv":
-        return {f"{stem}.csv": _csv_bytes(table(ds))}
-    if fmt == "parquet":
-        return {f"{stem}.parquet": _parquet_bytes(table(ds))}
-    return _torchspatial_files(ds)
+def files_of(ds: Dataset, fmt: str, tbl=None) -> dict:
+    """{file name: bytes} of one dataset in one format (``tbl``: its ``table``, if already built)."""
+    if fmt == "torchspatial":
+        return _torchspatial_files(ds)
+    tbl = table(ds) if tbl is None else tbl
+    return {f"{Path(ds.file_name).stem}.{fmt}": (_csv_bytes if fmt == "csv" else _parquet_bytes)(tbl)}
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -129,7 +128,7 @@ def _read_manifest(folder: Path) -> dict:
 def export(dss, out, formats=("csv",)) -> list[Path]:
     """Write every dataset of ``dss`` in every format to the folder ``out``, all or nothing, and
     record them in ``out/export.json``. Returns the paths written."""
-    formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
+    formats = parse_formats(formats)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SynthError(f"--out {out} is a file, not a folder")
@@ -140,8 +139,9 @@ def export(dss, out, formats=("csv",)) -> list[Path]:
     try:
         for ds in dss:
             checksum = hashlib.sha256(datasets._npz_bytes(ds.arrays)).hexdigest()
+            tbl = table(ds) if set(formats) & set(READABLE.values()) else None  # one table for CSV and Parquet
             for fmt in formats:
-                for name, data in files_of(ds, fmt).items():
+                for name, data in files_of(ds, fmt, tbl).items():
                     _write(staging / name, data)
                     entries[name] = {"name": ds.name, "seed": ds.seed, "recipe": ds.recipe.to_dict(), "format": fmt,
                                      "sha256": hashlib.sha256(data).hexdigest(), "dataset_sha256": checksum,

@@ -30,7 +30,12 @@ def _row(dataset, encoder, lr, val, pruned=None, diverged=False):
 
 
 def test_warm_start_takes_each_source_datasets_best_finished_configurations_once():
-    configs = [{"lr": lr} for lr in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    class Space:  # what warm_start reads of a space
+        @staticmethod
+        def configs(encoder):
+            return [{"lr": lr} for lr in (0.1, 0.2, 0.3, 0.4, 0.5)]
+
+    space = Space()
     store = MemoryStore([
         _row("A", "xyz", 0.1, 50.0), _row("A", "xyz", 0.2, 70.0), _row("A", "xyz", 0.3, 60.0),
         _row("A", "xyz", 0.4, 90.0, pruned=9),        # pruned: its best-so-far is not a finished score
@@ -41,12 +46,12 @@ def test_warm_start_takes_each_source_datasets_best_finished_configurations_once
     ])
     policy = SearchPolicy(sampler="tpe", trials=5, transfer_from="src", transfer_datasets=("A", "B", "T"),
                           transfer_top=2)
-    got = warm_start(store, policy, "T", "xyz", configs)
+    got = warm_start(store, policy, "T", "xyz", space)
     # A: 0.2 (70), 0.3 (60); B: 0.2 again (counted once), then the tie at 75 by configuration: 0.1 < 0.5
     assert got == [{"lr": 0.2}, {"lr": 0.3}, {"lr": 0.1}]
-    assert warm_start(store, SearchPolicy(sampler="tpe", trials=5), "T", "xyz", configs) == []
+    assert warm_start(store, SearchPolicy(sampler="tpe", trials=5), "T", "xyz", space) == []
     with pytest.raises(SynthError, match="no finished search trial of rbf on A"):
-        warm_start(store, policy, "T", "rbf", configs)
+        warm_start(store, policy, "T", "rbf", space)
 
 
 @pytest.mark.parametrize("kwargs, match", [
