@@ -22,6 +22,11 @@ existing databases and trains nothing.
 
     python benchmarks/bench_fair.py                       # run (or resume) both, print the table
     python benchmarks/bench_fair.py --default-db results/results.sqlite --full-db /path/fair-full.db --no-run
+    python benchmarks/bench_fair.py --default-reference fair_quick --full-reference fair_full --datasets all
+
+A shipped reference (experiments/references/) stands for either sweep: it holds the chosen
+configuration's rows, which is all the table reads. --default-experiment / --full-experiment name the
+experiment where a database holds several (the cold search and the transfer search, say).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from experiments import reference  # noqa: E402
+from synth.datasets import PAPER_DATASETS  # noqa: E402
 from experiments.encoders import TABLE8  # noqa: E402
 from experiments.space import load_space  # noqa: E402
 from experiments.report import bayes_ceilings, build_table8  # noqa: E402
@@ -53,11 +60,17 @@ def sweep(space: str, db: Path, datasets) -> None:
     subprocess.run(cmd, check=True)
 
 
-def cells_of(db: Path, space: str, datasets):
-    """(experiment, {(dataset, encoder): Cell}, the final rows) of the space's experiment in ``db``."""
-    with ResultsStore(db, readonly=True) as store:
-        exp = choose_experiment(store, load_space(space).name)  # a space given as a file path too
-        rows = [r for r in store.rows(exp, "final") if r["dataset"] in datasets]
+def cells_of(db: Path | None, space: str, datasets, experiment: str | None = None, ref: str | None = None):
+    """(experiment, {(dataset, encoder): Cell}, the final rows) of the space's experiment in ``db`` (or
+    the one named), or of the reference ``ref``."""
+    if ref is not None:
+        r = reference.load(ref)
+        exp, rows = f"reference {r['name']} ({r['experiment']})", reference.final_rows(r, r["experiment"])
+    else:
+        with ResultsStore(db, readonly=True) as store:
+            exp = choose_experiment(store, experiment or load_space(space).name)  # a space given as a path too
+            rows = store.rows(exp, "final")
+    rows = [r for r in rows if r["dataset"] in datasets]
     return exp, choose(rows), rows
 
 
@@ -137,18 +150,23 @@ def main(argv=None) -> int:
     p.add_argument("--full-space", default="fair")
     p.add_argument("--default-db", type=Path)
     p.add_argument("--full-db", type=Path)
-    p.add_argument("--datasets", default=",".join(HELD_OUT))
+    p.add_argument("--default-experiment", help="the experiment in --default-db (when it holds several)")
+    p.add_argument("--full-experiment", help="the experiment in --full-db (when it holds several)")
+    p.add_argument("--default-reference", help="a reference (name or file) instead of --default-db; implies --no-run")
+    p.add_argument("--full-reference", help="a reference (name or file) instead of --full-db; implies --no-run")
+    p.add_argument("--datasets", default=",".join(HELD_OUT), help="a list, or 'all' (the 20 paper datasets)")
     p.add_argument("--no-run", action="store_true", help="read the databases, train nothing")
     a = p.parse_args(argv)
-    datasets = a.datasets.split(",")
+    datasets = list(PAPER_DATASETS) if a.datasets == "all" else a.datasets.split(",")
+    a.no_run = a.no_run or bool(a.default_reference or a.full_reference)
     a.cache.mkdir(parents=True, exist_ok=True)
     default_db = a.default_db or a.cache / "default.sqlite"
     full_db = a.full_db or a.cache / "full.sqlite"
     if not a.no_run:
         sweep(a.default_space, default_db, datasets)
         sweep(a.full_space, full_db, datasets)
-    default = cells_of(default_db, a.default_space, datasets)
-    full = cells_of(full_db, a.full_space, datasets)
+    default = cells_of(default_db, a.default_space, datasets, a.default_experiment, a.default_reference)
+    full = cells_of(full_db, a.full_space, datasets, a.full_experiment, a.full_reference)
     recs, verdicts, handicaps = handicap_table(default, full, datasets)
     print(f"handicap = full fair search ({full[0]}) - default ({default[0]}), test Top-1 mean over draws, points\n")
     print(to_markdown(recs))

@@ -9,7 +9,9 @@
 #     the three development datasets, one at a time: the yardstick and the transfer's sources;
 #  2. transfer: all 20 datasets with 12 trials per encoder, the best 3 configurations of each cold
 #     source dataset first (the target itself never a source: U1, S2.3 and S4.4 are leave-one-out),
-#     one dataset at a time. docs/search.md, "Transfer between searches".
+#     one dataset at a time, the three development datasets first (so that the measurement of what
+#     transfer costs against the cold search comes before the other 17). docs/search.md, "Transfer
+#     between searches".
 # Every sweep: the 8 Table-8 encoders, draws 0-4 x training seed 0 (Table 8's protocol), two local
 # workers here (one per core). Each dataset's start and end go to DIR/log.txt with the time.
 set -euo pipefail
@@ -29,7 +31,8 @@ for ds in "${COLD[@]}"; do
     log "cold $ds end"
 done
 cold=$($PY -m experiments sweep --datasets U1 "${COMMON[@]}" --dry-run | grep -o 'experiment fair-[0-9a-f]*' | head -1 | cut -d' ' -f2)
-for ds in $($PY -m synth list | cut -d' ' -f1); do
+others=$($PY -m synth list | cut -d' ' -f1 | grep -vxF -e U1 -e S2.3 -e S4.4)
+for ds in "${COLD[@]}" $others; do
     log "transfer $ds start (from $cold)"
     $PY -m experiments sweep --datasets "$ds" "${COMMON[@]}" --trials 12 --transfer-from "$cold" \
         --transfer-datasets "$(IFS=,; echo "${COLD[*]}")" --transfer-top 3

@@ -246,15 +246,13 @@ class CellSearch:
             value = dict(zip(present, val))
             return self._decide(epoch, numbers, by_trial, value)
 
-        progress = None
-        if self.progress is not None:
-            seen = [0]
+        seen = [0]
 
-            def progress(epoch, _total):
-                self.progress.advance(len(members) * (epoch - seen[0]), self.seconds_each)
-                seen[0] = epoch
-        new_rows = run_population(pop, self.data, self.settings, self.device, self.experiment, progress,
-                                  on_epoch=on_epoch)
+        def progress(epoch, _total):
+            self.progress.advance(len(members) * (epoch - seen[0]), self.seconds_each)
+            seen[0] = epoch
+        new_rows = run_population(pop, self.data, self.settings, self.device, self.experiment,
+                                  progress if self.progress is not None else None, on_epoch=on_epoch)
         for row, (t, _) in zip(new_rows, members):
             row["trial"] = t.number
         self.store.write_population(new_rows)

@@ -222,16 +222,6 @@ def predict_ranks(model, x, labels, batch=8192):
     return torch.cat(ranks, -1), finite
 
 
-def evaluate_logits(logits, labels) -> dict:
-    """Top-1, Top-3, MRR and ``diverged`` per member from logits (M, N, C) and labels (N,).
-
-    Ranks follow synth.metrics (ties and non-finite logits count against the true class); a
-    member with any non-finite logit is marked diverged."""
-    out = _metrics(true_class_ranks(logits, labels))
-    out["diverged"] = (~torch.isfinite(logits).flatten(1).all(1)).tolist()
-    return out
-
-
 def _band_metrics(ranks, lat, kind):
     edges = default_bands(kind)
     idx = torch.as_tensor(band_index(lat, edges), device=ranks.device)

@@ -76,13 +76,7 @@ def _cmd_export(a) -> None:
     formats = export.parse_formats(a.format)
     t0 = time.perf_counter()
     if a.data is not None:
-        if not (a.data / datasets.MANIFEST).is_file():
-            raise SynthError(f"{a.data} has no {datasets.MANIFEST}: not a dataset folder (python -m synth generate "
-                             "writes one)")
-        files = sorted(datasets._read_manifest(a.data)["datasets"])
-        if not files:
-            raise SynthError(f"{a.data / datasets.MANIFEST} lists no datasets")
-        dss = (datasets.load(a.data / f) for f in files)  # one at a time; a bad file stops all (nothing written)
+        dss = (datasets.load(a.data / f) for f in datasets.listed_files(a.data))  # one at a time; a bad file stops all (nothing written)
     else:
         recipes, seeds = _recipes(a), parse_int_list(a.seed)
         dss = (datasets.generate(r, seed) for seed in seeds for r in recipes)
@@ -104,7 +98,7 @@ def _handle(argv) -> int:
         _cmd_export(a)
     elif a.cmd == "verify":
         problems = datasets.verify_folder(a.folder)
-        n = len(datasets._read_manifest(a.folder)["datasets"])
+        n = len(datasets.listed_files(a.folder))
         for msg in problems:
             print(f"FAIL {msg}")
         if problems:

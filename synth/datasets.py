@@ -492,13 +492,23 @@ def parse_names(text: str, folder=None) -> list[str]:
     return names
 
 
+def listed_files(folder) -> list[str]:
+    """The dataset files ``folder``'s manifest lists, sorted; a folder without a manifest, or with one
+    that lists nothing, is refused (one line)."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        raise SynthError(f"{folder} has no {MANIFEST}: not a dataset folder (python -m synth generate writes one)")
+    files = sorted(_read_manifest(folder)["datasets"])
+    if not files:
+        raise SynthError(f"{folder / MANIFEST} lists no datasets")
+    return files
+
+
 def verify_folder(folder) -> list[str]:
     """Check every file listed in the manifest; return the list of problems (empty if all good)."""
     folder = Path(folder)
-    if not (folder / MANIFEST).exists():
-        raise SynthError(f"no {MANIFEST} in {folder}")
     problems = []
-    for fname in sorted(_read_manifest(folder)["datasets"]):
+    for fname in listed_files(folder):
         try:
             check_follows_recipe(load(folder / fname), folder / fname)
         except SynthError as e:

@@ -69,6 +69,20 @@ def test_bench_fair_handicap_table(tmp_path):
     again = subprocess.run([sys.executable, str(BENCH / "bench_fair.py"), *args], capture_output=True, text=True)
     assert "nothing to do" in again.stdout + again.stderr and again.returncode == 0
     assert "| U1 |" in again.stdout
+    # a reference built from the default's database stands for the full search: the same rows, so
+    # the same zeros; datasets the reference lacks are "not finished", never a verdict
+    from experiments import reference
+    from experiments.results import ResultsStore, choose_experiment
+
+    with ResultsStore(tmp_path / "default.sqlite", readonly=True) as store:
+        ref = reference.build(store, choose_experiment(store, "smoke"), "smoke_ref")
+    reference.write(ref, tmp_path / "smoke_ref.json")
+    out = run("bench_fair.py", "--default-db", str(tmp_path / "default.sqlite"), "--default-space", "smoke",
+              "--full-reference", str(tmp_path / "smoke_ref.json"), "--datasets", "U1,U2")
+    assert out[0].startswith("handicap = full fair search (reference smoke_ref (smoke-")
+    row, verdict = [line for line in out if line.startswith("| U1 |")]
+    assert row.count("+0.0 [+0.0, +0.0]") == 8 and verdict.endswith("| +0.0 | yes |")
+    assert any(line.startswith("| U2 |") and "not finished (0 of 8 encoders chosen)" in line for line in out)
 
 
 def test_bench_scale_prints_both_bayes_paths_with_the_same_top1_and_the_training_table():

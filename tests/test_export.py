@@ -165,6 +165,18 @@ def test_bad_export_requests_are_one_line(tmp_path, capsys, case):
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
+@pytest.mark.parametrize("case", ["no-manifest", "empty-manifest"])
+def test_verify_refuses_a_folder_with_nothing_to_verify(tmp_path, capsys, case):
+    """`synth verify` reads the folder as `export --data` does (datasets.listed_files): an empty
+    manifest is an error, not "ok: 0 file(s)"."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    if case == "empty-manifest":
+        (folder / datasets.MANIFEST).write_text('{"datasets": {}}')
+    _one_line_error(capsys, ["verify", str(folder)], {"no-manifest": "has no manifest.json",
+                                                      "empty-manifest": "lists no datasets"}[case])
+
+
 def test_reading_back_refuses_what_it_cannot_vouch_for(tmp_path):
     (path,) = export.export([datasets.generate("U1", 0)], tmp_path / "e", "csv")
     raw = bytearray(path.read_bytes())

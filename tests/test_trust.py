@@ -76,14 +76,24 @@ def test_a_collapsed_model_scores_zero_not_one_hundred():
 
 
 def test_non_finite_logits_mark_a_member_diverged():
-    from experiments.train import evaluate_logits
+    """predict_ranks, the trainer's scoring, a batch of points at a time (3 of 4 here): a member with
+    a NaN logit in any batch is not finite (diverged); ties count against the true class."""
+    from experiments.train import predict_ranks
 
     logits = torch.zeros(2, 4, 3)
     logits[0] = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0], [5.0, 0, 0]])
-    logits[1, 2, 1] = float("nan")
-    m = evaluate_logits(logits, torch.tensor([0, 1, 2, 0]))
-    assert m["top1"][0] == 100.0 and m["top1"][1] == 0.0
-    assert m["diverged"] == [False, True]
+    logits[1, 3, 1] = float("nan")  # in the second batch
+
+    class Fixed(torch.nn.Module):
+        n_members = 2
+
+        def forward(self, x):
+            return logits[:, x[:, 0].long()]
+
+    ranks, finite = predict_ranks(Fixed(), torch.arange(4.0)[:, None].repeat(1, 2), torch.tensor([0, 1, 2, 0]),
+                                  batch=3)
+    assert ranks[0].tolist() == [1, 1, 1, 1] and (ranks[1] > 1).all()
+    assert finite.tolist() == [True, False]
 
 
 @pytest.mark.parametrize("lr", ["nan", "inf", "1e30", "-0.1", "0"])
