@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The full fair search behind the reference Table 8 (issue 30): hours of compute, resumable.
 #
-#   benchmarks/fair_full.sh DIR        # DIR: outside the repository; holds data/ and fair_full.sqlite
+#   setsid benchmarks/fair_full.sh DIR &     # DIR: outside the repository; holds data/ and fair_full.sqlite
+#   benchmarks/fair_full.sh DIR pause|resume # hold it (SIGSTOP) while a benchmark or a CI run needs the cores
 #
+# Pauses are logged in DIR/pauses.log, so that benchmarks/fair_full_times.py can give each dataset's wall
+# time without them. Run under setsid: pause and resume signal the script's whole process group.
 # Run it again after any stop (a session's end, Ctrl-C, a reboot): every sweep resumes where it
 # stopped and nothing finished is trained again.
 #  1. cold: the `fair` space as it ships (100 TPE trials per encoder, halving, 3 racing finalists) on
@@ -15,7 +18,13 @@
 # Every sweep: the 8 Table-8 encoders, draws 0-4 x training seed 0 (Table 8's protocol), two local
 # workers here (one per core). Each dataset's start and end go to DIR/log.txt with the time.
 set -euo pipefail
-DIR=${1:?usage: benchmarks/fair_full.sh DIR (a folder outside the repository)}
+DIR=${1:?usage: benchmarks/fair_full.sh DIR [pause|resume] (DIR: a folder outside the repository)}
+case ${2:-run} in
+    pause)  kill -STOP -- "-$(cat "$DIR/pgid")"; echo "paused $(date +%s)" >> "$DIR/pauses.log"; exit 0;;
+    resume) kill -CONT -- "-$(cat "$DIR/pgid")"; echo "resumed $(date +%s)" >> "$DIR/pauses.log"; exit 0;;
+    run) ;;
+    *) echo "usage: benchmarks/fair_full.sh DIR [pause|resume]" >&2; exit 2;;
+esac
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DB="$DIR/fair_full.sqlite"
@@ -23,6 +32,7 @@ COLD=(U1 S2.3 S4.4)
 COMMON=(--space fair --encoders table8 --seeds 0 --data-seeds 0-4 --data "$DIR/data" --executor local
         --db "$DB" --resume --no-progress)
 mkdir -p "$DIR"
+ps -o pgid= $$ | tr -d ' ' > "$DIR/pgid"
 [ -f "$DIR/data/manifest.json" ] || $PY -m synth generate --all --seed 0-4 --out "$DIR/data"
 log() { echo "$(date -u +%FT%TZ) $*" | tee -a "$DIR/log.txt"; }
 for ds in "${COLD[@]}"; do

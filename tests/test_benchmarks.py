@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from test_executors import slurm_up
@@ -101,3 +102,29 @@ def test_the_readme_loader_example_runs_as_pasted():
     code = "from torch.utils.data import DataLoader" + block + "assert train.n_classes == 50 and lonlat.shape[1] == 2\n"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_fair_full_times_subtracts_pauses_and_ends_a_killed_sitting_at_its_last_result(tmp_path):
+    """A dataset's wall time over two sittings: the first killed (no end line: it ends at its last
+    stored result, 600 s in), the second 600 s long with a 100 s pause inside: 1 100 s = 18.3 min."""
+    import sqlite3
+
+    t0 = 1_796_515_977  # 2026-12-06T00:12:57Z
+    stamp = lambda dt: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + dt))  # noqa: E731
+    (tmp_path / "log.txt").write_text(f"{stamp(0)} cold U1 start\n{stamp(1000)} cold U1 start\n"
+                                      f"{stamp(1600)} cold U1 end\n{stamp(1600)} transfer U1 start (from x)\n")
+    (tmp_path / "pauses.log").write_text(f"paused {t0 + 1100}\nresumed {t0 + 1200}\n")
+    db = sqlite3.connect(tmp_path / "fair_full.sqlite")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute("CREATE TABLE runs (experiment TEXT, dataset TEXT, epochs_run INTEGER, seconds REAL, created REAL)")
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [("policy/c", '{"trials": 100}'),
+                                                      ("policy/t", '{"transfer_from": "c", "trials": 12}')])
+    db.executemany("INSERT INTO runs VALUES (?, 'U1', ?, ?, ?)",
+                   [("c", 40, 30.0, t0 + 300), ("c", 60, 30.0, t0 + 600), ("c", 10, 5.0, t0 + 1500),
+                    ("t", 7, 3.0, t0 + 1700)])
+    db.commit()
+    db.close()
+    out = run("fair_full_times.py", str(tmp_path))
+    assert "| cold | U1 | 18.3 | 2 | 1.7 | 110 | 0.02 | done |" in out
+    assert "| transfer | U1 | 1.7 | 1 | 0.0 | 7 | 0.00 | running or stopped |" in out
+    assert "cold: 1 dataset(s) done, 0.31 h in all, 18.3 min per dataset" in out
