@@ -176,19 +176,38 @@ def _cmd_sweep(a) -> None:
                                ("array_parallelism", a.array_parallelism), ("sbatch_lines", a.sbatch_line))
              if v is not None}
     ref = _reference_protocol(a) if a.reference else None
-    study = Study.build(space=a.space, datasets=a.datasets, encoders=a.encoders, seeds=a.seeds,
-                        data_seeds=a.data_seeds, search=search, device=a.device, db=a.db, data=a.data,
-                        executor=a.executor, workers=a.workers, slurm=slurm, log_dir=a.log_dir, epochs=a.epochs,
-                        max_members=a.max_members, resume=a.resume, lock_timeout=a.lock_timeout,
-                        progress=not a.no_progress)
+    if ref is not None and ref.get("sources") and not search:  # a transfer reference's search, unless given
+        from .reference import policy_flags
+
+        search = policy_flags(ref["policy"])
+    common = dict(space=a.space, encoders=a.encoders, seeds=a.seeds, device=a.device, db=a.db, data=a.data,
+                  executor=a.executor, workers=a.workers, slurm=slurm, log_dir=a.log_dir, epochs=a.epochs,
+                  max_members=a.max_members, lock_timeout=a.lock_timeout, progress=not a.no_progress)
+    study = Study.build(datasets=a.datasets, data_seeds=a.data_seeds, search=search, resume=a.resume, **common)
+    stages = [study]
     if ref is not None:
-        from .reference import check_protocol
+        from .reference import check_protocol, policy_flags, source_datasets
 
         check_protocol(ref, study)
-    if a.dry_run:
-        print(study.dry_run())
-    else:
-        study.run(echo=lambda line: print(line, flush=True))
+        if source_datasets(ref):
+            # the cold searches the reference's transfer started from, for your encoder(s): on the
+            # source datasets' first draw, by the sources' policy, under the sources' experiment name
+            # (so the transfer search finds them); resumed, never trained twice
+            first = str(min(parse_int_list(a.data_seeds, "dataset seeds")))
+            source = Study.build(datasets=",".join(source_datasets(ref)), data_seeds=first, resume=True,
+                                 search=policy_flags(ref["sources"]["policy"]), **common)
+            if source.experiment != ref["sources"]["experiment"]:
+                raise SynthError(f"--reference {ref['name']}: the source searches here would be experiment "
+                                 f"{source.experiment}, the reference's are {ref['sources']['experiment']}")
+            stages.insert(0, source)
+    for i, stage in enumerate(stages):
+        if len(stages) > 1:
+            print(f"stage {i + 1} of {len(stages)}: " + ("the cold source searches" if i == 0 else "the transfer search"),
+                  flush=True)
+        if a.dry_run:
+            print(stage.dry_run())
+        else:
+            stage.run(echo=lambda line: print(line, flush=True))
 
 
 def _reference_protocol(a) -> dict:

@@ -11,6 +11,12 @@ machine, date, torch and code version the rows came from, which every table buil
 The datasets are bit-identical everywhere, so the new encoder's draws pair with the reference's
 draw by draw; its training ran on another machine, which the table says.
 
+A reference whose search transferred (``fair_full``: 12 trials, the best configurations of cold
+searches on three source datasets first; experiments.transfer) also records its ``sources``: the cold
+searches' experiment and policy. A new encoder gets the same two stages: ``sweep --reference`` first
+runs the cold search of that policy on the source datasets (the first draw: only its search trials
+are transferred), under the same experiment name, then the transfer search on the datasets asked for.
+
     python -m experiments reference --db DB --experiment EXP --name fair_full   # writes experiments/references/fair_full.json
     python -m experiments sweep --plugin mine.py --encoders mine --reference fair_full --db mine.sqlite
     python -m experiments report --db mine.sqlite --reference fair_full --out results/mine
@@ -72,6 +78,13 @@ def build(store, experiment: str, name: str, machine: str | None = None) -> dict
     keep = [r for r in rows if chosen.get((r["dataset"], r["encoder"])) == results.canonical(json.loads(r["config"]))]
     policy = store.meta(f"policy/{experiment}")
     policy = json.loads(policy) if policy else _shipped_policy(experiment)
+    sources = None
+    if policy and policy.get("transfer_from"):
+        source_policy = store.meta(f"policy/{policy['transfer_from']}")
+        if source_policy is None:
+            raise SynthError(f"experiment {experiment} transfers from {policy['transfer_from']}, whose policy is not in "
+                             "this database; a reference needs it (a new encoder is searched with it first)")
+        sources = {"experiment": policy["transfer_from"], "policy": json.loads(source_policy)}
     import torch
 
     out_rows, datasets = [], {}
@@ -87,7 +100,7 @@ def build(store, experiment: str, name: str, machine: str | None = None) -> dict
         raise SynthError(f"experiment {experiment} mixes {len(settings)} training settings; a reference needs one")
     (settings_hash, settings_dict), = settings.items()
     return {"format": FORMAT, "name": name, "experiment": experiment, "settings": settings_dict,
-            "settings_hash": settings_hash, "policy": policy,
+            "settings_hash": settings_hash, "policy": policy, "sources": sources,
             "machine": machine or f"{_cpu()}, {len(os.sched_getaffinity(0))} cores, "
                                   f"{sorted({r['device'] for r in keep})[0]}",
             "date": time.strftime("%Y-%m-%d", time.gmtime(max(r["created"] for r in keep))),
@@ -197,6 +210,16 @@ def with_reference(reference, rows: list, enc_names: list, encoders_arg: str, ta
     return rows + theirs, names, target, provenance
 
 
+def own_experiment(reference, store) -> str | None:
+    """The experiment ``report --reference`` reads by default: the one the reference's protocol gives
+    (the same space, settings and search give the same name), where the database holds several (a
+    transfer reference's sweep adds the cold source searches)."""
+    if reference is None:
+        return None
+    name = load(reference)["experiment"]
+    return name if name in store.experiments() else None
+
+
 def provenance_line(ref: dict) -> str:
     return (f"reference {ref['name']} (experiment {ref['experiment']}, trained on {ref['machine']}, {ref['date']}, "
             f"torch {ref['torch']})")
@@ -216,6 +239,16 @@ def reference_summary(t) -> str:
             lines.append(f"- {v}: " + "; ".join(f"{r['dataset']} {r['delta']:+.2f} [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}] "
                                                  f"vs {r['best_baseline']}" for r in count[v]))
     return "\n".join(lines) + "\n"
+
+
+def policy_flags(policy: dict) -> dict:
+    """A recorded policy as the search flags that give it back (``space.policy_from``)."""
+    return {k: v for k, v in policy.items() if v is not None}
+
+
+def source_datasets(ref: dict) -> list[str]:
+    """The datasets whose cold searches a transfer reference's searches started from (none otherwise)."""
+    return list(ref["policy"]["transfer_datasets"]) if ref.get("sources") else []
 
 
 def check_protocol(ref: dict, study) -> None:

@@ -33,7 +33,7 @@ from synth.errors import SynthError
 from synth.fileio import atomic_write_bytes
 
 from . import results
-from .reference import reference_summary, with_reference
+from .reference import own_experiment, reference_summary, with_reference
 from .selection import Cell, choose
 from .stats import er_trend, error_reduction, interval, two_level_bootstrap, verdict
 from .tables import LABELS, band_table, search_markdown, search_records, to_csv_bytes, to_latex, to_markdown
@@ -393,7 +393,7 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
             raise SynthError(f"{folder} is a file, not a folder")
     enc_names = encoder_registry.parse_names(encoders)
     with results.ResultsStore(db, readonly=True) as store:
-        exp = results.choose_experiment(store, experiment)
+        exp = results.choose_experiment(store, experiment or own_experiment(reference, store))
         rows = store.rows(exp, "final")
         search_rows = store.rows(exp, "search")
         rule = store.meta(f"search/{exp}")

@@ -94,3 +94,60 @@ def test_leaving_the_reference_protocol_is_one_line(reference, case, tmp_path):
     r = experiments(*args)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and match in r.stderr, \
         r.stderr
+
+
+TRANSFER_SPACE = SPACE.replace("lr = [0.01, 0.02]", "lr = [0.005, 0.01, 0.02, 0.05]") + """
+[search]
+sampler = "tpe"
+trials = 4
+pruner = "none"
+finalists = 1
+"""
+
+
+def test_against_a_transfer_reference_your_encoder_is_searched_cold_on_its_sources_first(tmp_path):
+    """A reference whose search transferred (as fair_full) records its sources; `sweep --reference`
+    runs them for your encoder (cold, on the source datasets' first draw, under the sources' experiment
+    name), then the transfer search with the reference's policy (no search flags given), and `report
+    --reference` reads that one of the two experiments. A copy of xyz ties with xyz everywhere."""
+    (tmp_path / "s.toml").write_text(TRANSFER_SPACE)
+    (tmp_path / "copy.py").write_text(COPY)
+    base, protocol = str(tmp_path / "base.sqlite"), ["--seeds", "0", "--no-progress", "--space", str(tmp_path / "s.toml")]
+    r = experiments("sweep", "--encoders", "xyz", "--datasets", "U1,S2.3", "--data-seeds", "0", "--db", base, *protocol)
+    assert r.returncode == 0, r.stderr
+    cold = r.stdout.split("experiment ")[1].split()[0]
+    r = experiments("sweep", "--encoders", "xyz", "--datasets", "U1,S2.3,S1.1", "--data-seeds", "0-1", "--db", base,
+                    "--trials", "2", "--transfer-from", cold, "--transfer-datasets", "U1,S2.3", "--transfer-top", "1",
+                    *protocol)
+    assert r.returncode == 0, r.stderr
+    warm = r.stdout.split("experiment ")[1].split()[0]
+    r = experiments("reference", "--db", base, "--experiment", warm, "--name", "tt", "--out", str(tmp_path / "tt.json"))
+    assert r.returncode == 0, r.stderr
+    ref = json.loads((tmp_path / "tt.json").read_text())
+    assert ref["sources"]["experiment"] == cold and ref["sources"]["policy"]["trials"] == 4
+    assert ref["policy"]["transfer_from"] == cold and ref["policy"]["trials"] == 2
+
+    mine = str(tmp_path / "mine.sqlite")
+    args = ("sweep", "--plugin", str(tmp_path / "copy.py"), "--encoders", "xyz_copy", "--reference",
+            str(tmp_path / "tt.json"), "--db", mine, "--no-progress", "--space", str(tmp_path / "s.toml"))
+    r = experiments(*args, "--dry-run")
+    assert r.returncode == 0 and "stage 1 of 2: the cold source searches" in r.stdout, r.stderr
+    r = experiments(*args)
+    assert r.returncode == 0, r.stderr
+    import sqlite3
+
+    con = sqlite3.connect(mine)
+    cells = con.execute("SELECT experiment, dataset, group_concat(DISTINCT data_seed) FROM runs GROUP BY 1, 2 "
+                        "ORDER BY 1, 2").fetchall()
+    assert sorted(cells) == sorted([(cold, "S2.3", "0"), (cold, "U1", "0"), (warm, "S1.1", "0,1"),
+                                    (warm, "S2.3", "0,1"), (warm, "U1", "0,1")])
+    assert experiments(*args, "--resume").returncode == 0  # resumed: nothing new
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == sum(
+        1 for _ in con.execute("SELECT DISTINCT experiment, stage, dataset, data_seed, config_hash, trial FROM runs"))
+    r = experiments("report", "--plugin", str(tmp_path / "copy.py"), "--db", mine, "--reference",
+                    str(tmp_path / "tt.json"), "--out", str(tmp_path / "out"), "--no-figures")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader((tmp_path / "out" / "table8.csv").open()))
+    assert [row["dataset"] for row in rows] == ["U1", "S1.1", "S2.3"]  # paper order
+    # both sides trained here, on one machine, by the same two stages: the copy's trials are xyz's
+    assert all(row["verdict"] == "tie" and float(row["delta_top1"]) == 0.0 for row in rows), rows
