@@ -170,6 +170,21 @@ def code_version() -> str:
     return h.hexdigest()[:12]
 
 
+def code_commit() -> str | None:
+    """The git commit of this checkout (``-dirty`` when it has uncommitted changes), or None outside
+    a git checkout: which code a sweep ran, recorded per experiment (a reference carries it)."""
+    import subprocess
+
+    try:
+        r = subprocess.run(["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty", "--abbrev=12"],
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if r.returncode != 0:
+        return None
+    return r.stdout.strip() or None
+
+
 def machine_id(device) -> str:
     """This machine as the epoch costs see it: the processor's model and the usable cores (or the GPU)."""
     from .executors import usable_cpus

@@ -105,6 +105,7 @@ def build(store, experiment: str, name: str, machine: str | None = None) -> dict
                                   f"{sorted({r['device'] for r in keep})[0]}",
             "date": time.strftime("%Y-%m-%d", time.gmtime(max(r["created"] for r in keep))),
             "torch": torch.__version__, "code_versions": sorted({r["code_version"] or "" for r in keep}),
+            "commits": json.loads(store.meta(f"commits/{experiment}") or "[]"),
             "datasets": datasets, "encoders": sorted({r["encoder"] for r in keep}), "rows": out_rows}
 
 
@@ -221,8 +222,9 @@ def own_experiment(reference, store) -> str | None:
 
 
 def provenance_line(ref: dict) -> str:
+    code = f", code {', '.join(ref['commits'])}" if ref.get("commits") else ""
     return (f"reference {ref['name']} (experiment {ref['experiment']}, trained on {ref['machine']}, {ref['date']}, "
-            f"torch {ref['torch']})")
+            f"torch {ref['torch']}{code})")
 
 
 def reference_summary(t) -> str:

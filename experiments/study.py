@@ -26,6 +26,7 @@ nothing and writing nothing. From Python::
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +41,8 @@ from synth.params import Interval, Param
 from . import encoders as encoder_registry
 from .executors import ExecutorOptions, Runner, describe as describe_executor
 from .executors import n_workers, usable_cpus
-from .plan import (CostModel, Plan, assumptions, cell_seconds, describe_plan, describe_search, make_plan, plan_seconds,
-                   run_fraction)
+from .plan import (CostModel, Plan, assumptions, cell_seconds, code_commit, describe_plan, describe_search, make_plan,
+                   plan_seconds, run_fraction)
 from .populations import Progress, train_populations
 from .results import ResultsStore, canonical, digest
 from .search import run as run_search
@@ -282,8 +283,12 @@ class Study:
     def _record_rule(self, store, echo) -> None:
         """Say in the database how this experiment's search decides (``report`` shows it), and name
         any search of the same space decided under the old rule: it is another experiment, kept apart.
-        The policy itself is recorded too (a reference file carries it: experiments.reference)."""
+        The policy itself is recorded too, and every git commit that ran a sweep of it (a reference
+        file carries both: experiments.reference)."""
         store.set_meta(f"policy/{self.experiment}", canonical(self.policy.to_dict()))
+        commit, commits = code_commit(), json.loads(store.meta(f"commits/{self.experiment}") or "[]")
+        if commit is not None and commit not in commits:
+            store.set_meta(f"commits/{self.experiment}", json.dumps(commits + [commit]))
         if self.policy.is_exhaustive:
             return
         for exp in store.experiments():

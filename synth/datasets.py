@@ -27,7 +27,7 @@ import numpy as np
 
 from . import __version__
 from .errors import SynthError
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, npz_bytes
 from .params import Interval, Param
 from .sphere import band_edges, lonlat_to_xyz, tilt_matrix, uniform_lonlat, validate_lonlat, xyz_to_lonlat
 from .vmf import sample as vmf_sample
@@ -306,22 +306,7 @@ def generate(name_or_recipe, seed: int = 0) -> Dataset:
 
 
 def _npz_bytes(arrays: dict) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **{k: arrays[k] for k in ARRAYS})
-    return _canonical_zip(buf.getvalue())
-
-
-def _canonical_zip(data: bytes) -> bytes:
-    """Rewrite the zip with fixed timestamps so that equal arrays give equal file bytes."""
-    import zipfile
-
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as dst:
-        for name in sorted(src.namelist()):
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            dst.writestr(info, src.read(name))
-    return out.getvalue()
+    return npz_bytes({k: arrays[k] for k in ARRAYS})
 
 
 _MANIFEST_ENTRY = {"name", "seed", "recipe", "sha256"}
@@ -493,24 +478,20 @@ def parse_names(text: str, folder=None) -> list[str]:
 
 
 def listed_files(folder) -> list[str]:
-    """The dataset files ``folder``'s manifest lists, sorted; a folder without a manifest, or with one
-    that lists nothing, is refused (one line)."""
-    folder = Path(folder)
-    if not (folder / MANIFEST).is_file():
-        raise SynthError(f"{folder} has no {MANIFEST}: not a dataset folder (python -m synth generate writes one)")
-    files = sorted(_read_manifest(folder)["datasets"])
+    """The dataset files a folder's manifest lists, sorted; no manifest, or an empty one, is an error."""
+    files = sorted(_read_manifest(Path(folder))["datasets"]) if (Path(folder) / MANIFEST).is_file() else None
     if not files:
-        raise SynthError(f"{folder / MANIFEST} lists no datasets")
+        raise SynthError(f"{Path(folder) / MANIFEST} lists no datasets" if files is not None else
+                         f"{folder} has no {MANIFEST}: not a dataset folder (python -m synth generate writes one)")
     return files
 
 
 def verify_folder(folder) -> list[str]:
     """Check every file listed in the manifest; return the list of problems (empty if all good)."""
-    folder = Path(folder)
     problems = []
-    for fname in listed_files(folder):
+    for path in (Path(folder) / f for f in listed_files(folder)):
         try:
-            check_follows_recipe(load(folder / fname), folder / fname)
+            check_follows_recipe(load(path), path)
         except SynthError as e:
             problems.append(str(e))
     return problems

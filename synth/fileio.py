@@ -9,9 +9,13 @@ would give it under the current umask (``mkstemp`` alone would leave 0600).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 
 def _umask() -> int:
@@ -45,3 +49,15 @@ def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see ``atomic_output``)."""
     with atomic_output(path) as tmp:
         Path(tmp).write_bytes(data)
+
+
+def npz_bytes(arrays: dict) -> bytes:
+    """``np.savez`` of ``arrays`` (in their order) as an uncompressed zip with fixed timestamps, so
+    that equal arrays give equal file bytes on every run and machine (checksums in manifests)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    src, out = zipfile.ZipFile(io.BytesIO(buf.getvalue())), io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as dst:
+        for name in sorted(src.namelist()):
+            dst.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), src.read(name))
+    return out.getvalue()

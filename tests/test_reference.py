@@ -3,6 +3,7 @@ training only yours."""
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +56,12 @@ def test_the_reference_file_holds_the_chosen_rows_and_where_they_came_from(refer
     assert set(row["bands"]) >= {"equal-angle", "equal-area"}
     assert len(row["bands"]["equal-angle"]["top1"]) == len(row["bands"]["equal-angle"]["mrr"]) == 18
     assert ref["date"] and ref["torch"] and ref["code_versions"]
+    import subprocess
+
+    # the commit that ran the sweep (this checkout's, -dirty with uncommitted changes), also in the tables
+    head = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent).stdout.strip()
+    assert ref["commits"] == [head] and len(head) >= 12
 
 
 def test_a_copy_of_a_builtin_trained_here_ties_with_its_reference_column(reference):
@@ -72,6 +79,7 @@ def test_a_copy_of_a_builtin_trained_here_ties_with_its_reference_column(referen
         assert row["verdict"] == "tie" and abs(float(row["delta_top1"])) < 1.0, row
     md = (tmp / "out" / "table8.md").read_text()
     assert "Trained here: xyz_copy" in md and "From the reference tiny" in md and "the test machine" in md
+    assert f"code {json.loads((tmp / 'tiny.json').read_text())['commits'][0]})" in md
     assert "tie on 2" in (tmp / "out" / "summary.md").read_text()
 
 
