@@ -161,6 +161,7 @@ def _parser() -> OneLineParser:
 
 
 def _cmd_sweep(a) -> None:
+    from .reference import check_protocol, policy_flags, source_datasets
     from .study import Study
 
     for flag, replacement in REMOVED_FLAGS.items():
@@ -177,8 +178,6 @@ def _cmd_sweep(a) -> None:
              if v is not None}
     ref = _reference_protocol(a) if a.reference else None
     if ref is not None and ref.get("sources") and not search:  # a transfer reference's search, unless given
-        from .reference import policy_flags
-
         search = policy_flags(ref["policy"])
     common = dict(space=a.space, encoders=a.encoders, seeds=a.seeds, device=a.device, db=a.db, data=a.data,
                   executor=a.executor, workers=a.workers, slurm=slurm, log_dir=a.log_dir, epochs=a.epochs,
@@ -186,8 +185,6 @@ def _cmd_sweep(a) -> None:
     study = Study.build(datasets=a.datasets, data_seeds=a.data_seeds, search=search, resume=a.resume, **common)
     stages = [study]
     if ref is not None:
-        from .reference import check_protocol, policy_flags, source_datasets
-
         check_protocol(ref, study)
         if source_datasets(ref):
             # the cold searches the reference's transfer started from, for your encoder(s): on the

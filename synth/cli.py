@@ -76,7 +76,8 @@ def _cmd_export(a) -> None:
     formats = export.parse_formats(a.format)
     t0 = time.perf_counter()
     if a.data is not None:
-        dss = (datasets.load(a.data / f) for f in datasets.listed_files(a.data))  # one at a time; a bad file stops all (nothing written)
+        # one at a time; a bad file stops all (nothing written)
+        dss = (datasets.load(a.data / f) for f in datasets.listed_files(a.data))
     else:
         recipes, seeds = _recipes(a), parse_int_list(a.seed)
         dss = (datasets.generate(r, seed) for seed in seeds for r in recipes)

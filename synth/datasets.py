@@ -479,9 +479,10 @@ def parse_names(text: str, folder=None) -> list[str]:
 
 def listed_files(folder) -> list[str]:
     """The dataset files a folder's manifest lists, sorted; no manifest, or an empty one, is an error."""
-    files = sorted(_read_manifest(Path(folder))["datasets"]) if (Path(folder) / MANIFEST).is_file() else None
+    manifest = Path(folder) / MANIFEST
+    files = sorted(_read_manifest(Path(folder))["datasets"]) if manifest.is_file() else None
     if not files:
-        raise SynthError(f"{Path(folder) / MANIFEST} lists no datasets" if files is not None else
+        raise SynthError(f"{manifest} lists no datasets" if files is not None else
                          f"{folder} has no {MANIFEST}: not a dataset folder (python -m synth generate writes one)")
     return files
 
