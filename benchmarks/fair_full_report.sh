@@ -18,10 +18,7 @@ OUT=${2:-results/fair_full}
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DB="$DIR/fair_full.sqlite"
-COMMON=(--space fair --encoders table8 --seeds 0 --data-seeds 0-4 --data "$DIR/data" --db "$DB" --dry-run)
-name() { "$PY" -m experiments sweep --datasets U1 "${COMMON[@]}" "$@" | grep -o 'experiment fair-[0-9a-f]*' | head -1 | cut -d' ' -f2; }
-cold=$(name)
-transfer=$(name --trials 12 --transfer-from "$cold" --transfer-datasets U1,S2.3,S4.4 --transfer-top 3)
+read -r cold transfer < <(benchmarks/fair_full.sh "$DIR" names)
 echo "cold search: $cold; transfer search: $transfer"
 mkdir -p "$OUT"
 "$PY" -m experiments report --db "$DB" --experiment "$cold" --datasets U1,S2.3,S4.4 --out "$OUT/cold" --no-figures

@@ -168,14 +168,13 @@ def _full_bands(bands: dict) -> dict:
             for kind, b in bands.items()}
 
 
-def with_reference(reference, rows: list, enc_names: list, encoders_arg: str, target, experiment: str):
-    """For ``report``: (rows, encoder names, target, provenance). Without a reference, the rows and
+def with_reference(ref: dict | None, rows: list, enc_names: list, encoders_arg: str, target, experiment: str):
+    """For ``report``: (rows, encoder names, target, provenance). Without a reference (None), the rows and
     the target as they are (None: report's default). With one, the reference's rows of the baselines join
     the experiment's own on its datasets, draws and seeds; the experiment must not train a reference
     encoder again, and must have trained with the reference's settings (else it is another protocol)."""
-    if reference is None:
+    if ref is None:
         return rows, enc_names, target, ""
-    ref = load(reference)
     own = list(dict.fromkeys(r["encoder"] for r in rows))
     clash = [e for e in own if e in ref["encoders"]]
     if clash:
@@ -211,14 +210,13 @@ def with_reference(reference, rows: list, enc_names: list, encoders_arg: str, ta
     return rows + theirs, names, target, provenance
 
 
-def own_experiment(reference, store) -> str | None:
+def own_experiment(ref: dict | None, store) -> str | None:
     """The experiment ``report --reference`` reads by default: the one the reference's protocol gives
     (the same space, settings and search give the same name), where the database holds several (a
     transfer reference's sweep adds the cold source searches)."""
-    if reference is None:
+    if ref is None:
         return None
-    name = load(reference)["experiment"]
-    return name if name in store.experiments() else None
+    return ref["experiment"] if ref["experiment"] in store.experiments() else None
 
 
 def provenance_line(ref: dict) -> str:

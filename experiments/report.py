@@ -33,7 +33,7 @@ from synth.errors import SynthError
 from synth.fileio import atomic_write_bytes
 
 from . import results
-from .reference import own_experiment, reference_summary, with_reference
+from .reference import load as load_reference, own_experiment, reference_summary, with_reference
 from .selection import Cell, choose
 from .stats import er_trend, error_reduction, interval, two_level_bootstrap, verdict
 from .tables import LABELS, band_table, search_markdown, search_records, to_csv_bytes, to_latex, to_markdown
@@ -392,12 +392,13 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
         if folder.exists() and not folder.is_dir():
             raise SynthError(f"{folder} is a file, not a folder")
     enc_names = encoder_registry.parse_names(encoders)
+    ref = load_reference(reference) if reference is not None else None  # read once: it is ~1 MB
     with results.ResultsStore(db, readonly=True) as store:
-        exp = results.choose_experiment(store, experiment or own_experiment(reference, store))
+        exp = results.choose_experiment(store, experiment or own_experiment(ref, store))
         rows = store.rows(exp, "final")
         search_rows = store.rows(exp, "search")
         rule = store.meta(f"search/{exp}")
-    rows, enc_names, target, provenance = with_reference(reference, rows, enc_names, encoders, target, exp)
+    rows, enc_names, target, provenance = with_reference(ref, rows, enc_names, encoders, target, exp)
     target = target or TARGET
     if seeds is not None:
         rows = [r for r in rows if r["train_seed"] in set(seeds)]
