@@ -32,12 +32,12 @@ DB="$DIR/fair_full.sqlite"
 COLD=(U1 S2.3 S4.4)
 COMMON=(--space fair --encoders table8 --seeds 0 --data-seeds 0-4 --data "$DIR/data" --executor local
         --db "$DB" --resume --no-progress)
-TRANSFER=(--trials 12 --transfer-from "" --transfer-datasets "$(IFS=,; echo "${COLD[*]}")" --transfer-top 3)
+TRANSFER=(--trials 12 --transfer-datasets "$(IFS=,; echo "${COLD[*]}")" --transfer-top 3)  # and --transfer-from COLD
 # An experiment's name is a hash of its protocol; the dry run prints it (the one place it is derived).
 experiment() { $PY -m experiments sweep --datasets U1 "${COMMON[@]}" "$@" --dry-run | grep -o 'experiment fair-[0-9a-f]*' | head -1 | cut -d' ' -f2; }
 if [ "${2:-run}" = names ]; then
-    cold=$(experiment); TRANSFER[3]=$cold
-    echo "$cold $(experiment "${TRANSFER[@]}")"; exit 0
+    cold=$(experiment); transfer=$(experiment "${TRANSFER[@]}" --transfer-from "$cold")
+    echo "$cold $transfer"; exit 0
 fi
 mkdir -p "$DIR"
 ps -o pgid= $$ | tr -d ' ' > "$DIR/pgid"
@@ -48,11 +48,11 @@ for ds in "${COLD[@]}"; do
     $PY -m experiments sweep --datasets "$ds" "${COMMON[@]}"
     log "cold $ds end"
 done
-cold=$(experiment); TRANSFER[3]=$cold
+cold=$(experiment)
 others=$($PY -m synth list | cut -d' ' -f1 | grep -vxF -e U1 -e S2.3 -e S4.4)
 for ds in "${COLD[@]}" $others; do
     log "transfer $ds start (from $cold)"
-    $PY -m experiments sweep --datasets "$ds" "${COMMON[@]}" "${TRANSFER[@]}"
+    $PY -m experiments sweep --datasets "$ds" "${COMMON[@]}" "${TRANSFER[@]}" --transfer-from "$cold"
     log "transfer $ds end"
 done
 log "all done: python -m experiments report --db $DB --experiment <transfer experiment>"

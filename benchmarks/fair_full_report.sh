@@ -18,7 +18,8 @@ OUT=${2:-results/fair_full}
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DB="$DIR/fair_full.sqlite"
-read -r cold transfer < <(benchmarks/fair_full.sh "$DIR" names)
+names=$(benchmarks/fair_full.sh "$DIR" names)  # an assignment, so that set -e stops on its failure
+read -r cold transfer <<< "$names"
 echo "cold search: $cold; transfer search: $transfer"
 mkdir -p "$OUT"
 "$PY" -m experiments report --db "$DB" --experiment "$cold" --datasets U1,S2.3,S4.4 --out "$OUT/cold" --no-figures

@@ -91,6 +91,15 @@ class Progress:
         self.bar.set_postfix_str(f"{self.member_epochs}/{self.total_member_epochs} member-epochs{self.note}, "
                                  f"{self.rows} rows stored", refresh=False)
 
+    def per_epoch(self, n_members: int, seconds_each: float):
+        """The trainer's per-epoch callback for a population of ``n_members``: advances the bar by the
+        member-epochs since its last call; its ``epochs`` is the last epoch it saw."""
+        def step(epoch, _total):
+            self.advance(n_members * (epoch - step.epochs), seconds_each)
+            step.epochs = epoch
+        step.epochs = 0
+        return step
+
     def close(self) -> None:
         self.bar.close()
 
@@ -125,15 +134,10 @@ def train_populations(plan: Plan, store, data, device, experiment: str, runner=N
             runner.wait()
             return written[0]
         for pop in plan.populations:
-            seen = [0]
-
-            def step(epoch, _total, pop=pop, seen=seen):
-                progress.advance(len(pop.members) * (epoch - seen[0]), secs[id(pop)])
-                seen[0] = epoch
-
+            step = progress.per_epoch(len(pop.members), secs[id(pop)])
             rows = run_population(pop, data[(pop.dataset, pop.data_seed)], plan.space.settings, device, experiment,
                                   step)
-            stored(rows, pop, seen[0])
+            stored(rows, pop, step.epochs)
     finally:
         if own:
             progress.close()

@@ -246,8 +246,9 @@ class CellSearch:
             value = dict(zip(present, val))
             return self._decide(epoch, numbers, by_trial, value)
 
-        new_rows = run_population(pop, self.data, self.settings, self.device, self.experiment,
-                                  self._epoch_progress(len(members)), on_epoch=on_epoch)
+        step = self.progress.per_epoch(len(members), self.seconds_each) if self.progress is not None else None
+        new_rows = run_population(pop, self.data, self.settings, self.device, self.experiment, step,
+                                  on_epoch=on_epoch)
         for row, (t, _) in zip(new_rows, members):
             row["trial"] = t.number
         self.store.write_population(new_rows)
@@ -279,17 +280,6 @@ class CellSearch:
             if not value:
                 break
             gone |= set(self._decide(epoch, numbers, by_trial, value))
-
-    def _epoch_progress(self, n_members: int):
-        """The trainer's per-epoch callback that advances the progress bar (None without one)."""
-        if self.progress is None:
-            return None
-        seen = [0]
-
-        def advance(epoch, _total):
-            self.progress.advance(n_members * (epoch - seen[0]), self.seconds_each)
-            seen[0] = epoch
-        return advance
 
     def _tell(self, trials, rows) -> None:
         optuna = _optuna()

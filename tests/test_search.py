@@ -274,3 +274,18 @@ def test_processes_creating_one_database_at_the_same_moment(tmp_path):
             assert p.returncode == 0, err
         meta = dict(sqlite3.connect(db).execute("SELECT key, value FROM meta"))
         assert meta == {"schema_version": str(results.SCHEMA_VERSION), "package": "sphere-synth"}
+
+
+def test_the_progress_bar_counts_each_member_epoch_once_weighted_by_its_seconds():
+    from experiments.populations import Progress
+
+    progress = Progress("t", show=True)
+    progress.add(3 * 10, 2.0)  # a population of 3 members, up to 10 epochs, 2 s per member-epoch
+    step = progress.per_epoch(3, 2.0)
+    for epoch in (1, 2, 5):  # the trainer reports epochs; early stopping ended it at 5
+        step(epoch, 10)
+    assert (progress.member_epochs, step.epochs) == (15, 5)
+    progress.advance(3 * (10 - step.epochs), 2.0)  # what train_populations adds for the epochs not run
+    assert progress.member_epochs == progress.total_member_epochs == 30
+    assert progress.bar.n == pytest.approx(progress.bar.total) == pytest.approx(60.0)
+    progress.close()
