@@ -233,6 +233,19 @@ class EpochCosts:
             pass
 
 
+def seconds_of(work, device, threads: int) -> float:
+    """Seconds ``work()`` takes, as the cost model should count them. On a CPU with one thread (what
+    each local worker uses) this is the process's own CPU time: on a busy machine (a test suite or
+    another sweep beside it) the wall clock also counts the time other processes held the core, and
+    a cached cost measured then would inflate every later estimate. With several threads the CPU
+    time is no measure (idle threads sleep, spinning ones count), and on a GPU the host's CPU time
+    is none either, so those keep the wall clock."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return min(wall, cpu) if device.type == "cpu" and threads == 1 else wall
+
+
 class CostModel:
     """Seconds per member-epoch of a configuration, from a few measured shapes.
 
@@ -278,11 +291,12 @@ class CostModel:
             if not self.warm:  # the first call pays for lazy initialisation; do not count it
                 train_population(self.data, encoder, one, self.settings, device=self.device)
                 self.warm = True
-            t = time.perf_counter()
-            train_population(self.data, encoder, one, self.settings, device=self.device)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            self.measured[key] = time.perf_counter() - t
+            def one_epoch():
+                train_population(self.data, encoder, one, self.settings, device=self.device)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+
+            self.measured[key] = seconds_of(one_epoch, self.device, torch.get_num_threads())
         finally:
             torch.set_num_threads(before)
         self.cache.put(self._key(encoder, config), self.measured[key])

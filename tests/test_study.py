@@ -280,6 +280,30 @@ def test_the_estimate_counts_copied_finalists_as_free_and_a_damaged_cost_cache_a
     assert EpochCosts(bad).get("k") == 0.5
 
 
+def test_a_cost_measured_on_a_busy_machine_does_not_count_the_time_others_held_the_core():
+    """The epoch-cost cache keeps a shape's cost for every later dry run and ETA, so a cost measured
+    while a test suite shared the core must not be inflated by it: with one CPU thread the cost is
+    the process's own CPU time. A sleep stands in for the time the process was not scheduled."""
+    import time
+    import torch
+    from experiments.plan import seconds_of
+
+    def waits():
+        time.sleep(0.3)
+
+    def works():  # at least 0.2 s of this process's own CPU time
+        start = time.process_time()
+        while time.process_time() - start < 0.2:
+            pass
+
+    cpu = torch.device("cpu")
+    assert seconds_of(waits, cpu, threads=1) < 0.1
+    assert seconds_of(works, cpu, threads=1) >= 0.2
+    # several threads or a GPU: the CPU time is no measure, so the wall clock stays
+    assert seconds_of(waits, cpu, threads=2) >= 0.3
+    assert seconds_of(waits, torch.device("cuda"), threads=1) >= 0.3
+
+
 @pytest.mark.parametrize("kw, word", [
     (dict(datasets=None), "datasets = None"), (dict(datasets=[]), "datasets = []"), (dict(datasets=[1]), "datasets"),
     (dict(encoders=None), "encoders = None"), (dict(encoders=[]), "encoders = []"),
