@@ -243,7 +243,11 @@ def seconds_of(work, device, threads: int) -> float:
     wall, cpu = time.perf_counter(), time.process_time()
     work()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return min(wall, cpu) if device.type == "cpu" and threads == 1 else wall
+    return min(wall, cpu) if counts_cpu_time(device, threads) else wall
+
+
+def counts_cpu_time(device, threads: int) -> bool:
+    return device.type == "cpu" and threads == 1
 
 
 class CostModel:
@@ -272,7 +276,9 @@ class CostModel:
             self._where = f"{machine_id(self.device)}|code {code_version()}"
         shape = ",".join(f"{k}={v}" for k, v in shape_key(config))
         n_train = len(self.data.split("train")[1])
-        return (f"{self._where}|threads {self.threads or torch.get_num_threads()}|{encoder}|{shape}|"
+        threads = self.threads or torch.get_num_threads()
+        clock = "cpu time" if counts_cpu_time(self.device, threads) else "wall"  # entries timed otherwise: stale
+        return (f"{self._where}|threads {threads}, {clock}|{encoder}|{shape}|"
                 f"n {n_train}|C {self.data.recipe.n_classes}|batch {self.settings.batch_size}")
 
     def _measure(self, encoder: str, config: dict) -> float:
