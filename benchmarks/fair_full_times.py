@@ -2,7 +2,8 @@
 
 fair_full.sh logs each dataset's start and end in DIR/log.txt and runs across sittings: a session's end
 kills it, the next sitting starts the dataset again and the sweep resumes. A sitting that was killed
-has no end line; it ends at the last result it stored. Pauses (`fair_full.sh DIR pause|resume`, for a
+has no end line; it ends at the last result it stored. A sitting that stored nothing (the restart of a
+finished dataset, a few seconds) is left out. Pauses (`fair_full.sh DIR pause|resume`, for a
 benchmark or a CI run) are in DIR/pauses.log and are subtracted. Beside the wall time: the member-epochs
 and the worker-hours (the populations' training time) the database holds for that dataset and phase.
 
@@ -68,19 +69,23 @@ def times(folder: Path) -> list[dict]:
         starts = [t for t, what in events if what == "start"]
         created = sorted(stats.get(key, [0, 0.0, []])[2])
         wall = paused = 0.0
-        ended = False
+        ended, sittings = False, 0
         for i, s in enumerate(starts):
             nxt = starts[i + 1] if i + 1 < len(starts) else float("inf")
             end = next((t for t, what in events if what == "end" and s <= t < nxt), None)
+            stored = any(s <= c < nxt for c in created)
             if end is None:  # killed (or still running): up to the last result it stored
                 end = max((c for c in created if s <= c < nxt), default=s)
             else:
                 ended = ended or nxt == float("inf")
+            if not stored:  # a restart of a finished dataset (or killed before its first result): not its work
+                continue
+            sittings += 1
             wall += end - s - overlap(s, end, pauses)
             paused += overlap(s, end, pauses)
         epochs, secs, _ = stats.get(key, [0, 0.0, []])
         rows.append({"phase": key[0], "dataset": key[1], "wall (min)": f"{wall / 60:.1f}",
-                     "sittings": len(starts), "paused (min)": f"{paused / 60:.1f}",
+                     "sittings": sittings, "paused (min)": f"{paused / 60:.1f}",
                      "member-epochs": epochs, "worker-hours": f"{secs / 3600:.2f}",
                      "status": "done" if ended else "running or stopped", "_wall": wall})
     return rows

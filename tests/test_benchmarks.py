@@ -104,27 +104,47 @@ def test_the_readme_loader_example_runs_as_pasted():
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-def test_fair_full_times_subtracts_pauses_and_ends_a_killed_sitting_at_its_last_result(tmp_path):
-    """A dataset's wall time over two sittings: the first killed (no end line: it ends at its last
-    stored result, 600 s in), the second 600 s long with a 100 s pause inside: 1 100 s = 18.3 min."""
+def fair_full_folder(folder, log_lines, pauses, runs):
+    """A fake fair_full.sh folder: log.txt (lines at seconds after t0), pauses.log, fair_full.sqlite with
+    runs (experiment c is cold, t transfers) at seconds after t0; t0 = 2026-12-06T00:12:57Z."""
     import sqlite3
 
-    t0 = 1_796_515_977  # 2026-12-06T00:12:57Z
+    t0 = 1_796_515_977
     stamp = lambda dt: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + dt))  # noqa: E731
-    (tmp_path / "log.txt").write_text(f"{stamp(0)} cold U1 start\n{stamp(1000)} cold U1 start\n"
-                                      f"{stamp(1600)} cold U1 end\n{stamp(1600)} transfer U1 start (from x)\n")
-    (tmp_path / "pauses.log").write_text(f"paused {t0 + 1100}\nresumed {t0 + 1200}\n")
-    db = sqlite3.connect(tmp_path / "fair_full.sqlite")
+    (folder / "log.txt").write_text("".join(f"{stamp(dt)} {line}\n" for dt, line in log_lines))
+    (folder / "pauses.log").write_text("".join(f"{word} {t0 + dt}\n" for word, dt in pauses))
+    db = sqlite3.connect(folder / "fair_full.sqlite")
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
     db.execute("CREATE TABLE runs (experiment TEXT, dataset TEXT, epochs_run INTEGER, seconds REAL, created REAL)")
     db.executemany("INSERT INTO meta VALUES (?, ?)", [("policy/c", '{"trials": 100}'),
                                                       ("policy/t", '{"transfer_from": "c", "trials": 12}')])
-    db.executemany("INSERT INTO runs VALUES (?, 'U1', ?, ?, ?)",
-                   [("c", 40, 30.0, t0 + 300), ("c", 60, 30.0, t0 + 600), ("c", 10, 5.0, t0 + 1500),
-                    ("t", 7, 3.0, t0 + 1700)])
+    db.executemany("INSERT INTO runs VALUES (?, 'U1', ?, ?, ?)", [(e, n, s, t0 + dt) for e, n, s, dt in runs])
     db.commit()
     db.close()
+
+
+FAIR_FULL_U1 = dict(  # two sittings: the first killed (no end line: it ends at its last stored result, 600 s
+    # in), the second 600 s long with a 100 s pause inside: 1 100 s = 18.3 min
+    log_lines=[(0, "cold U1 start"), (1000, "cold U1 start"), (1600, "cold U1 end"),
+               (1600, "transfer U1 start (from x)")],
+    pauses=[("paused", 1100), ("resumed", 1200)],
+    runs=[("c", 40, 30.0, 300), ("c", 60, 30.0, 600), ("c", 10, 5.0, 1500), ("t", 7, 3.0, 1700)])
+
+
+def test_fair_full_times_subtracts_pauses_and_ends_a_killed_sitting_at_its_last_result(tmp_path):
+    fair_full_folder(tmp_path, **FAIR_FULL_U1)
     out = run("fair_full_times.py", str(tmp_path))
     assert "| cold | U1 | 18.3 | 2 | 1.7 | 110 | 0.02 | done |" in out
     assert "| transfer | U1 | 1.7 | 1 | 0.0 | 7 | 0.00 | running or stopped |" in out
+    assert "cold: 1 dataset(s) done, 0.31 h in all, 18.3 min per dataset" in out
+
+
+def test_fair_full_times_leaves_out_a_restart_of_a_finished_dataset(tmp_path):
+    """A later sitting starts the finished cold U1 again: it stores nothing and ends 11 s later. That
+    sitting is not the dataset's work, so the time and the count of sittings stay as they were."""
+    case = dict(FAIR_FULL_U1)
+    case["log_lines"] = case["log_lines"] + [(2000, "cold U1 start"), (2011, "cold U1 end")]
+    fair_full_folder(tmp_path, **case)
+    out = run("fair_full_times.py", str(tmp_path))
+    assert "| cold | U1 | 18.3 | 2 | 1.7 | 110 | 0.02 | done |" in out
     assert "cold: 1 dataset(s) done, 0.31 h in all, 18.3 min per dataset" in out
