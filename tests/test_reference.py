@@ -159,3 +159,32 @@ def test_against_a_transfer_reference_your_encoder_is_searched_cold_on_its_sourc
     assert [row["dataset"] for row in rows] == ["U1", "S1.1", "S2.3"]  # paper order
     # both sides trained here, on one machine, by the same two stages: the copy's trials are xyz's
     assert all(row["verdict"] == "tie" and float(row["delta_top1"]) == 0.0 for row in rows), rows
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parent.parent / "experiments" / "references")
+                                        .glob("*.json")))
+def test_every_shipped_reference_is_a_whole_table8_with_its_provenance(name):
+    """A shipped reference covers the 20 paper datasets x the 8 Table-8 encoders, every cell on the same
+    draws and seeds with one chosen configuration, each dataset's recipe the registry's own (so a new
+    encoder's draws pair with it), and says where it came from. A reference missing a draw or a cell
+    would silently give another table."""
+    from experiments.encoders import parse_names
+    from experiments.reference import load
+    from synth.datasets import PAPER_DATASETS, get_recipe
+
+    ref = load(name)
+    assert ref["name"] == name and ref["machine"] and ref["date"] and ref["torch"] and ref["code_versions"]
+    assert sorted(ref["datasets"]) == sorted(PAPER_DATASETS) and sorted(ref["encoders"]) == sorted(parse_names("table8"))
+    cells = {}
+    for r in ref["rows"]:
+        cells.setdefault((r["dataset"], r["encoder"]), []).append(r)
+    assert len(cells) == 20 * 8
+    draws = {tuple(sorted((r["data_seed"], r["train_seed"]) for r in rows)) for rows in cells.values()}
+    assert len(draws) == 1 and len(set(next(iter(draws)))) == len(next(iter(draws))) >= 5
+    assert all(len({json.dumps(r["config"], sort_keys=True) for r in rows}) == 1 for rows in cells.values())
+    assert all(0 < r["test_top1"] <= 100 and 0 < r["val_top1"] <= 100 for r in ref["rows"])
+    from experiments.results import canonical
+
+    assert all(canonical(d["recipe"]) == canonical(get_recipe(n).to_dict()) for n, d in ref["datasets"].items())
+    if ref["policy"].get("transfer_from"):  # a transfer reference carries its cold sources' protocol
+        assert ref["sources"]["experiment"] == ref["policy"]["transfer_from"] and ref["sources"]["policy"]["trials"]
