@@ -205,7 +205,7 @@ def machine_id(device) -> str:
 class EpochCosts:
     """Measured seconds per member-epoch, kept on disk per machine, code version and thread count, so
     a dry run measures a shape once and then answers in seconds, even on a busy machine (where a
-    fresh measurement would also be too slow). The file is a cache: unreadable means empty, and it
+    fresh measurement would also be too slow; a wall-clock one taken there is not kept: seconds_of). The file is a cache: unreadable means empty, and it
     is written atomically (``SPHERE_SYNTH_CACHE``, default ``~/.cache/sphere-synth``)."""
 
     def __init__(self, path=None):
@@ -233,17 +233,32 @@ class EpochCosts:
             pass
 
 
-def seconds_of(work, device, threads: int) -> float:
-    """Seconds ``work()`` takes, as the cost model should count them. On a CPU with one thread (what
-    each local worker uses) this is the process's own CPU time: on a busy machine (a test suite or
-    another sweep beside it) the wall clock also counts the time other processes held the core, and
-    a cached cost measured then would inflate every later estimate. With several threads the CPU
-    time is no measure (idle threads sleep, spinning ones count), and on a GPU the host's CPU time
-    is none either, so those keep the wall clock."""
-    wall, cpu = time.perf_counter(), time.process_time()
+def seconds_of(work, device, threads: int) -> tuple[float, bool]:
+    """(seconds ``work()`` takes as the cost model should count them, whether other processes shared the
+    machine meanwhile so that they are too many). On a CPU with one thread (what each local worker uses)
+    the seconds are the process's own CPU time: on a busy machine (a test suite or another sweep beside
+    it) the wall clock also counts the time other processes held the core, and a cached cost measured
+    then would inflate every later estimate; so this count is never 'shared'. With several threads the
+    CPU time is no measure (idle threads sleep, spinning ones count), and on a GPU the host's CPU time is
+    none either, so those keep the wall clock, and it is 'shared' when the other processes used more
+    than a quarter of a core on average meanwhile (Linux: /proc/stat; elsewhere never)."""
+    busy, wall, cpu = machine_cpu_seconds(), time.perf_counter(), time.process_time()
     work()
+    after = machine_cpu_seconds()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return min(wall, cpu) if counts_cpu_time(device, threads) else wall
+    if counts_cpu_time(device, threads):
+        return min(wall, cpu), False
+    others = after - busy - cpu if busy is not None and after is not None else 0.0
+    return wall, others > 0.25 * wall
+
+
+def machine_cpu_seconds() -> float | None:
+    """CPU seconds every process of this machine has used since boot (Linux), or None."""
+    try:
+        user, nice, system, _idle, _iowait, irq, softirq = Path("/proc/stat").read_text().split()[1:8]
+        return (int(user) + int(nice) + int(system) + int(irq) + int(softirq)) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def counts_cpu_time(device, threads: int) -> bool:
@@ -302,10 +317,11 @@ class CostModel:
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
 
-            self.measured[key] = seconds_of(one_epoch, self.device, torch.get_num_threads())
+            self.measured[key], shared = seconds_of(one_epoch, self.device, torch.get_num_threads())
         finally:
             torch.set_num_threads(before)
-        self.cache.put(self._key(encoder, config), self.measured[key])
+        if not shared:  # a wall-clock cost inflated by other processes serves this run only
+            self.cache.put(self._key(encoder, config), self.measured[key])
         return self.measured[key]
 
     def _size(self, encoder: str, config: dict) -> float:
