@@ -73,9 +73,9 @@ def times(folder: Path) -> list[dict]:
         for i, s in enumerate(starts):
             nxt = starts[i + 1] if i + 1 < len(starts) else float("inf")
             end = next((t for t, what in events if what == "end" and s <= t < nxt), None)
-            stored = any(s <= c < nxt for c in created)
+            stored = [c for c in created if s <= c < nxt]
             if end is None:  # killed (or still running): up to the last result it stored
-                end = max((c for c in created if s <= c < nxt), default=s)
+                end = max(stored, default=s)
             else:
                 ended = ended or nxt == float("inf")
             if not stored:  # a restart of a finished dataset (or killed before its first result): not its work

@@ -205,8 +205,9 @@ def machine_id(device) -> str:
 class EpochCosts:
     """Measured seconds per member-epoch, kept on disk per machine, code version and thread count, so
     a dry run measures a shape once and then answers in seconds, even on a busy machine (where a
-    fresh measurement would also be too slow; a wall-clock one taken there is not kept: seconds_of). The file is a cache: unreadable means empty, and it
-    is written atomically (``SPHERE_SYNTH_CACHE``, default ``~/.cache/sphere-synth``)."""
+    fresh measurement would also be too slow; a wall-clock one taken there is not kept: seconds_of).
+    The file is a cache: unreadable means empty, and it is written atomically (``SPHERE_SYNTH_CACHE``,
+    default ``~/.cache/sphere-synth``)."""
 
     def __init__(self, path=None):
         folder = Path(os.environ.get("SPHERE_SYNTH_CACHE") or Path.home() / ".cache" / "sphere-synth")
@@ -242,12 +243,14 @@ def seconds_of(work, device, threads: int) -> tuple[float, bool]:
     CPU time is no measure (idle threads sleep, spinning ones count), and on a GPU the host's CPU time is
     none either, so those keep the wall clock, and it is 'shared' when the other processes used more
     than a quarter of a core on average meanwhile (Linux: /proc/stat; elsewhere never)."""
-    busy, wall, cpu = machine_cpu_seconds(), time.perf_counter(), time.process_time()
+    own_cpu_time = counts_cpu_time(device, threads)
+    busy = None if own_cpu_time else machine_cpu_seconds()  # only a wall-clock count needs it
+    wall, cpu = time.perf_counter(), time.process_time()
     work()
-    after = machine_cpu_seconds()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    if counts_cpu_time(device, threads):
+    if own_cpu_time:
         return min(wall, cpu), False
+    after = machine_cpu_seconds()
     others = after - busy - cpu if busy is not None and after is not None else 0.0
     return wall, others > 0.25 * wall
 
