@@ -6,8 +6,9 @@
   per band, the Spearman rank correlation over random pairs up to 10° apart, and the code distance
   of pairs exactly 2° apart relative to the same at the equator. A map-projection encoder (grid,
   theory) stretches near the poles; a spherical one should not.
-- ``model_maps``: per-cell ΔRR of sphereM+ against grid on a map (Figure 4d), and the predicted
-  distribution of a polar and an equatorial class for grid, wrap and sphereM+ (Figure 2).
+- ``model_maps``: per-cell ΔRR of the compared encoder (sphereM+ unless a report compares another,
+  e.g. a plugin's) against grid on a map (Figure 4d), and the predicted distribution of a polar and an
+  equatorial class for grid, wrap, sphereM+ and that encoder (Figure 2).
 """
 
 from __future__ import annotations
@@ -188,14 +189,16 @@ def _class_probability(model, lonlat, c: int, loss: str, device, batch: int) -> 
     return out
 
 
-def model_maps(cells, dataset, device="cpu") -> list[Figure]:
+def model_maps(cells, dataset, device="cpu", target="sphereM+") -> list[Figure]:
+    """``target``: the encoder Table 8 compares (a report's ``--target``): mapped against grid, as the
+    paper maps sphereM+ (Figure 4d), and shown beside grid, wrap and sphereM+."""
     import cartopy.crs as ccrs
 
     use_offline_natural_earth()
-    names = [e for e in ("grid", "wrap", "sphereM+") if (dataset, e) in cells]
+    names = [e for e in dict.fromkeys(("grid", "wrap", "sphereM+", target)) if (dataset, e) in cells]
     ds, models = _train_chosen(cells, dataset, names, device)
     figs = []
-    if "grid" in models and "sphereM+" in models:
+    if "grid" in models and target in models and target != "grid":
         pts = np.concatenate([ds.split("val")[0], ds.split("test")[0]])
         lab = np.concatenate([ds.split("val")[1], ds.split("test")[1]])
 
@@ -204,7 +207,7 @@ def model_maps(cells, dataset, device="cpu") -> list[Figure]:
             y = torch.as_tensor(lab, device=device)
             return 1.0 / predict_ranks(m, x, y, score_batch(ds.recipe.n_classes))[0][0].cpu().numpy()
 
-        delta = rr(models["sphereM+"]) - rr(models["grid"])
+        delta = rr(models[target]) - rr(models["grid"])
         cell = 15.0
         lon_e, lat_e = np.arange(-180, 181, cell), np.arange(-90, 91, cell)
         s, _, _ = np.histogram2d(pts[:, 0], pts[:, 1], [lon_e, lat_e], weights=delta)
@@ -217,8 +220,8 @@ def model_maps(cells, dataset, device="cpu") -> list[Figure]:
         ax.coastlines("110m", linewidth=0.4, color="0.3")
         lim = np.nanmax(np.abs(mean)) if np.isfinite(mean).any() else 1.0
         mesh = ax.pcolormesh(lon_e, lat_e, mean.T, cmap="RdBu", vmin=-lim, vmax=lim, transform=ccrs.PlateCarree())
-        fig.colorbar(mesh, ax=ax, shrink=0.7, label="mean ΔRR (sphereM+ − grid) per 15° cell")
-        ax.set_title(f"{dataset} (seed 0), validation + test points: where sphereM+ beats grid (blue) or loses (red)")
+        fig.colorbar(mesh, ax=ax, shrink=0.7, label=f"mean ΔRR ({target} − grid) per 15° cell")
+        ax.set_title(f"{dataset} (seed 0), validation + test points: where {target} beats grid (blue) or loses (red)")
         figs.append(("delta_map", fig))
     centers = ds["centers_lonlat"]
     polar, equatorial = int(np.argmax(np.abs(centers[:, 1]))), int(np.argmin(np.abs(centers[:, 1])))
@@ -259,7 +262,8 @@ def _write_csv(path: Path, header, rows):
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
-def all_figures(cells, ds_names, enc_names, ceilings, fig_dir: Path, out_dir: Path, device="auto") -> list[Path]:
+def all_figures(cells, ds_names, enc_names, ceilings, fig_dir: Path, out_dir: Path, device="auto",
+                target="sphereM+") -> list[Path]:
     from .tables import band_table
     from .train import resolve_device
 
@@ -287,8 +291,8 @@ def all_figures(cells, ds_names, enc_names, ceilings, fig_dir: Path, out_dir: Pa
            for i in range(len(edges) - 1)]
     atomic_write_bytes(Path(out_dir) / "distortion.md", ("\n".join(md) + "\n").encode())
     written.append(Path(out_dir) / "distortion.md")
-    target = next((d for d in ("S4.3", "S4.4", "S3.3", "S4.2") if d in ds_names), ds_names[0] if ds_names else None)
-    if target is not None:
-        for name, fig in model_maps(cells, target, dev):
+    mapped = next((d for d in ("S4.3", "S4.4", "S3.3", "S4.2") if d in ds_names), ds_names[0] if ds_names else None)
+    if mapped is not None:
+        for name, fig in model_maps(cells, mapped, dev, target):
             written += save_figure(fig, fig_dir / name)
     return written

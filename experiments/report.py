@@ -468,7 +468,8 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
     if figures_on:
         from . import diagnostics
 
-        written += diagnostics.all_figures(cells, ds_names, enc_names, ceilings, figures, out, device=device)
+        written += diagnostics.all_figures(cells, ds_names, enc_names, ceilings, figures, out, device=device,
+                                              target=target)
     print(to_markdown(table_records(t)))
     for p in written:
         print(p)

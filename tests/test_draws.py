@@ -288,3 +288,19 @@ def test_spread_if_equal_is_zero_for_shared_noise_and_the_range_of_normals_for_i
     assert np.allclose(stats.spread_if_equal(shared + point[:, None], point), 0.0)
     independent = rng.normal(size=(8, 200_000)) + point[:, None]
     assert abs(stats.spread_if_equal(independent, point).mean() - 2.847) < 0.03
+
+
+def test_the_maps_show_the_encoder_the_report_compares_not_only_sphereM(monkeypatch):
+    # a report against a reference compares your encoder (--target): the ΔRR map must be yours
+    # against grid, and your encoder's predicted maps must sit beside grid, wrap and sphereM+
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(diagnostics, "MAP_PIXELS", 40)  # the panels' content, not their resolution
+    recipe = datasets.Recipe(name="tiny", n_classes=6, samples_per_class=60, kappa_max=8, centers="stratified",
+                             n_bands=2).to_dict()
+    cells = {("tiny", e): SimpleNamespace(config={}, settings={"epochs": 2}, recipe=recipe)
+             for e in ("grid", "wrap", "sphereM+", "xyz")}
+    figs = dict(diagnostics.model_maps(cells, "tiny", "cpu", target="xyz"))
+    assert "where xyz beats grid" in figs["delta_map"].axes[0].get_title()
+    panels = [a.get_title().split("\n")[0] for a in figs["predicted_maps"].axes if a.get_title()]
+    assert panels == ["Bayes posterior (true mixture)", "grid", "wrap", "sphereM+", "xyz"] * 2
