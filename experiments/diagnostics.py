@@ -189,9 +189,10 @@ def _class_probability(model, lonlat, c: int, loss: str, device, batch: int) -> 
     return out
 
 
-def model_maps(cells, dataset, device="cpu", target="sphereM+") -> list[Figure]:
-    """``target``: the encoder Table 8 compares (a report's ``--target``): mapped against grid, as the
-    paper maps sphereM+ (Figure 4d), and shown beside grid, wrap and sphereM+."""
+def model_maps(cells, dataset, device, target: str) -> list[Figure]:
+    """``target``: the encoder Table 8 compares (a report's ``--target``, sphereM+ by default: the
+    report owns that default): mapped against grid, as the paper maps sphereM+ (Figure 4d), and shown
+    beside grid, wrap and sphereM+."""
     import cartopy.crs as ccrs
 
     use_offline_natural_earth()
@@ -262,8 +263,7 @@ def _write_csv(path: Path, header, rows):
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
-def all_figures(cells, ds_names, enc_names, ceilings, fig_dir: Path, out_dir: Path, device="auto",
-                target="sphereM+") -> list[Path]:
+def all_figures(cells, ds_names, enc_names, ceilings, fig_dir: Path, out_dir: Path, device, target: str) -> list[Path]:
     from .tables import band_table
     from .train import resolve_device
 
