@@ -47,7 +47,7 @@ from experiments.space import load_space  # noqa: E402
 from experiments.report import bayes_ceilings, build_table8  # noqa: E402
 from experiments.results import ResultsStore, choose_experiment  # noqa: E402
 from experiments.selection import choose  # noqa: E402
-from experiments.stats import interval, spread_if_equal, two_level_bootstrap  # noqa: E402
+from experiments.stats import difference, draw_means, joint_deviations, judge, pool, spread_if_equal  # noqa: E402
 from experiments.tables import to_markdown  # noqa: E402
 
 HELD_OUT = ("U3", "S1.2", "S3.4")  # one uniform, two stratified of different kappa_max (32^2, 128^2)
@@ -80,51 +80,50 @@ def table8_of(cells, rows, datasets):
 
 
 def handicap_table(default, full, datasets) -> tuple[list, list, dict]:
-    """Per dataset and encoder: the handicap on the (draw, seed) pairs both sweeps have, with the 95 %
-    two-level bootstrap interval of Table 8 (stats.two_level_bootstrap: the same pairs resampled for
-    both), the spread of the 8 handicaps and its noise floor. A cell the full search has not finished is "—".
+    """Per dataset and encoder: the handicap on the draws both sweeps have, with its 95 % t interval and
+    verdict (stats.judge, as every table), the spread of the 8 handicaps and its noise floor (the spread
+    8 equal handicaps would show: stats.joint_deviations of the per-draw handicaps, jointly, so their
+    correlation is kept). A cell the full search has not finished is "—".
     Returns the table's records, the verdicts and the numeric handicaps {dataset: {encoder: points}}."""
     (_, cells_d, rows_d), (_, cells_f, rows_f) = default, full
     recs, verdicts, handicaps = [], [], {}
     for d in datasets:
         rec = {"dataset": d}
-        hs, reps, keys = handicaps.setdefault(d, {}), {}, set()
+        hs, per_draw, keys = handicaps.setdefault(d, {}), {}, set()
         for e in TABLE8:
             a, b = cells_f.get((d, e)), cells_d.get((d, e))
             if a is None or b is None:
                 rec[e] = "—"
                 continue
-            fa, fb = dict(zip(a.keys, a.test)), dict(zip(b.keys, b.test))
-            common = sorted(set(fa) & set(fb))
-            keys.add(tuple(common))
-            hs[e] = float(np.mean([fa[k] - fb[k] for k in common]))
-            boot = two_level_bootstrap({k: fa[k] for k in common}, {k: fb[k] for k in common})
-            ci = ""
-            if boot is not None:
-                reps[e] = boot[0] - boot[1]
-                ci = " [{:+.1f}, {:+.1f}]".format(*interval(reps[e]))
-            rec[e] = f"{hs[e]:+.1f}{ci}"
-        pairs = {len(k) for k in keys}  # how many (draw, seed) pairs each encoder has
-        if not pairs:
+            fa, fb = draw_means(a.values()), draw_means(b.values())
+            common = tuple(k for k in fa if k in fb)
+            keys.add(common)
+            per_draw[e] = [fa[k] - fb[k] for k in common]
+            j = judge({"default": difference(a.values(), b.values())})
+            hs[e] = j.delta if j.estimate is not None else float(np.mean(per_draw[e]))
+            rec[e] = f"{hs[e]:+.1f}" + ("" if j.ci is None else f" [{j.low:+.1f}, {j.high:+.1f}]")
+        draws = {len(k) for k in keys}  # how many draws each encoder has in both
+        if not draws:
             rec["draws"] = "—"
-        elif len(pairs) == 1:
-            rec["draws"] = str(min(pairs))
+        elif len(draws) == 1:
+            rec["draws"] = str(min(draws))
         else:  # encoders finished on different numbers of draws: the table says so
-            rec["draws"] = f"{min(pairs)}-{max(pairs)}"
+            rec["draws"] = f"{min(draws)}-{max(draws)}"
         rec["spread"] = rec["spread if equal"] = "—"
         if len(hs) == len(TABLE8):
             rec["spread"] = f"{max(hs.values()) - min(hs.values()):.1f}"
-        # one set of (draw, seed) pairs for all 8 and one bootstrap seed: replicate i of every encoder
-        # resamples the same draws (tests/test_draws.py), so the 8 are resampled jointly
-        if len(reps) == len(TABLE8) and len(keys) == 1:
-            R = np.stack([reps[e] for e in TABLE8])
-            floor = spread_if_equal(R, [hs[e] for e in TABLE8])
-            rec["spread if equal"] = f"{np.median(floor):.1f} (95 %: {np.percentile(floor, 95):.1f})"
+        # one set of draws for all 8: their per-draw handicaps as columns, deviations drawn jointly
+        if len(per_draw) == len(TABLE8) and len(keys) == 1:
+            dev = joint_deviations(np.array([per_draw[e] for e in TABLE8]).T)
+            if dev is not None:
+                floor = spread_if_equal(dev, np.zeros(len(TABLE8)))
+                rec["spread if equal"] = f"{np.median(floor):.1f} (95 %: {np.percentile(floor, 95):.1f})"
         recs.append(rec)
     # verdicts only where both sweeps have every encoder on the same (draw, seed) pairs: a dataset
     # whose full search is still running has no verdict yet (not a disagreement)
     done = [d for d in datasets if all((d, e) in cells_d and (d, e) in cells_f
-                                       and sorted(cells_d[d, e].keys) == sorted(cells_f[d, e].keys) for e in TABLE8)]
+                                       and sorted(cells_d[d, e].by_draw()) == sorted(cells_f[d, e].by_draw())
+                                       for e in TABLE8)]
     t_d, t_f = (table8_of(c, rows, done) for c, rows in ((cells_d, rows_d), (cells_f, rows_f)))
     fmt = lambda r: "—" if r["ci"] is None else f"{r['delta']:+.1f} [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}] {r['verdict']}"  # noqa: E731
     for rd, rf in zip(t_d.rows, t_f.rows):
@@ -141,6 +140,18 @@ def handicap_table(default, full, datasets) -> tuple[list, list, dict]:
                              "full search (best baseline)": f"not finished ({n} of {len(TABLE8)} encoders chosen)",
                              "margin shift": "—", "agree": "—"})
     return recs, verdicts, handicaps
+
+
+def pooled_handicaps(default, full, datasets) -> dict:
+    """{encoder: the handicap pooled over the datasets both sweeps have (stats.pool of stats.difference)}."""
+    (_, cells_d, _), (_, cells_f, _) = default, full
+    out = {}
+    for e in TABLE8:
+        est = [difference(cells_f[d, e].values(), cells_d[d, e].values()) for d in datasets
+               if (d, e) in cells_f and (d, e) in cells_d]
+        if est and all(x is not None for x in est):
+            out[e] = pool(est)
+    return out
 
 
 def main(argv=None) -> int:
@@ -177,9 +188,10 @@ def main(argv=None) -> int:
               "'spread if equal' is what 8 equal handicaps would show by noise with these draws); "
               f"verdicts agree on {sum(v['agree'] == 'yes' for v in verdicts)} of "
               f"{sum(v['agree'] != '—' for v in verdicts)} datasets with both sweeps finished")
-    print("mean handicap per encoder: " + ", ".join(
-        f"{e} {np.mean([hs[e] for hs in handicaps.values() if e in hs]):+.1f}" for e in TABLE8
-        if any(e in hs for hs in handicaps.values())))
+    print("mean handicap per encoder over the datasets [95 % interval, stats.pool: each dataset weighing the same, "
+          "the draws as the noise]: " + ", ".join(
+              f"{e} {p.value:+.2f} [{p.interval()[0]:+.2f}, {p.interval()[1]:+.2f}]" for e, p in pooled_handicaps(
+                  default, full, datasets).items()))
     return 0
 
 

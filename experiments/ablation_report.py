@@ -1,10 +1,11 @@
 """The report of an ablation: every level, its paired difference against the reference level with
-the two-level bootstrap interval and verdict of Table 8 (``experiments.stats``), per latitude band
+the t interval and verdict of Table 8 (``experiments.stats``), pooled over its datasets, per latitude band
 beside the Bayes ceiling, as tables (md, csv, tex) and two figures.
 
 - ``ablation_<name>.{md,csv,tex}``: per (dataset, encoder, level) test Top-1 mean ± sd over draws,
   the physical and native value of a scale, Δ against the reference [95 % interval], the verdict,
-  and the Bayes ceiling of that level's data.
+  the difference it could detect, and the Bayes ceiling of that level's data; below, each level
+  pooled over the datasets.
 - ``ablation_<name>_bands.{md,csv}``: per equal-area latitude band, Top-1, Δ against the reference
   and the Bayes ceiling. For a tilted dataset the bands are taken in the frame *before* the tilt (the
   same test points in the same band at every level, so the difference is paired); the csv also has
@@ -29,36 +30,22 @@ from synth.plot import save_figure
 from . import encoders, scales
 from .diagnostics import COLORS
 from .results import ResultsStore
-from .stats import interval, two_level_bootstrap, verdict
+from .stats import difference, judge, mean, pool
 from .tables import to_csv_bytes, to_latex, to_markdown
 from .train import ORIGINAL_FRAME
 
 BAND_KIND = "equal-area"
-N_BOOT = 4000
 
 
 def _paired(cell, ref):
-    """(Δ point, 95 % interval, verdict) of cell − ref over their common (draw, seed) pairs."""
-    a, b = dict(zip(cell.keys, cell.test)), dict(zip(ref.keys, ref.test))
-    common = sorted(set(a) & set(b))
-    if not common:
-        return float("nan"), None, "—"
-    by_draw: dict = {}
-    for k in common:
-        by_draw.setdefault(k[0], []).append(a[k] - b[k])
-    point = float(np.mean([np.mean(v) for v in by_draw.values()]))
-    reps = two_level_bootstrap(a, b, n=N_BOOT)
-    if reps is None:
-        return point, None, "—"
-    ci = interval(reps[0] - reps[1])
-    return point, ci, verdict(ci)
+    """The judgement (stats.judge) of cell − ref: paired by draw, a t interval, the verdict."""
+    return judge({"reference": difference(cell.values(), ref.values())})
 
 
 def _mean_interval(cell):
-    """95 % interval of a level's mean Top-1 (the same bootstrap, against itself)."""
-    a = dict(zip(cell.keys, cell.test))
-    reps = two_level_bootstrap(a, a, n=N_BOOT)
-    return (cell.mean, cell.mean) if reps is None else interval(reps[0])
+    """95 % t interval of a level's mean Top-1 over draws (seeds when there is one draw)."""
+    est = mean(cell.values())
+    return (cell.mean, cell.mean) if est is None else est.interval()
 
 
 def bayes_by_level(abl) -> dict:
@@ -125,21 +112,47 @@ def records(abl, cells: dict, ceil: dict, diverged=frozenset()) -> list[dict]:
                 rec.update(_value_columns(abl, e, level, c.config if c else {}))
                 if c is None:
                     what = "diverged" if (d, e, level) in diverged else "not run"
-                    rec.update({"top1": what, "n": 0, "Δ vs ref": "", "95% CI": "", "verdict": "—"})
+                    rec.update({"top1": what, "n": 0, "Δ vs ref": "", "95% CI": "", "verdict": "—", "detectable": ""})
                 else:
                     rec["top1"] = f"{c.mean:.1f} ± {c.std:.1f}"
                     rec["n"] = len(c.test)
                     if level == f.reference:
-                        rec.update({"Δ vs ref": "0 (reference)", "95% CI": "", "verdict": "reference"})
+                        rec.update({"Δ vs ref": "0 (reference)", "95% CI": "", "verdict": "reference", "detectable": ""})
                     elif ref is None:
-                        rec.update({"Δ vs ref": "", "95% CI": "", "verdict": "—"})
+                        rec.update({"Δ vs ref": "", "95% CI": "", "verdict": "—", "detectable": ""})
                     else:
-                        point, ci, v = _paired(c, ref)
-                        rec["Δ vs ref"] = f"{point:+.2f}"
-                        rec["95% CI"] = "" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
-                        rec["verdict"] = v
+                        j = _paired(c, ref)
+                        rec["Δ vs ref"] = "" if j.estimate is None else f"{j.delta:+.2f}"
+                        rec["95% CI"] = "" if j.ci is None else f"[{j.low:+.2f}, {j.high:+.2f}]"
+                        rec["verdict"] = j.verdict
+                        rec["detectable"] = "" if j.ci is None else f"±{j.detectable[0]:.2f}"
                 rec["bayes"] = f"{_bayes(ceil, d, level, f.kind)['top1']:.1f}"
                 recs.append(rec)
+    return recs
+
+
+def pooled_records(abl, cells: dict) -> list[dict]:
+    """Per (encoder, level): the level − the reference pooled over the ablation's datasets (each weighing
+    the same; stats.pool), with its interval, verdict and detectable difference. Only where the level
+    pairs with the reference on every dataset; none with a single dataset (the table says it already)."""
+    f = abl.factor
+    if len(abl.datasets) < 2:
+        return []
+    recs = []
+    for group, enc_at in _groups(abl):
+        for level in f.levels:
+            if level == f.reference:
+                continue
+            est = []
+            for d in abl.datasets:
+                c, ref = cells.get((d, enc_at[level], level)), cells.get((d, enc_at[f.reference], f.reference))
+                est.append(None if c is None or ref is None else difference(c.values(), ref.values()))
+            if any(e is None for e in est):
+                continue
+            j = judge({"reference": pool(est)})
+            recs.append({"encoder": group if f.kind != "encoder" else enc_at[level], f.name: f.label(level),
+                         "datasets": len(est), "Δ vs ref": f"{j.delta:+.2f}", "95% CI": f"[{j.low:+.2f}, {j.high:+.2f}]",
+                         "verdict": j.verdict, "detectable": f"±{j.detectable[0]:.2f}"})
     return recs
 
 
@@ -264,9 +277,14 @@ def write_report(abl, out, figures=None) -> list[Path]:
     stem = out / f"ablation_{safe}"
     title = (f"Ablation {abl.name}: {abl.factor.name}, hold {abl.hold.mode}; test Top-1 mean ± sd over "
              f"{len(abl.data_seeds)} draw(s) x {len(abl.seeds)} seed(s); Δ paired against the reference level, "
-             "95 % two-level bootstrap interval; Bayes = the Bayes-optimal Top-1 of that level's data")
+             "95 % t interval over the draws and its verdict (docs/statistics.md); detectable = the true Δ "
+             "found with 80 % power; Bayes = the Bayes-optimal Top-1 of that level's data")
+    pooled = pooled_records(abl, cells)
+    pooled_md = (f"\n## Pooled over the {len(abl.datasets)} datasets\n\nEach level − the reference, the mean over the "
+                 "datasets of the paired per-draw difference (each dataset weighing the same), with its interval and "
+                 f"verdict\n\n{to_markdown(pooled)}") if pooled else ""
     written = []
-    for suffix, data in ((".md", f"{title}\n\n{to_markdown(recs)}".encode()), (".csv", to_csv_bytes(recs)),
+    for suffix, data in ((".md", f"{title}\n\n{to_markdown(recs)}{pooled_md}".encode()), (".csv", to_csv_bytes(recs)),
                          (".tex", to_latex(recs, title).encode())):
         atomic_write_bytes(stem.with_suffix(suffix), data)
         written.append(stem.with_suffix(suffix))

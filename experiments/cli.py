@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from synth.cliutil import OneLineParser, command_parser, parse_int_list, run_main
@@ -105,7 +106,8 @@ def _parser() -> OneLineParser:
                    "reference (its space, settings, search, datasets, draws and seeds unless given); report "
                    "--reference NAME then compares them with its baselines (experiments.reference)")
     r = sub.add_parser("report", help="Table 8 replica, diagnostics and figures from a results database")
-    r.add_argument("--db", type=Path, default=Path("results/results.sqlite"))
+    r.add_argument("--db", type=Path, help="the results database (default results/results.sqlite; with "
+                   "--reference alone: none, the reference's own Table 8)")
     r.add_argument("--out", type=Path, default=Path("results"))
     r.add_argument("--figures", type=Path, default=Path("figures"))
     r.add_argument("--encoders", default="table8", help="encoders for the table (default: the paper's 8)")
@@ -154,6 +156,16 @@ def _parser() -> OneLineParser:
     for parser in (e, s, r, b, m):
         parser.add_argument("--plugin", action="append", type=Path, metavar="FILE.py",
                             help="register your own encoder(s) from this file (repeatable; docs/plugins.md)")
+    w = sub.add_parser("power", help="how many dataset draws a difference needs, per dataset, from a shipped "
+                       "reference's (or a database's) per-draw variances")
+    w.add_argument("--reference", default="fair_full", metavar="NAME", help="default: fair_full")
+    w.add_argument("--db", type=Path, help="read this database's experiment instead of a reference")
+    w.add_argument("--experiment", help="with --db: the experiment (default: the only one)")
+    w.add_argument("--target", default="sphereM+")
+    w.add_argument("--baseline", help="default: each dataset's baseline with the best mean")
+    w.add_argument("--diff", default="0.3,0.5,1.0", help="true differences in points (default 0.3,0.5,1.0)")
+    w.add_argument("--datasets", default="all")
+    w.add_argument("--plugin", action="append", type=Path, metavar="FILE.py", help="as for report")
     c = sub.add_parser("compare", help="two table8.csv files side by side: verdicts, agreement, how far cells moved")
     c.add_argument("a", type=Path, help="table8.csv of one run (e.g. training seeds 0-1)")
     c.add_argument("b", type=Path, help="table8.csv of another (e.g. seeds 2-3, or another machine)")
@@ -239,6 +251,37 @@ def _cmd_ablate(a) -> None:
         print(f"wrote {p}")
 
 
+def _cmd_power(a) -> None:
+    from . import reference, results
+    from .report import power_records
+    from .stats import LEVEL, POWER
+    from .tables import to_markdown
+
+    diffs = []
+    for x in a.diff.split(","):
+        try:
+            diffs.append(float(x))
+        except ValueError:
+            diffs.append(float("nan"))
+        if not (math.isfinite(diffs[-1]) and diffs[-1] > 0):
+            raise SynthError(f"--diff: {x!r} is not a positive number of points")
+    if a.db is not None:
+        with results.ResultsStore(a.db, readonly=True) as store:
+            exp = results.choose_experiment(store, a.experiment)
+            rows, source = store.rows(exp, "final"), f"{a.db}, experiment {exp}"
+    else:
+        ref = reference.load(a.reference)
+        rows, source = reference.final_rows(ref, ref["experiment"]), reference.provenance_line(ref)
+    wanted = None if a.datasets == "all" else [d.strip() for d in a.datasets.split(",") if d.strip()]
+    recs = power_records(rows, a.target, a.baseline, diffs, wanted)
+    if not recs:
+        raise SynthError(f"no dataset of {a.datasets} in {source}")
+    print(f"Draws needed for {a.target} to be called better with {100 * POWER:.0f} % power at the "
+          f"{100 * (1 - LEVEL):.0f} % level (t test over draws; one training seed per draw), from {source}. "
+          "A second seed costs a run, as a draw does, and averages only the training noise: add draws.\n")
+    print(to_markdown(recs), end="")
+
+
 def _cmd_encoders(show_params: bool) -> None:
     from . import encoders
 
@@ -283,6 +326,8 @@ def _handle(argv) -> int:
         path = write(ref, a.out or REFERENCES_DIR / f"{a.name}.json")
         print(f"wrote {path}: {len(ref['rows'])} rows, {len(ref['datasets'])} dataset(s) x {len(ref['encoders'])} "
               f"encoder(s), trained on {ref['machine']}, {ref['date']}")
+    elif a.cmd == "power":
+        _cmd_power(a)
     elif a.cmd == "compare":
         from .tables import compare_tables
 
@@ -290,7 +335,8 @@ def _handle(argv) -> int:
     elif a.cmd == "report":
         from .report import main_report
 
-        main_report(a.db, a.out, a.figures, encoders=a.encoders, datasets=a.datasets, experiment=a.experiment,
+        db = a.db if a.db is not None or a.reference else Path("results/results.sqlite")
+        main_report(db, a.out, a.figures, encoders=a.encoders, datasets=a.datasets, experiment=a.experiment,
                     reference=a.reference, target=a.target,
                     figures_on=not a.no_figures, device=a.device,
                     seeds=None if a.seeds is None else parse_int_list(a.seeds, "seeds"))

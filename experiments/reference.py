@@ -191,8 +191,10 @@ def with_reference(ref: dict | None, rows: list, enc_names: list, encoders_arg: 
     target = target or own[0]
     if target not in own:
         raise SynthError(f"--target {target}: not trained in experiment {experiment} (it has {', '.join(own)})")
-    keys = {(r["dataset"], r["data_seed"], r["train_seed"]) for r in rows}
-    theirs = [r for r in final_rows(ref, experiment) if (r["dataset"], r["data_seed"], r["train_seed"]) in keys]
+    # paired by draw (the datasets are bit-identical): the reference's seeds need not be yours (another
+    # training seed, another machine); stats.difference averages each side's seeds within a draw
+    draws = {(r["dataset"], r["data_seed"]) for r in rows}
+    theirs = [r for r in final_rows(ref, experiment) if (r["dataset"], r["data_seed"]) in draws]
     if encoders_arg == "table8":  # the reference's encoders in Table 8's order, then yours
         from .encoders import parse_names
 
@@ -225,20 +227,22 @@ def provenance_line(ref: dict) -> str:
             f"torch {ref['torch']}{code})")
 
 
-def reference_summary(t) -> str:
+def reference_summary(t, pooled: str = "") -> str:
     """summary.md of a table whose target is not sphereM+ (the paper's claims are about sphereM+):
-    where the columns come from, and the target's verdicts against the best baseline."""
+    where the columns come from, the target's verdicts against the baselines, and ``pooled`` (the
+    pooled answer over the datasets, written by the report)."""
     rows = [r for r in t.rows if r["verdict"] in ("win", "tie", "loss")]
     count = {v: [r for r in rows if r["verdict"] == v] for v in ("win", "tie", "loss")}
     lines = [f"# Summary: {t.target} against the best baseline", "", t.provenance, "",
-             f"Verdicts of {t.target} against the best baseline (95 % two-level bootstrap interval of the paired "
-             f"difference, draws then seeds): **win on {len(count['win'])}, tie on {len(count['tie'])}, loss on "
-             f"{len(count['loss'])}** of {len(rows)} datasets.", ""]
+             f"Verdicts of {t.target} against every baseline at once (95 % t intervals on the per-draw differences; "
+             f"win = better than each baseline, loss = some baseline better; docs/statistics.md): **win on "
+             f"{len(count['win'])}, tie on {len(count['tie'])}, loss on {len(count['loss'])}** of {len(rows)} "
+             "datasets.", ""]
     for v in ("win", "tie", "loss"):
         if count[v]:
             lines.append(f"- {v}: " + "; ".join(f"{r['dataset']} {r['delta']:+.2f} [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}] "
                                                  f"vs {r['best_baseline']}" for r in count[v]))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + (["", pooled] if pooled else [])) + "\n"
 
 
 def policy_flags(policy: dict) -> dict:

@@ -14,6 +14,8 @@ import numpy as np
 
 from synth.errors import SynthError
 
+from .stats import draw_means
+
 
 @dataclass
 class Cell:
@@ -33,12 +35,13 @@ class Cell:
     n_diverged_rows: int = 0  # rows of the chosen configuration that diverged (on another draw)
     above_bayes: bool = False  # mean test Top-1 above the Bayes ceiling by more than its sampling error
 
+    def values(self) -> dict:
+        """{(data seed, training seed): test Top-1}."""
+        return dict(zip(self.keys, self.test))
+
     def by_draw(self) -> dict:
         """{data seed: mean test Top-1 over its training seeds}."""
-        out: dict = {}
-        for (draw, _), v in zip(self.keys, self.test):
-            out.setdefault(draw, []).append(v)
-        return {d: float(np.mean(v)) for d, v in sorted(out.items())}
+        return draw_means(self.values())
 
     @property
     def mean(self) -> float:

@@ -1,110 +1,280 @@
-"""Statistics of comparisons: error reduction, the two-level bootstrap over dataset draws and
-training seeds, percentile intervals, win / tie / loss verdicts and the trend test of observation 3.
+"""Statistics of comparisons: paired differences over dataset draws with t intervals, the one
+verdict rule (win / tie / loss) of every table, the detectable difference and the draws a
+difference needs, the pooled answer over datasets, error reduction and the trend test of
+observation 3. docs/statistics.md says why each is what it is and how its error rate was checked.
 
-Pure functions of numbers: no store, no tables, no figures (Table 8 and ablation reports share them).
+Pure functions of numbers: no store, no tables, no figures. Every verdict the toolkit prints —
+Table 8, ``report --reference``, ablation levels, the handicap tables, ``compare`` — comes from
+``judge`` (through ``verdict``).
+
+The unit of replication is the dataset draw: two encoders see the same draw, so their Top-1 on it
+pair, and draws are independent. Within a draw, an encoder's training seeds are averaged first
+(each draw weighs the same, as in ``selection.Cell.mean``), so the seeds of the two need not match
+(another machine, another training seed) and a draw with more seeds simply has a less noisy mean.
+The interval is Student's t on the per-draw differences with draws − 1 degrees of freedom: with
+5 draws its 97.5 % quantile is 2.78, not the 1.96 a bootstrap's percentiles behave like. With one
+draw, its training seeds are the units, and the interval speaks for that draw only.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import lru_cache
+
 import numpy as np
+from scipy import optimize, stats as sps
 
 from synth.errors import SynthError
+
+LEVEL = 0.95  # two-sided confidence of every interval; a verdict is wrong at most 1 − LEVEL of the time
+POWER = 0.80  # the power at which a detectable difference is stated
+
+
+@lru_cache(maxsize=4096)
+def _t(q: float, df: float) -> float:
+    """Student's t quantile (cached: the same few degrees of freedom recur in every table)."""
+    return float(sps.t.ppf(q, df))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A difference (or a mean) over independent units: its value, standard error and degrees of freedom."""
+
+    value: float
+    se: float
+    df: float
+    n: int  # units: draws; the seeds of one draw; datasets x draws when pooled
+    unit: str
+
+    def interval(self, level: float = LEVEL) -> tuple[float, float]:
+        h = _t(0.5 + level / 2, self.df) * self.se
+        return self.value - h, self.value + h
+
+    def replicates(self, n: int, rng) -> np.ndarray:
+        """``n`` values from the estimate's t distribution (value + se · t_df): its uncertainty as samples,
+        for statistics of several estimates (the trend test) whose intervals have no closed form."""
+        return self.value + self.se * rng.standard_t(self.df, size=n)
+
+
+def _finite(values: dict, what: str) -> None:
+    bad = [k for k, v in values.items() if not np.isfinite(v)]
+    if bad:  # a NaN would drop out of a mean and leave a finite, too narrow interval
+        raise SynthError(f"{what}: non-finite Top-1 at (draw, seed) {bad[0]}")
+
+
+def draw_means(values: dict) -> dict:
+    """{draw: mean over its training seeds} of {(draw, seed): Top-1}."""
+    out: dict = {}
+    for (draw, _), v in values.items():
+        out.setdefault(draw, []).append(float(v))
+    return {d: float(np.mean(v)) for d, v in sorted(out.items())}
+
+
+def _sample(x, unit: str) -> Estimate | None:
+    x = np.asarray(x, float)
+    if len(x) < 2:
+        return None
+    return Estimate(float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))), len(x) - 1.0, len(x), unit)
+
+
+def _welch(x, y, unit: str) -> Estimate | None:
+    """Two independent samples (the seeds of one draw, when the two encoders' seeds differ)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or len(y) < 2:
+        return None
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    v = vx + vy
+    df = v ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1)) if v > 0 else len(x) + len(y) - 2.0
+    return Estimate(float(x.mean() - y.mean()), float(np.sqrt(v)), float(df), len(x) + len(y), unit)
+
+
+def difference(a: dict, b: dict) -> Estimate | None:
+    """a − b, each {(draw, seed): Top-1}: the mean over their common draws of the per-draw difference of
+    seed means, with a t interval over draws (draws − 1 degrees of freedom). With one common draw the
+    seeds are the units: paired by seed where both have the same seeds, else Welch's two samples.
+    None when there is nothing to estimate a variance from (one draw and one seed)."""
+    _finite(a, "difference")
+    _finite(b, "difference")
+    ma, mb = draw_means(a), draw_means(b)
+    common = [d for d in ma if d in mb]
+    if len(common) >= 2:
+        return _sample([ma[d] - mb[d] for d in common], "draws")
+    if not common:
+        return None
+    d = common[0]
+    sa = {s: v for (dd, s), v in a.items() if dd == d}
+    sb = {s: v for (dd, s), v in b.items() if dd == d}
+    if set(sa) == set(sb):
+        return _sample([sa[s] - sb[s] for s in sorted(sa)], "seeds of one draw")
+    return _welch(list(sa.values()), list(sb.values()), "seeds of one draw")
+
+
+def mean(a: dict) -> Estimate | None:
+    """The mean Top-1 of {(draw, seed): Top-1} over draws (seeds when there is one draw), with its t interval."""
+    _finite(a, "mean")
+    m = draw_means(a)
+    if len(m) >= 2:
+        return _sample(list(m.values()), "draws")
+    return _sample(list(a.values()), "seeds of one draw")
+
+
+def pool(estimates: list) -> Estimate | None:
+    """The mean of several independent estimates, each weighing the same (the datasets of a table: the
+    paper's fixed set, so the average over *these* datasets, with the draws as the noise). Its degrees
+    of freedom are Welch–Satterthwaite's: each estimate's variance is itself estimated from few draws."""
+    est = [e for e in estimates if e is not None]
+    if not est:
+        return None
+    k = len(est)
+    v = np.array([e.se ** 2 for e in est]) / k ** 2
+    dfs = np.array([e.df for e in est])
+    df = float(v.sum() ** 2 / np.sum(v ** 2 / dfs)) if v.sum() > 0 else float(dfs.sum())
+    return Estimate(float(np.mean([e.value for e in est])), float(np.sqrt(v.sum())), df,
+                    int(sum(e.n for e in est)), f"{k} datasets x draws")
+
+
+def verdict(ci) -> str:
+    """win / loss when the interval lies above / below 0, else tie; "—" without an interval."""
+    if ci is None or not all(np.isfinite(ci)):  # no interval, no verdict (a NaN is not a tie)
+        return "—"
+    return "win" if ci[0] > 0 else ("loss" if ci[1] < 0 else "tie")
+
+
+def _detectable(se: float, df: float, crit: float, power: float) -> float:
+    """The true difference whose t statistic exceeds ``crit`` with probability ``power`` (noncentral t)."""
+    if se == 0:
+        return 0.0
+    nc = optimize.brentq(lambda nc: sps.nct.sf(crit, df, nc) - power, 0.0, crit + 50.0)
+    return float(nc * se)
+
+
+def detectable(se: float, df: float, k: int = 1, level: float = LEVEL, power: float = POWER) -> tuple[float, float]:
+    """(win, loss): the smallest true advantage of the target that ``judge`` calls a win with probability
+    ``power``, and the smallest true deficit it calls a loss, at this standard error and degrees of freedom
+    against ``k`` baselines (a loss must beat the k-fold multiplicity; a win need not)."""
+    a = 1 - level
+    return (_detectable(se, df, _t(1 - a / 2, df), power), _detectable(se, df, _t(1 - a / (2 * k), df), power))
+
+
+def draws_needed(sd: float, diff: float, k: int = 1, level: float = LEVEL, power: float = POWER,
+                 at_most: int = 10000) -> int | None:
+    """The fewest draws with which a true difference ``diff`` is called (a win, or with k = 1 a loss) with
+    probability ``power``, when one draw's difference has standard deviation ``sd``. None beyond ``at_most``."""
+    if not (np.isfinite(sd) and np.isfinite(diff)) or sd < 0 or diff <= 0:
+        raise SynthError(f"draws_needed: sd must be finite and >= 0 and diff > 0 (got sd={sd}, diff={diff})")
+    if sd == 0:
+        return 2
+    crit = lambda n: _t(1 - (1 - level) / (2 * k), n - 1)  # noqa: E731
+    ok = lambda n: sps.nct.sf(crit(n), n - 1, diff * np.sqrt(n) / sd) >= power  # noqa: E731
+    if not ok(at_most):
+        return None
+    lo, hi = 2, at_most  # power grows with n: bisect
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid + 1, hi)
+    return lo
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A target against one or several baselines. ``delta``: target − the baseline with the best mean
+    (``against``); ``low``/``high``: the interval of target − the truly best baseline; ``verdict``."""
+
+    delta: float
+    low: float
+    high: float
+    verdict: str
+    against: str | None
+    estimate: Estimate | None  # of target − ``against``
+    k: int  # baselines judged against
+    each: dict = field(default_factory=dict)  # {baseline: Estimate}
+    level: float = LEVEL
+
+    @property
+    def ci(self):
+        return None if self.estimate is None else (self.low, self.high)
+
+    @property
+    def detectable(self) -> tuple[float, float]:
+        """(win, loss) detectable differences of this layout (``detectable``); NaN without an estimate."""
+        if self.estimate is None:
+            return float("nan"), float("nan")
+        return detectable(self.estimate.se, self.estimate.df, self.k, self.level)
+
+
+NO_JUDGEMENT = Judgement(float("nan"), float("nan"), float("nan"), "—", None, None, 0)
+
+
+def judge(estimates: dict, level: float = LEVEL) -> Judgement:
+    """The verdict of a target against every baseline at once, {baseline: Estimate of target − baseline}.
+
+    win:  the target is better than *each* baseline (every one-sided lower bound at (1 − level)/2 is
+          above 0; an intersection of tests needs no correction for their number);
+    loss: *some* baseline is better than the target (an upper bound below 0, Bonferroni over the k
+          baselines, since any of them could be the one);
+    tie:  neither. The interval [min of the lower bounds, min of the upper bounds] covers target − the
+    truly best baseline with probability >= level, and the verdict is that interval against 0: the
+    best baseline is never picked on the numbers it is then tested on. With one baseline it is the plain
+    t interval."""
+    est = {name: e for name, e in estimates.items() if e is not None}
+    if not est:
+        return NO_JUDGEMENT
+    k, a = len(est), 1 - level
+    low = min(e.value - _t(1 - a / 2, e.df) * e.se for e in est.values())
+    high = min(e.value + _t(1 - a / (2 * k), e.df) * e.se for e in est.values())
+    against = min(est, key=lambda name: est[name].value)
+    e = est[against]
+    return Judgement(e.value, float(low), float(high), verdict((low, high)), against, e, k, est, level)
 
 
 def error_reduction(top1_new, top1_best):
     """ER in the paper's sign convention: (E_new − E_best) / E_best × 100, negative = fewer errors.
-    Floats or arrays (bootstrap replicates); NaN where E_best is 0."""
+    Floats or arrays; NaN where E_best is 0."""
     e_new, e_best = 100.0 - np.asarray(top1_new, float), 100.0 - np.asarray(top1_best, float)
     with np.errstate(divide="ignore", invalid="ignore"):
         er = np.where(e_best == 0, np.nan, (e_new - e_best) / np.where(e_best == 0, 1, e_best) * 100.0)
     return float(er) if er.ndim == 0 else er
 
 
-def two_level_bootstrap(a: dict, b: dict, n: int = 10000, seed: int = 0, inflate: bool = True):
-    """Bootstrap replicates (mean_a, mean_b), two arrays of ``n``, of the paired means over the
-    (draw, seed) pairs both ``a`` and ``b`` have ({(data seed, training seed): Top-1}).
-
-    Two levels, because draws and training seeds are two sources of noise: each replicate draws
-    the dataset draws with replacement, then within each drawn draw its training seeds with
-    replacement, and averages seeds within a draw, then draws (each draw weighs the same, as in
-    ``Cell.mean``). With one draw this is the ordinary paired bootstrap over seeds.
-
-    ``inflate``: the bootstrap variance of a mean of n values is (n−1)/n of the usual s²/n, which
-    matters with the 5 draws of the default (20 % too small, intervals too narrow, ties called
-    wins). Each replicate's deviation from the point estimate is scaled by √(n/(n−1)), n = draws
-    (seeds when there is one draw), so the replicates' variance is the unbiased one.
-    None when there are fewer than two pairs."""
-    common = sorted(set(a) & set(b))
-    bad = [k for k in common if not (np.isfinite(a[k]) and np.isfinite(b[k]))]
-    if bad:  # a NaN would drop its replicates and leave a finite, too narrow interval
-        raise SynthError(f"two_level_bootstrap: non-finite Top-1 at (draw, seed) {bad[0]}")
-    if len(common) < 2:
+def joint_deviations(rows, n: int = 10000, seed: int = 0) -> np.ndarray:
+    """(k, n) samples of the deviation of k column means from their true values, from a (draws, k) array
+    of per-draw values: multivariate t with draws − 1 degrees of freedom and the columns' sample
+    covariance / draws (a Gaussian multiplier on the centred rows, then a χ² scale), the joint analogue
+    of the t interval. None with fewer than 2 draws."""
+    X = np.asarray(rows, float)
+    D = X.shape[0]
+    if D < 2:
         return None
-    draws = sorted({k[0] for k in common})
-    per = [[k for k in common if k[0] == d] for d in draws]
-    width = max(len(p) for p in per)
-    A = np.full((len(draws), width), np.nan)
-    B = np.full((len(draws), width), np.nan)
-    for i, keys in enumerate(per):
-        A[i, :len(keys)] = [a[k] for k in keys]
-        B[i, :len(keys)] = [b[k] for k in keys]
-    n_seeds = np.array([len(p) for p in per])
     rng = np.random.default_rng(seed)
-    if len(draws) > 1:
-        d_idx = rng.integers(0, len(draws), size=(n, len(draws)))
-    else:
-        d_idx = np.zeros((n, 1), dtype=int)
-    s_idx = np.floor(rng.random((n, d_idx.shape[1], width)) * n_seeds[d_idx][..., None]).astype(int)
-    used = np.arange(width)[None, None, :] < n_seeds[d_idx][..., None]  # draw i resamples n_i of its seeds
-
-    def means(M):
-        vals = np.where(used, M[d_idx[..., None], s_idx], 0.0)
-        reps = (vals.sum(-1) / used.sum(-1)).mean(-1)
-        if not inflate:
-            return reps
-        m = len(draws) if len(draws) > 1 else int(n_seeds[0])
-        point = float(np.mean(np.nanmean(M, 1)))  # mean over draws of each draw's mean
-        return point + (reps - point) * np.sqrt(m / (m - 1))
-
-    return means(A), means(B)
+    R = X - X.mean(0)
+    z = (R.T @ rng.normal(size=(D, n))) / np.sqrt(D * (D - 1))  # covariance: sample covariance / D
+    return z * np.sqrt((D - 1) / rng.chisquare(D - 1, size=n))
 
 
 def spread_if_equal(replicates, point) -> np.ndarray:
     """The spread (largest − smallest) that k quantities would show by noise alone if their true values
-    were equal: per bootstrap replicate, the spread of the replicates' deviations from their point
-    estimates. ``replicates`` is (k, n), resampled jointly (replicate i of every quantity from the same
-    resampled draws, so their correlation is kept); ``point`` the k point estimates. Compare an observed
-    spread with this distribution's percentiles: a spread below its 95th is inside the noise."""
+    were equal: per replicate, the spread of the replicates' deviations from their point estimates.
+    ``replicates`` is (k, n), drawn jointly (``joint_deviations``: their correlation is kept); ``point``
+    the k point estimates. A spread below this distribution's 95th percentile is inside the noise."""
     dev = np.asarray(replicates, float) - np.asarray(point, float)[:, None]
     return dev.max(0) - dev.min(0)
 
 
-def interval(x) -> tuple[float, float]:
-    """The 95 % percentile interval of bootstrap replicates (NaN replicates ignored)."""
-    return float(np.nanpercentile(x, 2.5)), float(np.nanpercentile(x, 97.5))
-
-
-def verdict(ci) -> str:
-    """win / loss when the 95 % interval of sphereM+ − best baseline excludes 0 (above / below), else tie."""
-    if ci is None or not all(np.isfinite(ci)):  # no interval, no verdict (a NaN is not a tie)
-        return "—"
-    return "win" if ci[0] > 0 else ("loss" if ci[1] < 0 else "tie")
-
-
-def er_trend(n_mu, er, er_boot):
-    """Spearman rho of N_mu with the error reduction (−ER), and its 95 % interval over the bootstrap
-    replicates of each dataset's ER (datasets resampled independently: their draws are independent).
-    The interval is None when a dataset has no replicates."""
+def er_trend(n_mu, er, er_reps, level: float = LEVEL):
+    """Spearman rho of N_mu with the error reduction (−ER), and its interval over replicates of each
+    dataset's ER (``Estimate.replicates``, datasets independent: their draws are). The interval is None
+    when a dataset has no replicates."""
     from scipy.stats import rankdata, spearmanr
 
     rho = float(spearmanr(n_mu, -np.asarray(er, float)).statistic)
-    if any(b is None for b in er_boot):
+    if any(b is None for b in er_reps):
         return rho, None
-    reps = -np.stack(er_boot, 1)  # (replicates, datasets)
+    reps = -np.stack(er_reps, 1)  # (replicates, datasets)
     ranks = rankdata(reps, axis=1)
     x = rankdata(n_mu) - (len(n_mu) + 1) / 2
     y = ranks - (len(n_mu) + 1) / 2
     with np.errstate(invalid="ignore"):
         rhos = (y @ x) / np.sqrt((y ** 2).sum(1) * (x ** 2).sum())
-    rhos[np.isnan(reps).any(1)] = np.nan
-    return rho, interval(rhos)
+    rhos = rhos[~np.isnan(reps).any(1)]
+    a = 1 - level
+    return rho, (float(np.percentile(rhos, 100 * a / 2)), float(np.percentile(rhos, 100 * (1 - a / 2))))

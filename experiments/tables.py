@@ -13,6 +13,7 @@ import numpy as np
 from synth.errors import SynthError
 
 from .selection import choose
+from .stats import verdict
 
 LABELS = {"wrap_ffn": "wrap+ffn"}  # column labels where an encoder's name is not what the paper prints
 
@@ -97,7 +98,7 @@ def read_table8_csv(path) -> dict:
         nums = {c: _number(v, f"{path} line {n} {c}") for c, v in r.items()
                 if c in ("delta_top1", "ci_low", "ci_high") or c.endswith("_mean")}
         lo, hi = nums["ci_low"], nums["ci_high"]
-        want = "—" if lo is None or hi is None else "win" if lo > 0 else "loss" if hi < 0 else "tie"
+        want = verdict(None if lo is None or hi is None else (lo, hi))  # the one rule (stats.verdict)
         if (lo is None) != (hi is None) or (lo is not None and lo > hi) or r["verdict"] != want:
             raise SynthError(f"{path} line {n}: verdict {r['verdict']} does not follow its interval "
                              f"[{r['ci_low']}, {r['ci_high']}]")
@@ -122,6 +123,10 @@ def compare_tables(path_a, path_b) -> str:
     moves = [abs(a[d][f"{e}_mean"] - b[d][f"{e}_mean"]) for d in common for e in encs
              if a[d][f"{e}_mean"] is not None and b[d][f"{e}_mean"] is not None]
     lines += ["", f"Verdicts agree on {agree} of {len(common)} datasets."]
+    older = [str(p) for p, t in ((path_a, a), (path_b, b)) if "detectable_win" not in t[common[0]]]
+    if older:  # written before the verdict rule of docs/statistics.md: its verdicts are that older rule's
+        lines.append(f"Note: {', '.join(older)} predate(s) the verdict rule of docs/statistics.md (no detectable "
+                     "columns): rebuild with `report` for verdicts by today's rule.")
     if moves:
         lines.append(f"Cell means (Top-1, {len(moves)} encoder cells): mean |A − B| {np.mean(moves):.2f} points, "
                      f"median {np.median(moves):.2f}, max {max(moves):.2f}.")

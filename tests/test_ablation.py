@@ -2,6 +2,7 @@
 each level its own experiment, paired differences against the reference with the Table 8 statistics,
 known effects detected and a null effect called a tie, the cost of a plain sweep."""
 
+import csv
 import json
 import re
 import sqlite3
@@ -125,8 +126,9 @@ def test_levels_are_separate_experiments_and_the_reference_differs_by_zero(tmp_p
     with ResultsStore(tmp_path / "a.db", readonly=True) as store:
         cells = abl.cells(store)
     ref = cells[("U1", "grid", 8.0)]
-    assert _paired(ref, ref)[:2] == (0.0, (0.0, 0.0))  # the reference against itself: exactly 0
-    assert _paired(cells[("U1", "grid", 2.0)], ref)[0] == pytest.approx(
+    j = _paired(ref, ref)
+    assert (j.delta, j.ci, j.verdict) == (0.0, (0.0, 0.0), "tie")  # the reference against itself: exactly 0
+    assert _paired(cells[("U1", "grid", 2.0)], ref).delta == pytest.approx(
         cells[("U1", "grid", 2.0)].mean - ref.mean)  # paired on the same draws: the difference of means
     out = write_report(abl, tmp_path / "out", tmp_path / "fig")
     recs = (tmp_path / "out" / "ablation_abl.csv").read_text().splitlines()
@@ -151,15 +153,15 @@ def test_a_known_effect_is_detected_and_a_null_effect_is_a_tie(tmp_path):
     abl = build(narrow, tmp_path)
     abl.run(echo=lambda s: None)
     write_report(abl, tmp_path / "out")
-    text = (tmp_path / "out" / "ablation_narrow.csv").read_text().splitlines()
-    assert text[2].split(",")[-2] == "loss", text
+    rows = list(csv.DictReader(open(tmp_path / "out" / "ablation_narrow.csv")))
+    assert rows[1]["verdict"] == "loss" and float(rows[1]["detectable"].lstrip("±")) > 0, rows
     null = ablation_file(tmp_path, 'name = "tilt"\nlevels = [0.0, 90.0]', epochs=6, data_seeds='"0-5"',
                          seeds='"0-3"', name="null")
     abl = build(null, tmp_path)
     abl.run(echo=lambda s: None)
     write_report(abl, tmp_path / "out", tmp_path / "fig")
-    text = (tmp_path / "out" / "ablation_null.csv").read_text().splitlines()
-    assert text[2].split(",")[-2] == "tie", text
+    rows = list(csv.DictReader(open(tmp_path / "out" / "ablation_null.csv")))
+    assert rows[1]["verdict"] == "tie", rows
     # the tilted level is its own dataset; band tables in both frames
     bands = (tmp_path / "out" / "ablation_null_bands.csv").read_text()
     assert "before tilt" in bands and "encoder's" in bands

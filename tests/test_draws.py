@@ -1,4 +1,4 @@
-"""Table 8 over dataset draws: the two-level interval, verdicts, selection on the first draw, the
+"""Table 8 over dataset draws: the t interval over draws, verdicts, selection on the first draw, the
 sweep's layout over draws, observation 3's interval, and the Bayes posterior map."""
 
 import csv
@@ -27,69 +27,56 @@ def _pairs(deltas, jitter, base=70.0):
     return a, b
 
 
-def _ci(a, b, **kw):
-    ma, mb = report.two_level_bootstrap(a, b, **kw)
-    return report.interval(ma - mb)
+def _ci(a, b):
+    return stats.difference(a, b).interval()
 
 
 def test_a_tie_over_draws_although_one_draw_alone_says_win():
     a, b = _pairs(DRAW_DELTAS, SEED_JITTER)
     first = {k: v for k, v in a.items() if k[0] == 0}
+    # one draw: its 3 seeds are the units, paired by seed: +1.9, +2.0, +2.1, so 2.0 ± t(0.975, 2) 0.1 / sqrt(3)
     ci_one = _ci(first, b)
-    assert report.verdict(ci_one) == "win" and 1.85 < ci_one[0] < ci_one[1] < 2.15
-    ci = _ci(a, b)
-    assert report.verdict(ci) == "tie" and ci[0] < 0 < ci[1]
-    # the interval is centred on the mean of the draws' means (+0.06), and its width reflects the
-    # spread between draws, not 15 independent pairs: a one-level bootstrap over the 15 pairs
-    # treats the 3 seeds of a draw as 3 independent observations and is narrower
-    ma, mb = report.two_level_bootstrap(a, b, seed=1)
-    assert abs(float(np.mean(ma - mb)) - np.mean(DRAW_DELTAS)) < 0.05
-    d = np.array([a[k] - b[k] for k in sorted(a)])
-    one_level = d[np.random.default_rng(0).integers(0, len(d), (10000, len(d)))].mean(1)
-    assert np.std(ma - mb) > 1.5 * np.std(one_level)
+    assert stats.verdict(ci_one) == "win" and ci_one == pytest.approx((2.0 - 4.3027 * 0.1 / 3 ** 0.5,
+                                                                        2.0 + 4.3027 * 0.1 / 3 ** 0.5), abs=1e-3)
+    # over draws the draws are the units (their seeds averaged first): the draws disagree in sign, a tie,
+    # centred on the mean of the draws' differences (+0.06)
+    est = stats.difference(a, b)
+    assert (est.n, est.df, est.unit) == (5, 4.0, "draws") and est.value == pytest.approx(np.mean(DRAW_DELTAS))
+    ci = est.interval()
+    assert stats.verdict(ci) == "tie" and ci[0] < 0 < ci[1]
 
 
-def test_two_level_bootstrap_matches_the_analytic_standard_error():
-    # 400 draws x 3 seeds; draw effects sd 1, seed noise sd 0.5. The bootstrap sd of the mean must
-    # match the plug-in standard error of the mean of draw means (sd/sqrt(D), ddof 0) within 6 %;
-    # the Monte-Carlo error of an sd from 4 000 replicates is about 1.1 %.
-    rng = np.random.default_rng(3)
-    D, S = 400, 3
-    effect = rng.normal(0, 1, D)
-    a = {(d, s): 70 + effect[d] + rng.normal(0, 0.5) for d in range(D) for s in range(S)}
-    b = {(d, s): 70.0 for d in range(D) for s in range(S)}
-    ma, mb = report.two_level_bootstrap(a, b, n=4000, seed=5, inflate=False)
-    draw_means = np.array([np.mean([a[(d, s)] for s in range(S)]) for d in range(D)]) - 70
-    se = np.std(draw_means) / np.sqrt(D)
-    assert abs(np.std(ma - mb) / se - 1) < 0.06
-    assert abs(np.mean(ma - mb) - draw_means.mean()) < 3 * se / np.sqrt(4000) + 1e-3
+def test_the_interval_is_student_t_on_the_draws_differences():
+    # differences 1, 2, 3 on three draws: mean 2, sd 1, se 1/sqrt(3), t(0.975, 2) = 4.3027
+    a = {(d, 0): 50.0 + v for d, v in enumerate((1.0, 2.0, 3.0))}
+    b = {(d, 0): 50.0 for d in range(3)}
+    est = stats.difference(a, b)
+    assert (est.value, est.df) == (pytest.approx(2.0), 2.0) and est.se == pytest.approx(1 / 3 ** 0.5)
+    assert est.interval() == pytest.approx((2 - 4.3027 / 3 ** 0.5, 2 + 4.3027 / 3 ** 0.5), abs=1e-4)
+    # the mean of one encoder: the same t interval on its draw means
+    m = stats.mean(a)
+    assert m.value == pytest.approx(52.0) and m.interval() == pytest.approx((52 - 2.4842, 52 + 2.4842), abs=1e-3)
 
 
-def test_inflation_gives_the_unbiased_variance_with_few_draws():
-    # 5 draws: the plain bootstrap variance is 4/5 of s^2/5; inflated, the replicates' sd is s/sqrt(5)
-    a, b = _pairs(DRAW_DELTAS, [0.0])
-    plain = report.two_level_bootstrap(a, b, n=20000, inflate=False)
-    wide = report.two_level_bootstrap(a, b, n=20000)
-    s = np.std(DRAW_DELTAS, ddof=1) / np.sqrt(5)
-    assert abs(np.std(plain[0] - plain[1]) / (s * np.sqrt(4 / 5)) - 1) < 0.03
-    assert abs(np.std(wide[0] - wide[1]) / s - 1) < 0.03
-    assert np.mean(wide[0] - wide[1]) == pytest.approx(np.mean(DRAW_DELTAS), abs=0.02)
-
-
-def test_unequal_seed_counts_and_one_draw():
-    # draw 1 has one seed: it is resampled as itself; each replicate is a mean of draw means
+def test_unequal_seed_counts_other_seeds_and_one_draw():
+    # draw 1 has one seed: each draw's seeds are averaged first, so the draw differences are 2 and 10
     a = {(0, 0): 1.0, (0, 1): 3.0, (1, 0): 10.0}
     b = {k: 0.0 for k in a}
-    ma, mb = report.two_level_bootstrap(a, b, n=2000, inflate=False)
-    # draw 0 twice (each copy resamples its 2 seeds: 1, 2 or 3), draw 1 twice, or both
-    possible = {1.0, 1.5, 2.0, 2.5, 3.0, 10.0, 5.5, 6.0, 6.5}
-    assert set(np.round(ma - mb, 6)) <= possible
-    # one draw: the ordinary paired bootstrap over seeds
-    ma, mb = report.two_level_bootstrap({(0, 0): 1.0, (0, 1): 3.0}, {(0, 0): 0.0, (0, 1): 0.0}, n=2000,
-                                        inflate=False)
-    assert set(np.round(ma - mb, 6)) <= {1.0, 2.0, 3.0}
-    assert report.two_level_bootstrap({(0, 0): 1.0}, {(0, 0): 0.0}) is None
-    assert report.verdict(None) == "—"
+    est = stats.difference(a, b)
+    assert (est.value, est.se, est.df) == (pytest.approx(6.0), pytest.approx(4.0), 1.0)
+    # the other side trained with other seeds (another machine): still paired by draw
+    other = {(0, 7): 0.0, (1, 7): 0.0, (1, 8): 0.0}
+    assert stats.difference(a, other).value == pytest.approx(6.0)
+    # one draw: the seeds are the units, paired where both have them ...
+    est = stats.difference({(0, 0): 1.0, (0, 1): 3.0}, {(0, 0): 0.0, (0, 1): 0.0})
+    assert (est.value, est.se, est.df, est.unit) == (pytest.approx(2.0), pytest.approx(1.0), 1.0, "seeds of one draw")
+    # ... and two independent samples (Welch) where the seeds differ: var 2/2 + 0.5/2, df (1.25^2)/(1 + 0.0625)
+    est = stats.difference({(0, 0): 1.0, (0, 1): 3.0}, {(0, 5): 0.0, (0, 6): 1.0})
+    assert est.value == pytest.approx(1.5) and est.se == pytest.approx(1.25 ** 0.5)
+    assert est.df == pytest.approx(1.25 ** 2 / (1 + 0.0625))
+    assert stats.difference({(0, 0): 1.0}, {(0, 0): 0.0}) is None
+    assert stats.difference({(0, 0): 1.0}, {(1, 0): 0.0}) is None  # no common draw
+    assert stats.verdict(None) == "—"
 
 
 def _row(dataset, encoder, lr, draw, seed, val, test):
@@ -267,16 +254,19 @@ def test_band_counts_count_each_draw_once():
     assert all(r["grid_top1"] == pytest.approx(50.0) for r in bt)
 
 
-def test_one_seed_and_the_same_pairs_resample_the_same_draws_whatever_the_values():
-    """bench_fair resamples the 8 encoders' handicaps jointly by calling two_level_bootstrap with the same
-    pairs and seed: replicate i must pick the same draws for any values. The share of draw 0 in each
-    replicate, read off an indicator, is identical for two unrelated value sets."""
-    keys = [(d, 0) for d in range(5)]
-    indicator = {k: float(k[0] == 0) for k in keys}
-    other = {k: 50.0 + 7.0 * k[0] ** 2 for k in keys}
-    share_a, _ = stats.two_level_bootstrap(indicator, other, n=2000, inflate=False)
-    _, share_b = stats.two_level_bootstrap(other, indicator, n=2000, inflate=False)
-    assert np.array_equal(share_a, share_b) and share_a.std() > 0.1
+def test_joint_deviations_have_the_draws_covariance_and_t_tails():
+    """From a (draws, k) array: deviations of the k column means, multivariate t with draws − 1 df and scale
+    the sample covariance / draws (so their covariance is that scale x 4/2 for 5 draws, a t's df/(df − 2)),
+    and their tails t's (5 draws: the 97.5 % quantile is 2.776 se, not 1.96); within 5 % and 2 % at
+    n = 200 000 (seed 0)."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(5, 3)) + np.array([0.0, 5.0, 9.0])
+    dev = stats.joint_deviations(X, n=200_000)
+    S = np.cov(X.T) / 5
+    assert np.allclose(np.cov(dev), S * 4 / 2, rtol=0.05)
+    z = dev[0] / np.sqrt(S[0, 0])
+    assert abs(np.percentile(z, 97.5) / 2.776 - 1) < 0.02
+    assert stats.joint_deviations(X[:1]) is None
 
 
 def test_spread_if_equal_is_zero_for_shared_noise_and_the_range_of_normals_for_independent_noise():

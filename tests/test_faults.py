@@ -327,14 +327,14 @@ def test_choose_never_prefers_a_nan_validation_score():
 
 
 def test_statistics_do_not_turn_nan_into_a_verdict():
-    from experiments.stats import two_level_bootstrap, verdict
+    from experiments.stats import difference, verdict
 
     assert verdict((math.nan, math.nan)) == "—"
     assert verdict((0.5, 1.0)) == "win"
     a = {(0, 0): 50.0, (1, 0): math.nan, (2, 0): 52.0}
     b = {(0, 0): 49.0, (1, 0): 48.0, (2, 0): 47.0}
     with pytest.raises(SynthError, match="non-finite"):
-        two_level_bootstrap(a, b)
+        difference(a, b)
 
 
 def test_api_arguments_are_checked_with_the_declarations():
