@@ -12,7 +12,14 @@ judged as a pair on every dataset: a database trained with ``SEEDS=1`` (``make r
 plugin copy ``benchmarks/aa_copy.py`` (sphereM+ under another name), against a shipped reference.
 
     python benchmarks/bench_verdicts.py                                  # the simulation, before and after
-    python benchmarks/bench_verdicts.py --aa-db DB --reference fair_quick [--copy sphereM+copy=sphereM+]
+    python benchmarks/bench_verdicts.py --aa-db DB --plugin benchmarks/aa_copy.py --copy sphereM+copy=sphereM+
+    python benchmarks/bench_verdicts.py --aa-db results/results.sqlite    # make reproduce SEEDS=1: every encoder
+
+The A/A databases are made by (each resumable; the copy's search on draw 0 is shared by its repeats):
+
+    python -m experiments sweep --plugin benchmarks/aa_copy.py --encoders sphereM+copy --reference fair_quick \
+        --seeds 1 --db DB --executor local --resume          # then --seeds 2, ...
+    make reproduce SEEDS=1 RESULTS=DIR
 """
 
 from __future__ import annotations
@@ -180,12 +187,20 @@ def main(argv=None) -> int:
         encoders.load_plugin(f)
     ref = reference.load(a.reference)
     with ResultsStore(a.aa_db, readonly=True) as store:
-        cells_a = choose(store.rows(a.experiment or ref["experiment"], "final"))
+        rows = store.rows(a.experiment or ref["experiment"], "final")
     cells_b = choose(reference.final_rows(ref, ref["experiment"]))
-    pairs = dict(c.split("=", 1) for c in a.copy) or {e: e for _, e in cells_a if e in ref["encoders"]}
-    text, _ = aa_table(cells_a, cells_b, pairs)
-    print(f"A/A: {a.aa_db} against reference {ref['name']} ({', '.join(f'{x} vs {y}' for x, y in pairs.items())})\n")
-    print(text)
+    total = {"now": [0, 0], "before": [0, 0]}
+    for seed in sorted({r["train_seed"] for r in rows}):  # each training seed is one repeat, chosen on its own
+        cells_a = choose([r for r in rows if r["train_seed"] == seed])
+        pairs = dict(c.split("=", 1) for c in a.copy) or {e: e for _, e in cells_a if e in ref["encoders"]}
+        text, count = aa_table(cells_a, cells_b, pairs)
+        print(f"A/A, training seed {seed} of {a.aa_db} against reference {ref['name']} "
+              f"({', '.join(f'{x} vs {y}' for x, y in pairs.items())})\n\n{text}")
+        for rule, (f, n) in count.items():
+            total[rule][0] += f
+            total[rule][1] += n
+    print("All repeats, false verdicts: " + "; ".join(f"{rule} {f} of {n} ({100 * f / max(n, 1):.1f} %)"
+                                                       for rule, (f, n) in total.items()))
     return 0
 
 

@@ -94,3 +94,37 @@ def test_pool_is_the_equal_weight_mean_with_satterthwaite_df():
     v = (0.09 + 0.16) / 4
     assert p.value == pytest.approx(2.0) and p.se == pytest.approx(np.sqrt(v))
     assert p.df == pytest.approx(v ** 2 / ((0.09 / 4) ** 2 / 4 + (0.16 / 4) ** 2 / 4))
+
+
+def test_the_power_command_reads_a_reference_and_refuses_a_bad_difference():
+    from helpers import experiments
+
+    r = experiments("power", "--reference", "fair_quick", "--datasets", "U1,S2.3", "--diff", "0.5,1")
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if line.startswith("| U1 |") or line.startswith("| S2.3 |")
+             or line.startswith("| pooled over 2 |")]
+    assert len(lines) == 3
+    cells = [c.strip() for c in lines[0].strip("|").split("|")]  # dataset, against, sd, draws, detectable, +0.5, +1
+    sd, n05, n1 = float(cells[2]), int(cells[5]), int(cells[6])
+    assert cells[3] == "5" and n05 >= n1 >= 2  # a smaller difference needs at least as many draws
+    assert n05 == stats.draws_needed(sd, 0.5) or abs(n05 - stats.draws_needed(sd, 0.5)) <= 1  # sd printed to 0.01
+    bad = experiments("power", "--reference", "fair_quick", "--diff", "-1")
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --diff")
+
+
+def test_a_references_own_table_has_the_verdict_rule_the_detectable_column_and_the_pooled_answer(tmp_path):
+    import csv
+
+    from helpers import experiments
+
+    r = experiments("report", "--reference", "fair_quick", "--datasets", "U1,S2.3,S4.4", "--out", tmp_path,
+                    "--no-figures")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(tmp_path / "table8.csv")))
+    assert sorted(x["dataset"] for x in rows) == ["S2.3", "S4.4", "U1"]
+    for x in rows:  # the verdict follows the interval; a win or loss must beat what its layout detects
+        lo, hi, w = float(x["ci_low"]), float(x["ci_high"]), float(x["detectable_win"])
+        assert x["verdict"] == stats.verdict((lo, hi)) and x["df"] == "4" and w > 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "One pooled answer over the datasets" in summary and "sphereM+ − the best baseline" in summary
+    assert not (tmp_path / "table8_optimistic.md").exists()  # a reference keeps only the chosen configurations
