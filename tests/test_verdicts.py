@@ -128,3 +128,25 @@ def test_a_references_own_table_has_the_verdict_rule_the_detectable_column_and_t
     summary = (tmp_path / "summary.md").read_text()
     assert "One pooled answer over the datasets" in summary and "sphereM+ − the best baseline" in summary
     assert not (tmp_path / "table8_optimistic.md").exists()  # a reference keeps only the chosen configurations
+
+
+def test_an_ablation_level_pooled_over_its_datasets_is_the_mean_of_their_paired_differences():
+    from types import SimpleNamespace
+
+    from experiments.ablation import Factor
+    from experiments.ablation_report import pooled_records
+    from experiments.selection import Cell
+
+    def cell(values):
+        keys = [(d, 0) for d in range(len(values))]
+        return Cell({}, list(values), keys, 0.0, 0.0, 1)
+
+    f = Factor("hidden_dim", "hyper", (32, 64), 32)
+    abl = SimpleNamespace(factor=f, datasets=["U1", "U2"], encoders=["grid"])
+    base = [60.0, 64.0, 58.0, 61.0, 63.0]
+    cells = {("U1", "grid", 32): cell(base), ("U1", "grid", 64): cell([v + 1.0 + 0.1 * i for i, v in enumerate(base)]),
+             ("U2", "grid", 32): cell(base), ("U2", "grid", 64): cell([v + 2.0 - 0.1 * i for i, v in enumerate(base)])}
+    (rec,) = pooled_records(abl, cells)
+    # U1: +1.0..+1.4 (mean 1.2), U2: +2.0..+1.6 (mean 1.8): pooled +1.5, far beyond its noise
+    assert rec["Δ vs ref"] == "+1.50" and rec["verdict"] == "win" and rec["datasets"] == 2
+    assert pooled_records(SimpleNamespace(factor=f, datasets=["U1"], encoders=["grid"]), cells) == []
