@@ -31,7 +31,8 @@ if [ "$started" = 0 ]; then echo "the transfer search has not stored anything ye
 "$PY" -m experiments compare "$OUT/cold/table8.csv" "$OUT/transfer/table8.csv" > "$OUT/compare.md"
 "$PY" benchmarks/bench_transfer.py --db "$DB" --cold "$cold" --transfer "$transfer" > "$OUT/bench_transfer.md"
 if [ "${3:-}" = --reference ]; then
-    "$PY" -m experiments reference --db "$DB" --experiment "$transfer" --name fair_full
+    "$PY" -m experiments reference --db "$DB" --experiment "$transfer" --name fair_full \
+        --out experiments/references/fair_full.json --force
     full=(--full-reference fair_full)
 else
     full=(--full-db "$DB" --full-experiment "$transfer")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 
 from synth.cliutil import OneLineParser, command_parser, parse_int_list, run_main
@@ -125,7 +126,8 @@ def _parser() -> OneLineParser:
     f.add_argument("--db", type=Path, required=True)
     f.add_argument("--experiment", help="default: the only one in --db")
     f.add_argument("--name", required=True, help="the name it is loaded by")
-    f.add_argument("--out", type=Path, help="default: experiments/references/NAME.json")
+    f.add_argument("--out", type=Path, help="default: NAME.json in the current folder (load it with --reference FILE)")
+    f.add_argument("--force", action="store_true", help="replace --out if it exists (says what it replaced)")
     f.add_argument("--machine", help="describe the machine (default: this one's processor and cores)")
     b = sub.add_parser("ablate", help="a controlled ablation from a TOML file: one factor, every level, the rest held; "
                        "runs it, then writes its tables and figures")
@@ -321,11 +323,21 @@ def _handle(argv) -> int:
         from . import results
         from .reference import REFERENCES_DIR, build, write
 
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", a.name):
+            raise SynthError(f"--name {a.name!r}: a reference's name is a plain file name (letters, digits, '_', '.', "
+                             "'+', '-'), not a path")
+        out = a.out or Path(f"{a.name}.json")  # never into the package's shipped references unless named
+        if out.exists() and not a.force:
+            raise SynthError(f"{out} exists: give another --out, or --force to replace it")
+        replaced = out.exists()
         with results.ResultsStore(a.db, readonly=True) as store:
             ref = build(store, results.choose_experiment(store, a.experiment), a.name, a.machine)
-        path = write(ref, a.out or REFERENCES_DIR / f"{a.name}.json")
+        path = write(ref, out)
         print(f"wrote {path}: {len(ref['rows'])} rows, {len(ref['datasets'])} dataset(s) x {len(ref['encoders'])} "
-              f"encoder(s), trained on {ref['machine']}, {ref['date']}")
+              f"encoder(s), trained on {ref['machine']}, {ref['date']}"
+              + (f" (replaced the file that was there: --force)" if replaced else "")
+              + ("" if path.resolve().parent == REFERENCES_DIR.resolve() else
+                 f"; load it with --reference {path}"))
     elif a.cmd == "power":
         _cmd_power(a)
     elif a.cmd == "compare":

@@ -17,8 +17,9 @@ searches' experiment and policy. A new encoder gets the same two stages: ``sweep
 runs the cold search of that policy on the source datasets (the first draw: only its search trials
 are transferred), under the same experiment name, then the transfer search on the datasets asked for.
 
-    python -m experiments reference --db DB --experiment EXP --name fair_full   # writes experiments/references/fair_full.json
+    python -m experiments reference --db DB --experiment EXP --name mine        # writes ./mine.json (--out, --force)
     python -m experiments sweep --plugin mine.py --encoders mine --reference fair_full --db mine.sqlite
+    python -m experiments sweep --plugin new.py --encoders new --reference mine.json --db new.sqlite
     python -m experiments report --db mine.sqlite --reference fair_full --out results/mine
 """
 
@@ -139,11 +140,58 @@ def load(name_or_path) -> dict:
     try:
         ref = json.loads(path.read_text(encoding="utf-8"))
         assert isinstance(ref, dict) and set(META_KEYS) <= set(ref) and ref["format"] == FORMAT
-        assert isinstance(ref["rows"], list) and all(isinstance(r, dict) and set(ROW_KEYS) <= set(r) for r in ref["rows"])
-        assert all(r["dataset"] in ref["datasets"] for r in ref["rows"])
     except (json.JSONDecodeError, UnicodeDecodeError, AssertionError, TypeError, KeyError):
         raise SynthError(f"{path} is not a sphere-synth reference file (format {FORMAT})") from None
+    _check(ref, path)
     return ref
+
+
+# each row's scores: Top-1 and Top-3 in points, MRR in [0, 1]; NaN is never a score (a diverged run keeps
+# the Top-1 it reached), and a value outside its range would print as a verdict ("loss −193")
+SCORE_RANGES = {"val_top1": 100.0, "val_top3": 100.0, "test_top1": 100.0, "test_top3": 100.0, "val_mrr": 1.0,
+                "test_mrr": 1.0}
+
+
+def _check(ref: dict, path) -> None:
+    """A reference's content, key by key, as a damaged database row is checked: one line naming the key
+    (and the row) that is wrong, before any table is built on it."""
+    def bad(key, what):
+        raise SynthError(f"{path}: {key} {what}")
+
+    for key in ("name", "experiment", "machine", "date", "torch", "settings_hash"):
+        if not isinstance(ref[key], str) or not ref[key]:
+            bad(key, f"must be a non-empty string, not {ref[key]!r:.40}")
+    if not isinstance(ref["encoders"], list) or not ref["encoders"] or not all(isinstance(e, str) for e in ref["encoders"]):
+        bad("encoders", f"must be a non-empty list of encoder names, not {ref['encoders']!r:.40}")
+    if not isinstance(ref["datasets"], dict) or not ref["datasets"] or not all(
+            isinstance(d, dict) and {"recipe", "recipe_hash"} <= set(d) for d in ref["datasets"].values()):
+        bad("datasets", "must map each dataset to its recipe and recipe_hash")
+    if not isinstance(ref["settings"], dict) or results.digest(ref["settings"]) != ref["settings_hash"]:
+        bad("settings_hash", "does not match settings: the training settings were edited")
+    if ref["policy"] is not None and not isinstance(ref["policy"], dict):
+        bad("policy", "must be a table of the search policy or null")
+    if not isinstance(ref["rows"], list) or not ref["rows"]:
+        bad("rows", "must be a non-empty list")
+    for i, r in enumerate(ref["rows"]):
+        where = f"rows[{i}]"
+        if not isinstance(r, dict):
+            bad(where, "is not a table")
+        missing = [k for k in (*ROW_KEYS, "bands") if k not in r]
+        if missing:
+            bad(f"{where}.{missing[0]}", "is missing")
+        if r["dataset"] not in ref["datasets"]:
+            bad(f"{where}.dataset", f"{r['dataset']!r:.40} is not one of the reference's datasets")
+        if r["encoder"] not in ref["encoders"]:
+            bad(f"{where}.encoder", f"{r['encoder']!r:.40} is not one of the reference's encoders")
+        for key in ("data_seed", "train_seed"):
+            if not isinstance(r[key], int) or isinstance(r[key], bool) or r[key] < 0:
+                bad(f"{where}.{key}", f"must be a non-negative integer, not {r[key]!r:.20}")
+        for key, top in SCORE_RANGES.items():
+            v = r[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v <= top):  # NaN fails too
+                bad(f"{where}.{key}", f"= {v!r:.20} is not a score in [0, {top:g}]")
+        if not isinstance(r["config"], dict) or not isinstance(r["bands"], dict):
+            bad(f"{where}.config" if not isinstance(r["config"], dict) else f"{where}.bands", "must be a table")
 
 
 def final_rows(ref: dict, experiment: str) -> list[dict]:

@@ -142,7 +142,6 @@ def build_table8(cells: dict, dataset_names, encoder_names, ceilings: dict, pape
         if present and t is not None:
             # against every baseline at once (stats.judge): no baseline is picked on the numbers it is tested on
             j = judge({e: difference(t.values(), row["cells"][e].values()) for e in present})
-            row["judgement"] = j
             best = j.against or row["best_baseline"]
             bb = row["cells"][best]
             row["best_baseline"] = best

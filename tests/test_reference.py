@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import experiments
+from synth.errors import SynthError
 
 SPACE = """
 description = "reference test"
@@ -188,3 +189,62 @@ def test_every_shipped_reference_is_a_whole_table8_with_its_provenance(name):
     assert all(canonical(d["recipe"]) == canonical(get_recipe(n).to_dict()) for n, d in ref["datasets"].items())
     if ref["policy"].get("transfer_from"):  # a transfer reference carries its cold sources' protocol
         assert ref["sources"]["experiment"] == ref["policy"]["transfer_from"] and ref["sources"]["policy"]["trials"]
+
+
+def test_building_a_reference_never_replaces_a_shipped_one_and_names_are_checked(reference, tmp_path):
+    """Without --out, `reference` wrote into the package's shipped references: --name fair_quick replaced
+    the 800-row fair_quick.json with an 8-row one, exit 0. Now it writes NAME.json in the current folder,
+    an existing file is replaced only with --force (which says what it replaced), and a name that is not a
+    plain file name is one line."""
+    from experiments.reference import REFERENCES_DIR
+
+    shipped = (REFERENCES_DIR / "fair_quick.json").read_bytes()
+    db = str(reference / "base.sqlite")
+    r = experiments("reference", "--db", db, "--name", "fair_quick", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (REFERENCES_DIR / "fair_quick.json").read_bytes() == shipped
+    assert json.loads((tmp_path / "fair_quick.json").read_text())["name"] == "fair_quick"
+    again = experiments("reference", "--db", db, "--name", "fair_quick", cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.startswith("error:") and "--force" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    forced = experiments("reference", "--db", db, "--name", "fair_quick", "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and "replaced" in forced.stdout
+    for bad in ("../../../x", "", "a/b", ".hidden"):
+        r = experiments("reference", "--db", db, "--name", bad, cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.startswith("error: --name"), (bad, r.stderr)
+
+
+def _damaged(tmp_path, edit):
+    from experiments.reference import load
+
+    ref = load("fair_quick")
+    edit(ref)
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps(ref))
+    return path
+
+
+@pytest.mark.parametrize("edit,key", [
+    (lambda r: r["rows"][3].update(test_top1=float("nan")), "test_top1"),
+    (lambda r: r["rows"][3].update(test_top1=200.0), "test_top1"),
+    (lambda r: r["rows"][3].update(val_mrr=-0.5), "val_mrr"),
+    (lambda r: r.update(encoders=[]), "encoders"),
+    (lambda r: r.update(encoders="grid"), "encoders"),
+    (lambda r: r["rows"][5].pop("bands"), "bands"),
+    (lambda r: r["settings"].update(lr=99.0), "settings_hash"),
+    (lambda r: r.update(experiment=5), "experiment"),
+    (lambda r: r["rows"][7].update(encoder="nope"), "encoder"),
+    (lambda r: r["rows"][7].update(data_seed="0"), "data_seed"),
+])
+def test_a_damaged_reference_is_refused_in_one_line_naming_the_key(tmp_path, edit, key):
+    """A NaN score silently dropped that baseline from "best baseline"; 200 gave a verdict "loss −193";
+    "encoders": [] gave a Table 8 without baselines. Each is one line naming the key (and the row)."""
+    from experiments.reference import load
+
+    path = _damaged(tmp_path, edit)
+    with pytest.raises(SynthError) as e:
+        load(path)
+    msg = str(e.value)
+    assert key in msg and "\n" not in msg and str(path) in msg, msg
+    r = experiments("report", "--reference", str(path), "--out", tmp_path / "out", "--no-figures")
+    assert r.returncode == 2 and r.stderr.startswith("error:") and key in r.stderr
