@@ -34,7 +34,8 @@ REMOVED_FLAGS = {
 }
 
 
-# the sweep's defaults, in one place: --reference replaces those left as they are
+# the sweep's defaults, in one place; the parser leaves these flags None when they are not given, so that
+# --reference can fill in the ones not given with its protocol and keep (or refuse) the ones given
 SWEEP_DEFAULTS = {"datasets": "all", "encoders": "table8", "space": "quick", "seeds": "0-4", "data_seeds": "0"}
 
 
@@ -50,11 +51,11 @@ def _parser() -> OneLineParser:
     e.add_argument("--params", action="store_true", help="also list every declared hyper-parameter: role, default, "
                    "valid values")
     s = sub.add_parser("sweep", help="train a search space on datasets, storing every result in SQLite")
-    s.add_argument("--datasets", default=SWEEP_DEFAULTS["datasets"], help="comma list (U1,S2.3) or 'all' (default)")
-    s.add_argument("--encoders", default=SWEEP_DEFAULTS["encoders"], help="comma list, 'table8' (default) or 'all'")
-    s.add_argument("--space", default=SWEEP_DEFAULTS["space"], help="quick (default), paper, or a TOML file")
-    s.add_argument("--seeds", default=SWEEP_DEFAULTS["seeds"], help="training seeds: 0-4 (default), 0,3, ...")
-    s.add_argument("--data-seeds", default=SWEEP_DEFAULTS["data_seeds"], help="dataset draws (default 0): the search runs on the first, "
+    s.add_argument("--datasets", help="comma list (U1,S2.3) or 'all' (default)")
+    s.add_argument("--encoders", help="comma list, 'table8' (default) or 'all'")
+    s.add_argument("--space", help="quick (default), paper, or a TOML file")
+    s.add_argument("--seeds", help="training seeds: 0-4 (default), 0,3, ...")
+    s.add_argument("--data-seeds", help="dataset draws (default 0): the search runs on the first, "
                    "the configuration chosen there on every draw")
     s.add_argument("--data", type=Path, help="read datasets from this folder (verified); default: generate in memory")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -190,7 +191,10 @@ def _cmd_sweep(a) -> None:
                                ("cpus_per_job", a.cpus_per_job), ("time", a.time),
                                ("array_parallelism", a.array_parallelism), ("sbatch_lines", a.sbatch_line))
              if v is not None}
-    ref = _reference_protocol(a) if a.reference else None
+    ref = _reference_protocol(a) if a.reference is not None else None
+    for flag, value in SWEEP_DEFAULTS.items():  # what --reference did not fill in
+        if getattr(a, flag) is None:
+            setattr(a, flag, value)
     if ref is not None and ref.get("sources") and not search:  # a transfer reference's search, unless given
         search = policy_flags(ref["policy"])
     common = dict(space=a.space, encoders=a.encoders, seeds=a.seeds, device=a.device, db=a.db, data=a.data,
@@ -222,19 +226,34 @@ def _cmd_sweep(a) -> None:
 
 
 def _reference_protocol(a) -> dict:
-    """--reference: the reference's datasets, draws, seeds and space where the flags kept their defaults."""
+    """--reference: the reference's datasets, draws, seeds and space for the flags not given; a given
+    space must be the reference's, given datasets and draws must be among its own (they pair with
+    nothing else). Given training seeds are kept: the draws pair whatever the seeds (another seed is
+    how an A/A run is made)."""
     from .reference import load
+    from .space import load_space
 
+    if not a.reference:
+        raise SynthError("--reference '': name a shipped reference or a reference file")
     ref = load(a.reference)
-    for flag, value in (("datasets", ",".join(sorted(ref["datasets"]))),
-                        ("data_seeds", ",".join(map(str, sorted({r["data_seed"] for r in ref["rows"]})))),
-                        ("seeds", ",".join(map(str, sorted({r["train_seed"] for r in ref["rows"]})))),
-                        ("space", ref["experiment"].rsplit("-", 1)[0])):
-        if getattr(a, flag) == SWEEP_DEFAULTS[flag]:
-            setattr(a, flag, value)
-    if a.encoders == SWEEP_DEFAULTS["encoders"]:
+    draws = sorted({r["data_seed"] for r in ref["rows"]})
+    space = ref["experiment"].rsplit("-", 1)[0]
+    if a.encoders is None:
         raise SynthError(f"--reference {ref['name']}: name your own encoder(s) with --encoders; the baselines "
                          f"({', '.join(ref['encoders'])}) come from the reference")
+    if a.space is not None and load_space(a.space).name != space:  # a name or a file of the same space
+        raise SynthError(f"--reference {ref['name']}: space {a.space} is not the reference's ({space}); leave --space "
+                         "out to follow it")
+    if a.data_seeds is not None:
+        other = sorted(set(parse_int_list(a.data_seeds, "dataset seeds")) - set(draws))
+        if other:
+            raise SynthError(f"--reference {ref['name']}: draw(s) {','.join(map(str, other))} are not in the reference "
+                             f"(it has {','.join(map(str, draws))}): they would pair with nothing")
+    for flag, value in (("datasets", ",".join(sorted(ref["datasets"]))), ("data_seeds", ",".join(map(str, draws))),
+                        ("seeds", ",".join(map(str, sorted({r["train_seed"] for r in ref["rows"]})))),
+                        ("space", space)):
+        if getattr(a, flag) is None:
+            setattr(a, flag, value)
     return ref
 
 
@@ -255,7 +274,7 @@ def _cmd_ablate(a) -> None:
 
 def _cmd_power(a) -> None:
     from . import reference, results
-    from .report import power_records
+    from .summary import power_records
     from .stats import LEVEL, POWER
     from .tables import to_markdown
 
@@ -335,7 +354,7 @@ def _handle(argv) -> int:
         path = write(ref, out)
         print(f"wrote {path}: {len(ref['rows'])} rows, {len(ref['datasets'])} dataset(s) x {len(ref['encoders'])} "
               f"encoder(s), trained on {ref['machine']}, {ref['date']}"
-              + (f" (replaced the file that was there: --force)" if replaced else "")
+              + (" (replaced the file that was there: --force)" if replaced else "")
               + ("" if path.resolve().parent == REFERENCES_DIR.resolve() else
                  f"; load it with --reference {path}"))
     elif a.cmd == "power":

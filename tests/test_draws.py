@@ -139,13 +139,13 @@ def test_observation_3_interval_over_draws():
     n_mu = [5, 10, 25, 50]
     # ER falls (the reduction grows) with N_mu, far beyond the replicates' noise: rho = +1, interval [1, 1]
     boot = [np.full(500, er) + np.random.default_rng(i).normal(0, 0.1, 500) for i, er in enumerate([-2, -5, -9, -14])]
-    rho, ci = report.er_trend(n_mu, [-2, -5, -9, -14], boot)
+    rho, ci = stats.er_trend(n_mu, [-2, -5, -9, -14], boot)
     assert rho == pytest.approx(1.0) and ci == (1.0, 1.0)
     # the same point estimates with replicates that overlap: the trend is not shown
     boot = [np.full(500, er) + np.random.default_rng(i).normal(0, 10, 500) for i, er in enumerate([-2, -5, -9, -14])]
-    rho, ci = report.er_trend(n_mu, [-2, -5, -9, -14], boot)
+    rho, ci = stats.er_trend(n_mu, [-2, -5, -9, -14], boot)
     assert rho == pytest.approx(1.0) and ci[0] < 0 < ci[1]
-    assert report.er_trend(n_mu, [-2, -5, -9, -14], [None] * 4) == (pytest.approx(1.0), None)
+    assert stats.er_trend(n_mu, [-2, -5, -9, -14], [None] * 4) == (pytest.approx(1.0), None)
 
 
 def test_bayes_posterior_sums_to_one_and_ranks_like_the_scores():

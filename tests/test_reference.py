@@ -248,3 +248,23 @@ def test_a_damaged_reference_is_refused_in_one_line_naming_the_key(tmp_path, edi
     assert key in msg and "\n" not in msg and str(path) in msg, msg
     r = experiments("report", "--reference", str(path), "--out", tmp_path / "out", "--no-figures")
     assert r.returncode == 2 and r.stderr.startswith("error:") and key in r.stderr
+
+
+def test_sweep_with_a_reference_keeps_what_the_user_typed():
+    """--reference filled in every flag that *equalled* the CLI's default, so --space quick silently planned
+    fair_quick and --data-seeds 0 trained five draws; --reference '' ran a plain sweep. Now a flag given is
+    kept (and refused in one line where it leaves the protocol), a flag not given is the reference's."""
+    copy = ["--plugin", "benchmarks/aa_copy.py", "--encoders", "sphereM+copy", "--reference", "fair_quick", "--dry-run"]
+    root = Path(__file__).parent.parent
+    one = experiments("sweep", *copy, "--data-seeds", "0", cwd=root)
+    assert one.returncode == 0, one.stderr
+    assert "(draw 0)" in one.stdout and "other draws" not in one.stdout  # the one draw asked for
+    full = experiments("sweep", *copy, cwd=root)
+    assert full.returncode == 0 and "draws 1-4" in full.stdout  # not given: the reference's draws 0-4
+    quick = experiments("sweep", *copy, "--space", "quick", cwd=root)
+    assert quick.returncode == 2 and quick.stderr.startswith("error: --reference fair_quick: space quick")
+    for bad in (["--data-seeds", "7"], ["--datasets", "U1,X9"]):
+        r = experiments("sweep", *copy, *bad, cwd=root)
+        assert r.returncode == 2 and r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    empty = experiments("sweep", "--reference", "", "--encoders", "xyz", "--dry-run", cwd=root)
+    assert empty.returncode == 2 and empty.stderr.startswith("error: --reference")
