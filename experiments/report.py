@@ -405,6 +405,11 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
             written.append(p)
     if figures_on:
         from . import diagnostics
+        from synth.plot import save_figure
+
+        from .summary import verdicts_figure
+
+        written += save_figure(verdicts_figure(t), figures / "verdicts")
 
         written += diagnostics.all_figures(cells, ds_names, enc_names, ceilings, figures, out, device=device,
                                               target=target)

@@ -212,3 +212,37 @@ def power_records(rows: list[dict], target: str = TARGET, baseline: str | None =
             rec[f"draws for +{x:g}"] = "> 10000" if n is None else n
         recs.append(rec)
     return recs
+
+
+def verdicts_figure(t):
+    """Every dataset's interval of target − the best baseline (stats.judge), coloured by its verdict, with
+    the paper's ΔTop1 beside it and the pooled answer at the bottom: what the table's verdicts say at a glance."""
+    from matplotlib.figure import Figure
+
+    rows = [r for r in t.rows if r["ci"] is not None]
+    j, _ = pooled(t)
+    fig = Figure(figsize=(7.0, 0.32 * (len(rows) + 2) + 1.4), layout="constrained")
+    ax = fig.subplots()
+    colour = {"win": "tab:green", "loss": "tab:red", "tie": "0.35"}
+    y = np.arange(len(rows))[::-1] + 2
+    for yi, r in zip(y, rows):
+        ax.plot(r["ci"], [yi, yi], color=colour[r["verdict"]], lw=2.2, solid_capstyle="butt")
+        ax.plot(r["delta"], yi, "o", color=colour[r["verdict"]], ms=4)
+        if r["paper"] is not None:
+            ax.plot(r["paper"]["delta"], yi, "x", color="tab:blue", ms=5)
+    labels = [f"{r['dataset']} ({r['verdict']})" for r in rows]
+    if j is not None:
+        ax.plot([j.low, j.high], [0.5, 0.5], color=colour[j.verdict], lw=4, solid_capstyle="butt")
+        ax.plot(j.delta, 0.5, "D", color=colour[j.verdict], ms=6)
+        paper = [r["paper"]["delta"] for r in rows if r["paper"] is not None]
+        if paper:
+            ax.plot(np.mean(paper), 0.5, "x", color="tab:blue", ms=7, mew=2)
+    ax.axvline(0.0, color="k", lw=0.8)
+    ax.set_yticks(list(y) + ([0.5] if j is not None else []),
+                  labels + ([f"pooled over {len(rows)} ({j.verdict})"] if j is not None else []), fontsize=7)
+    ax.plot([], [], "x", color="tab:blue", label="paper's ΔTop1 (its mean for the pooled row)")
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set(xlabel=f"ΔTop1, {t.target} − the best baseline (points)",
+           title=f"{t.target} against every baseline at once: {100 * LEVEL:.0f} % intervals\n"
+                 "(green: win, red: loss, grey: tie; docs/statistics.md)")
+    return fig
