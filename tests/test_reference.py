@@ -84,7 +84,8 @@ def test_a_copy_of_a_builtin_trained_here_ties_with_its_reference_column(referen
     assert "tie on 2" in (tmp / "out" / "summary.md").read_text()
 
 
-@pytest.mark.parametrize("case", ["baseline-again", "no-encoders", "other-settings", "unknown", "report-clash"])
+@pytest.mark.parametrize("case", ["baseline-again", "no-encoders", "other-settings", "other-space", "unknown",
+                                  "report-clash"])
 def test_leaving_the_reference_protocol_is_one_line(reference, case, tmp_path):
     tmp = reference
     ref = ["--reference", str(tmp / "tiny.json")]
@@ -92,8 +93,10 @@ def test_leaving_the_reference_protocol_is_one_line(reference, case, tmp_path):
         "baseline-again": (["sweep", "--encoders", "xyz", "--space", str(tmp / "space.toml"), *ref],
                            "come(s) from the reference"),
         "no-encoders": (["sweep", "--space", str(tmp / "space.toml"), *ref], "name your own encoder(s)"),
-        "other-settings": (["sweep", "--plugin", str(tmp / "copy.py"), "--encoders", "xyz_copy", "--space", "smoke",
-                            *ref], "other settings than the reference"),
+        "other-settings": (["sweep", "--plugin", str(tmp / "copy.py"), "--encoders", "xyz_copy", "--space",
+                            str(tmp / "space.toml"), "--epochs", "3", *ref], "other settings than the reference"),
+        "other-space": (["sweep", "--plugin", str(tmp / "copy.py"), "--encoders", "xyz_copy", "--space", "smoke",
+                         *ref], "space smoke is not the reference's"),
         "unknown": (["sweep", "--encoders", "xyz", "--reference", "nope"], "unknown reference 'nope'"),
         "report-clash": (["report", "--db", str(tmp / "base.sqlite"), *ref, "--no-figures", "--out", str(tmp_path)],
                          "with --reference, train only your own"),
