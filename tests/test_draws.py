@@ -217,8 +217,19 @@ def test_compare_two_tables_counts_agreeing_verdicts(tmp_path):
     # sphereM+ on U1 moved by mean(b) - mean(a); the other three cells did not move
     moved = abs(np.mean([2.0, 1.5, 1.0, 2.5, 1.8]) - np.mean(DRAW_DELTAS))
     assert f"max {moved:.2f}" in r.stdout
+    assert "predate" not in r.stdout
     bad = experiments("compare", tmp_path / "a" / "table8.md", tmp_path / "b" / "table8.csv")
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+    # a table written before the verdict rule of docs/statistics.md (no detectable columns) is named as such
+    rows = list(csv.DictReader(open(tmp_path / "a" / "table8.csv")))
+    old = tmp_path / "old.csv"
+    with open(old, "w", newline="") as f:
+        w = csv.DictWriter(f, [k for k in rows[0] if k not in ("se", "df", "detectable_win", "detectable_loss")],
+                           extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    r = experiments("compare", old, tmp_path / "b" / "table8.csv")
+    assert r.returncode == 0 and f"Note: {old} predate(s) the verdict rule" in r.stdout
 
 
 def test_report_on_a_subset_of_training_seeds(tmp_path):
