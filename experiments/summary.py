@@ -27,12 +27,13 @@ VERDICT_RULE = (f"{100 * LEVEL:.0f} % t intervals on the per-draw differences (d
                 "else tie")
 
 
-def er_replicates(r, n: int = 10000):
-    """Samples of a row's ER from its ΔTop1 estimate's t distribution (None without one)."""
+def er_replicates(r, rng, n: int = 10000):
+    """Samples of a row's ER from its ΔTop1 estimate's t distribution (None without one). ``rng``: one
+    generator for all the datasets of a test, so that their samples are independent, as their draws are."""
     est, bb = r["estimate"], r["cells"][r["best_baseline"]]
     if est is None:
         return None
-    return error_reduction(bb.mean + est.replicates(n, np.random.default_rng(0)), bb.mean)
+    return error_reduction(bb.mean + est.replicates(n, rng), bb.mean)
 
 
 def detectable_line(rows) -> str:
@@ -138,7 +139,8 @@ def summary(t) -> str:
         if len(seq) < 3:
             lines.append(f"- kappa_max = {k}: fewer than 3 stratified datasets in the results")
             continue
-        rho, rho_ci = er_trend([nm for nm, _ in seq], [r["er"] for _, r in seq], [er_replicates(r) for _, r in seq])
+        rng = np.random.default_rng(k)  # fixed: a report is the same every time it is written
+        rho, rho_ci = er_trend([nm for nm, _ in seq], [r["er"] for _, r in seq], [er_replicates(r, rng) for _, r in seq])
         trend = ("grows" if rho_ci[0] > 0 else "shrinks" if rho_ci[1] < 0 else "no trend shown") if rho_ci else "?"
         trends[k] = trend
         lines.append(f"- kappa_max = {k}: ER by N_mu " + ", ".join(f"{nm}: {_fmt_ci(r['er'], r['er_ci'])} %"

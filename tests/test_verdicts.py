@@ -150,3 +150,21 @@ def test_an_ablation_level_pooled_over_its_datasets_is_the_mean_of_their_paired_
     # U1: +1.0..+1.4 (mean 1.2), U2: +2.0..+1.6 (mean 1.8): pooled +1.5, far beyond its noise
     assert rec["Δ vs ref"] == "+1.50" and rec["verdict"] == "win" and rec["datasets"] == 2
     assert pooled_records(SimpleNamespace(factor=f, datasets=["U1"], encoders=["grid"]), cells) == []
+
+
+def test_the_trend_tests_datasets_are_sampled_independently():
+    """Each dataset's ER replicates must be independent draws (its draws are): with one seed for all, the
+    samples were perfectly correlated, the ranks never changed and the interval of rho collapsed to a
+    point (the quick preset printed -0.40 [-0.40, -0.40], "shrinks")."""
+    from types import SimpleNamespace
+
+    from experiments.summary import er_replicates
+
+    rng = np.random.default_rng(0)
+    est = stats.Estimate(0.0, 0.5, 4.0, 5, "draws")
+    r = {"estimate": est, "best_baseline": "grid", "cells": {"grid": SimpleNamespace(mean=80.0)}}
+    a, b = er_replicates(r, rng=rng), er_replicates(r, rng=rng)
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.05
+    # four equal ERs with overlapping noise: no trend, and an interval that is not a point
+    rho, ci = stats.er_trend([5, 10, 25, 50], [0.0, -0.1, -0.2, -0.3], [er_replicates(r, rng=rng) for _ in range(4)])
+    assert ci[0] < 0 < ci[1]
