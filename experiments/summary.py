@@ -58,8 +58,7 @@ def pooled(t):
     for e in t.encoders:
         if e == t.target:
             continue
-        est = [None if r["cells"].get(e) is None else difference(r["cells"][t.target].values(), r["cells"][e].values())
-               for r in rows]
+        est = [r["each"].get(e) for r in rows]  # the estimates build_table8 judged each dataset by
         if rows and all(x is not None for x in est):
             per[e] = pool(est)
     return (judge(per), per) if per else (None, {})
