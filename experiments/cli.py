@@ -7,7 +7,7 @@ import math
 import re
 from pathlib import Path
 
-from synth.cliutil import OneLineParser, command_parser, parse_int_list, run_main
+from synth.cliutil import OneLineParser, command_parser, parse_int_list, path_arg, run_main
 from synth.errors import SynthError
 
 
@@ -57,9 +57,9 @@ def _parser() -> OneLineParser:
     s.add_argument("--seeds", help="training seeds: 0-4 (default), 0,3, ...")
     s.add_argument("--data-seeds", help="dataset draws (default 0): the search runs on the first, "
                    "the configuration chosen there on every draw")
-    s.add_argument("--data", type=Path, help="read datasets from this folder (verified); default: generate in memory")
+    s.add_argument("--data", type=path_arg, help="read datasets from this folder (verified); default: generate in memory")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    s.add_argument("--db", type=Path, default=Path("results/results.sqlite"))
+    s.add_argument("--db", type=path_arg, default=Path("results/results.sqlite"))
     for old in REMOVED_FLAGS:
         s.add_argument(old, nargs="?", const=True, default=None, help=argparse.SUPPRESS)
     g = s.add_argument_group("search = sampler x pruner x seed policy (default: the space's [search] table, else the "
@@ -88,7 +88,7 @@ def _parser() -> OneLineParser:
                         "local subprocesses where there is no sbatch)")
     x.add_argument("--workers", type=_number(int, 1, "--workers"), help="local: worker processes (default: one per CUDA device, else one per CPU core); "
                                                "submitit: jobs running at once")
-    x.add_argument("--log-dir", type=Path, help="submitit: job logs (default: next to --db, in logs/)")
+    x.add_argument("--log-dir", type=path_arg, help="submitit: job logs (default: next to --db, in logs/)")
     x.add_argument("--partition", help="SLURM partition")
     x.add_argument("--gpus-per-job", type=_number(int, 0, "--gpus-per-job"), help="SLURM GPUs per job")
     x.add_argument("--cpus-per-job", type=_number(int, 1, "--cpus-per-job"), help="SLURM CPUs per job")
@@ -108,10 +108,10 @@ def _parser() -> OneLineParser:
                    "reference (its space, settings, search, datasets, draws and seeds unless given); report "
                    "--reference NAME then compares them with its baselines (experiments.reference)")
     r = sub.add_parser("report", help="Table 8 replica, diagnostics and figures from a results database")
-    r.add_argument("--db", type=Path, help="the results database (default results/results.sqlite; with "
+    r.add_argument("--db", type=path_arg, help="the results database (default results/results.sqlite; with "
                    "--reference alone: none, the reference's own Table 8)")
-    r.add_argument("--out", type=Path, default=Path("results"))
-    r.add_argument("--figures", type=Path, default=Path("figures"))
+    r.add_argument("--out", type=path_arg, default=Path("results"))
+    r.add_argument("--figures", type=path_arg, default=Path("figures"))
     r.add_argument("--encoders", default="table8", help="encoders for the table (default: the paper's 8)")
     r.add_argument("--datasets", default="all")
     r.add_argument("--experiment", help="the experiment to report (default: the only one in --db)")
@@ -124,18 +124,18 @@ def _parser() -> OneLineParser:
                    "--reference, the one encoder trained here)")
     f = sub.add_parser("reference", help="write a reference file from a finished Table 8 experiment (the chosen "
                        "configurations' rows, settings, search policy, machine and date)")
-    f.add_argument("--db", type=Path, required=True)
+    f.add_argument("--db", type=path_arg, required=True)
     f.add_argument("--experiment", help="default: the only one in --db")
     f.add_argument("--name", required=True, help="the name it is loaded by")
-    f.add_argument("--out", type=Path, help="default: NAME.json in the current folder (load it with --reference FILE)")
+    f.add_argument("--out", type=path_arg, help="default: NAME.json in the current folder (load it with --reference FILE)")
     f.add_argument("--force", action="store_true", help="replace --out if it exists (says what it replaced)")
     f.add_argument("--machine", help="describe the machine (default: this one's processor and cores)")
     b = sub.add_parser("ablate", help="a controlled ablation from a TOML file: one factor, every level, the rest held; "
                        "runs it, then writes its tables and figures")
-    b.add_argument("file", type=Path, help="the ablation (see experiments/ablations/*.toml)")
-    b.add_argument("--db", type=Path, default=Path("results/ablations.sqlite"))
-    b.add_argument("--out", type=Path, default=Path("results/ablations"), help="tables (md, csv, tex)")
-    b.add_argument("--figures", type=Path, default=Path("figures/ablations"), help="figures (png, pdf)")
+    b.add_argument("file", type=path_arg, help="the ablation (see experiments/ablations/*.toml)")
+    b.add_argument("--db", type=path_arg, default=Path("results/ablations.sqlite"))
+    b.add_argument("--out", type=path_arg, default=Path("results/ablations"), help="tables (md, csv, tex)")
+    b.add_argument("--figures", type=path_arg, default=Path("figures/ablations"), help="figures (png, pdf)")
     b.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     b.add_argument("--executor", default="inline", choices=["inline", "local", "submitit"])
     b.add_argument("--workers", type=_number(int, 1, "--workers"))
@@ -147,31 +147,31 @@ def _parser() -> OneLineParser:
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     m = sub.add_parser("importance", help="which hyper-parameter matters: PED-ANOVA importances from an adaptive "
                        "search's stored trials, a table and a figure per (dataset, encoder)")
-    m.add_argument("--db", type=Path, default=Path("results/results.sqlite"))
+    m.add_argument("--db", type=path_arg, default=Path("results/results.sqlite"))
     m.add_argument("--experiment", help="the adaptive search to read (default: the only one in --db)")
     m.add_argument("--datasets", help="comma list (default: all searched)")
     m.add_argument("--encoders", help="comma list (default: all searched)")
     m.add_argument("--min-trials", type=_number(int, 2, "--min-trials"), default=20,
                    help="score every trial at the longest budget at least this many trials reached (default 20)")
-    m.add_argument("--out", type=Path, default=Path("results"))
-    m.add_argument("--figures", type=Path, default=Path("figures"))
+    m.add_argument("--out", type=path_arg, default=Path("results"))
+    m.add_argument("--figures", type=path_arg, default=Path("figures"))
     m.add_argument("--no-figures", action="store_true")
     for parser in (e, s, r, b, m):
-        parser.add_argument("--plugin", action="append", type=Path, metavar="FILE.py",
+        parser.add_argument("--plugin", action="append", type=path_arg, metavar="FILE.py",
                             help="register your own encoder(s) from this file (repeatable; docs/plugins.md)")
     w = sub.add_parser("power", help="how many dataset draws a difference needs, per dataset, from a shipped "
                        "reference's (or a database's) per-draw variances")
     w.add_argument("--reference", default="fair_full", metavar="NAME", help="default: fair_full")
-    w.add_argument("--db", type=Path, help="read this database's experiment instead of a reference")
+    w.add_argument("--db", type=path_arg, help="read this database's experiment instead of a reference")
     w.add_argument("--experiment", help="with --db: the experiment (default: the only one)")
     w.add_argument("--target", default="sphereM+")
     w.add_argument("--baseline", help="default: each dataset's baseline with the best mean")
     w.add_argument("--diff", default="0.3,0.5,1.0", help="true differences in points (default 0.3,0.5,1.0)")
     w.add_argument("--datasets", default="all")
-    w.add_argument("--plugin", action="append", type=Path, metavar="FILE.py", help="as for report")
+    w.add_argument("--plugin", action="append", type=path_arg, metavar="FILE.py", help="as for report")
     c = sub.add_parser("compare", help="two table8.csv files side by side: verdicts, agreement, how far cells moved")
-    c.add_argument("a", type=Path, help="table8.csv of one run (e.g. training seeds 0-1)")
-    c.add_argument("b", type=Path, help="table8.csv of another (e.g. seeds 2-3, or another machine)")
+    c.add_argument("a", type=path_arg, help="table8.csv of one run (e.g. training seeds 0-1)")
+    c.add_argument("b", type=path_arg, help="table8.csv of another (e.g. seeds 2-3, or another machine)")
     return p
 
 

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from . import bayes, datasets, export
-from .cliutil import OneLineParser, command_parser, parse_int_list, read_toml, run_main
+from .cliutil import OneLineParser, command_parser, parse_int_list, path_arg, read_toml, run_main
 from .errors import SynthError
 
 
@@ -19,32 +19,35 @@ def _parser() -> OneLineParser:
     which = g.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="all 20 paper datasets")
     which.add_argument("--dataset", help="comma-separated dataset names, e.g. U1,S2.3")
-    which.add_argument("--recipe", type=Path, help="a TOML file with a [recipe] table defining your own dataset")
+    which.add_argument("--recipe", type=path_arg, help="a TOML file with a [recipe] table defining your own dataset")
     g.add_argument("--seed", default="0", help="seed(s): 0, 0-4 or 0,3 (default 0)")
     g.add_argument("--allow-paper-name", action="store_true",
                    help="let a --recipe reuse a paper dataset's name (its results are kept apart by recipe)")
-    g.add_argument("--out", type=Path, required=True, help="output folder")
+    g.add_argument("--out", type=path_arg, required=True, help="output folder")
     e = sub.add_parser("export", help="write datasets as CSV, Parquet or TorchSpatial pickles, with export.json "
                                       "(recipe and checksums; docs/export.md)")
     which = e.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="all 20 paper datasets (generated)")
     which.add_argument("--dataset", help="comma-separated dataset names, e.g. U1,S2.3 (generated)")
-    which.add_argument("--recipe", type=Path, help="a TOML file with a [recipe] table (generated)")
-    which.add_argument("--data", type=Path, help="every dataset of a folder written by generate (verified)")
-    e.add_argument("--seed", default="0", help="seed(s) to generate: 0, 0-4 or 0,3 (default 0; not with --data)")
+    which.add_argument("--recipe", type=path_arg, help="a TOML file with a [recipe] table (generated)")
+    which.add_argument("--data", type=path_arg, help="every dataset of a folder written by generate (verified)")
+    e.add_argument("--seed", help="seed(s) to generate: 0, 0-4 or 0,3 (default 0; not with --data, whose files "
+                   "have their own)")
+    e.add_argument("--allow-paper-name", action="store_true",
+                   help="let a --recipe reuse a paper dataset's name (its results are kept apart by recipe)")
     e.add_argument("--format", default="csv", help=f"comma-separated: {', '.join(export.FORMATS)} (default csv)")
-    e.add_argument("--out", type=Path, required=True, help="output folder")
+    e.add_argument("--out", type=path_arg, required=True, help="output folder")
     v = sub.add_parser("verify", help="check every file of a folder against its manifest")
-    v.add_argument("folder", type=Path)
+    v.add_argument("folder", type=path_arg)
     b = sub.add_parser("bayes", help="Bayes-optimal accuracy of a dataset file (last line: test Top-1 in %%)")
-    b.add_argument("file", type=Path)
+    b.add_argument("file", type=path_arg)
     b.add_argument("--band-width", type=float, default=10.0, help="latitude band width in degrees (default 10)")
     pl = sub.add_parser("plot", help="draw maps of dataset files, or the paper's Figures 13/14")
-    pl.add_argument("files", nargs="*", type=Path, help=".npz files to map")
+    pl.add_argument("files", nargs="*", type=path_arg, help=".npz files to map")
     pl.add_argument("--paper", action="store_true", help="draw the Figure 13/14 analogues (generated with --seed)")
     pl.add_argument("--seed", type=int, default=0)
     pl.add_argument("--projection", default="platecarree", choices=["platecarree", "equalarea"])
-    pl.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
+    pl.add_argument("--out", type=path_arg, default=Path("figures"), help="output folder (default figures/)")
     return p
 
 
@@ -76,10 +79,15 @@ def _cmd_export(a) -> None:
     formats = export.parse_formats(a.format)
     t0 = time.perf_counter()
     if a.data is not None:
+        if a.seed is not None:
+            raise SynthError("--seed chooses the draws to generate; with --data the folder's files are exported as "
+                             "they are (their seeds are in its manifest)")
         # one at a time; a bad file stops all (nothing written)
         dss = (datasets.load(a.data / f) for f in datasets.listed_files(a.data))
     else:
-        recipes, seeds = _recipes(a), parse_int_list(a.seed)
+        recipes, seeds = _recipes(a), parse_int_list(a.seed or "0")
+        # an absurd request (--seed 0-99999) is refused here, before a single dataset is generated
+        export.check_free_space(a.out, len(seeds) * sum(r.n_classes * r.samples_per_class for r in recipes), formats)
         dss = (datasets.generate(r, seed) for seed in seeds for r in recipes)
     written = export.export(dss, a.out, formats)
     print(f"wrote {len(written)} file(s) ({', '.join(formats)}) and {export.MANIFEST} to {a.out} "
@@ -130,4 +138,4 @@ def _handle(argv) -> int:
 
 
 def main(argv=None) -> int:
-    return run_main(_handle, argv)
+    return run_main(_handle, argv, resumable=())

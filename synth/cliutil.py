@@ -16,6 +16,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+def path_arg(text: str) -> Path:
+    """An argparse type for a file or folder: '' (which Path reads as the current folder) is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a path: name a file or folder")
+    return Path(text)
+
+
 def command_parser(prog: str, description: str):
     """A one-line-error parser with ``--version`` and required sub-commands: (parser, subparsers)."""
     from . import __version__
@@ -29,12 +36,13 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_main(handler, argv=None) -> int:
+def run_main(handler, argv=None, resumable=("sweep", "ablate")) -> int:
     """Call ``handler(argv)``; turn any SynthError (or a missing file) into ``error: ...`` and status 2.
 
     SIGTERM is handled like Ctrl-C, so a sweep stopped by a scheduler says so in one line, at once
     (the populations in flight are abandoned, ``Runner.abort``); what it had finished is already in
-    the database (one transaction per population)."""
+    the database (one transaction per population). Only the commands in ``resumable`` have a
+    ``--resume`` to advise; the others write all or nothing, so they are simply run again."""
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
@@ -48,8 +56,13 @@ def run_main(handler, argv=None) -> int:
         print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; work in flight was abandoned, finished work is saved (rerun with --resume to "
-              "continue)", file=sys.stderr)
+        args = sys.argv[1:] if argv is None else list(argv)
+        command = next((x for x in args if not x.startswith("-")), None)
+        if command in resumable:
+            print("error: interrupted; work in flight was abandoned, finished work is saved (rerun with --resume to "
+                  "continue)", file=sys.stderr)
+        else:
+            print("error: interrupted; no file was left half-written: run the command again", file=sys.stderr)
         return 130
 
 

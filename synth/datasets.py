@@ -13,7 +13,6 @@ train/val/test split, 70/10/20 by default.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import io
@@ -27,7 +26,7 @@ import numpy as np
 
 from . import __version__
 from .errors import SynthError
-from .fileio import atomic_write_bytes, npz_bytes
+from .fileio import atomic_write_bytes, folder_lock, npz_bytes
 from .params import Interval, Param
 from .sphere import band_edges, lonlat_to_xyz, tilt_matrix, uniform_lonlat, validate_lonlat, xyz_to_lonlat
 from .vmf import sample as vmf_sample
@@ -334,21 +333,9 @@ def save(ds: Dataset, folder) -> Path:
     data = _npz_bytes(ds.arrays)
     path = folder / ds.file_name
     atomic_write_bytes(path, data)
-    with _manifest_lock(folder):  # read-modify-write: two generators in one folder must not drop entries
+    with folder_lock(folder):  # read-modify-write: two generators in one folder must not drop entries
         _record(ds, data, folder)
     return path
-
-
-@contextlib.contextmanager
-def _manifest_lock(folder: Path):
-    import fcntl
-
-    with open(Path(folder) / ".manifest.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _record(ds: Dataset, data: bytes, folder: Path) -> None:

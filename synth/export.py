@@ -34,7 +34,7 @@ import numpy as np
 from . import __version__, datasets
 from .datasets import SPLITS, Dataset, Recipe
 from .errors import SynthError
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, folder_lock
 
 FORMATS = ("csv", "parquet", "torchspatial")
 MANIFEST = "export.json"
@@ -125,42 +125,135 @@ def _read_manifest(folder: Path) -> dict:
         raise SynthError(f"{path} is not a valid sphere-synth export manifest") from None
 
 
+# Bytes per point of each format, rounded down from measured exports (S2.3 and U1: CSV 82.5,
+# Parquet 19.2, TorchSpatial 28.4), so that the free-space check never refuses an export that fits.
+BYTES_PER_POINT = {"csv": 75, "parquet": 15, "torchspatial": 25}
+STAGING = ".export-"  # the hidden folder an export writes into before moving its files into place
+_OWNER = ".owner"  # inside a staging folder: locked by the export writing it, for as long as it lives
+
+
+def check_free_space(out, points: int, formats) -> None:
+    """Refuse, before anything is written, an export of ``points`` points (all datasets together)
+    that would not fit in the free space of the disk holding ``out``."""
+    need = points * sum(BYTES_PER_POINT[f] for f in parse_formats(formats))
+    where = Path(out)
+    while not where.exists():  # the folder may not exist yet: its nearest existing parent's disk
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if need > free:
+        raise SynthError(f"the export needs about {_size(need)} and {where} has {_size(free)} free: export fewer "
+                         "datasets or seeds, or free some space")
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def _remove_abandoned_staging(out: Path) -> None:
+    """A killed export leaves its staging folder behind; the next export into the folder removes it.
+    A folder whose owner lock can be taken has no live export writing it (the kernel drops a dead
+    process's lock); one still without its lock file is left alone while it is young (its export
+    may be just starting)."""
+    import fcntl
+    import time
+
+    for folder in out.glob(STAGING + "*"):
+        owner = folder / _OWNER
+        if not owner.exists():
+            if time.time() - folder.stat().st_mtime > 60:
+                shutil.rmtree(folder, ignore_errors=True)
+            continue
+        with open(owner, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another export is writing it
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _check_dataset(ds) -> None:
+    """What is exported is a dataset the toolkit could have made: coordinates, labels and κ valid."""
+    if not isinstance(ds, Dataset):
+        raise SynthError(f"export takes synth.datasets.Dataset objects, not {type(ds).__name__}")
+    datasets._check_arrays(ds.arrays, ds.recipe, Path(f"dataset {ds.name} (seed {ds.seed})"))
+
+
 def export(dss, out, formats=("csv",)) -> list[Path]:
     """Write every dataset of ``dss`` in every format to the folder ``out``, all or nothing, and
-    record them in ``out/export.json``. Returns the paths written."""
+    record them in ``out/export.json``. Returns the paths written.
+
+    Several exports may write into one folder at once: each stages its files apart and merges its
+    entries into ``export.json`` under a lock, so every file written is listed."""
+    import fcntl
+
     formats = parse_formats(formats)
+    if isinstance(dss, Dataset):
+        dss = [dss]
+    if isinstance(out, str) and not out.strip():
+        raise SynthError("the export folder is empty ('')")
+    if not isinstance(out, (str, os.PathLike)):
+        raise SynthError(f"the export folder is a path, not {type(out).__name__}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SynthError(f"--out {out} is a file, not a folder")
+    if isinstance(dss, (list, tuple)):
+        for ds in dss:
+            _check_dataset(ds)
+        check_free_space(out, sum(len(ds.split("all")[1]) for ds in dss), formats)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = _read_manifest(out)  # a damaged manifest is refused before anything is written
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    _read_manifest(out)  # a damaged manifest is refused before anything is written
+    _remove_abandoned_staging(out)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=STAGING))
     entries = {}
     try:
-        for ds in dss:
-            checksum = hashlib.sha256(datasets._npz_bytes(ds.arrays)).hexdigest()
-            tbl = table(ds) if set(formats) & set(READABLE.values()) else None  # one table for CSV and Parquet
-            for fmt in formats:
-                for name, data in files_of(ds, fmt, tbl).items():
-                    _write(staging / name, data)
-                    entries[name] = {"name": ds.name, "seed": ds.seed, "recipe": ds.recipe.to_dict(), "format": fmt,
-                                     "sha256": hashlib.sha256(data).hexdigest(), "dataset_sha256": checksum,
-                                     "rows": int(sum(len(ds.split(s)[1]) for s in SPLITS)),
-                                     "columns": list(COLUMNS) if fmt != "torchspatial" else None}
-        for name in entries:
-            os.replace(staging / name, out / name)
-        manifest.update(package_version=__version__)
-        manifest["files"].update(entries)
-        atomic_write_bytes(out / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+        with open(staging / _OWNER, "w") as owner:
+            fcntl.flock(owner, fcntl.LOCK_EX)  # held while this export lives: its staging folder is not abandoned
+            for ds in dss:
+                _check_dataset(ds)
+                checksum = hashlib.sha256(datasets._npz_bytes(ds.arrays)).hexdigest()
+                tbl = table(ds) if set(formats) & set(READABLE.values()) else None  # one table for CSV and Parquet
+                for fmt in formats:
+                    files = files_of(ds, fmt, tbl)
+                    if sum(map(len, files.values())) > shutil.disk_usage(staging).free:  # datasets read one by one
+                        raise SynthError(f"{out} has {_size(shutil.disk_usage(staging).free)} free, too little for "
+                                         f"{ds.name} (seed {ds.seed}) as {fmt}: nothing was exported")
+                    for name, data in files.items():
+                        _write(staging / name, data)
+                        entries[name] = {"name": ds.name, "seed": ds.seed, "recipe": ds.recipe.to_dict(),
+                                         "format": fmt, "sha256": hashlib.sha256(data).hexdigest(),
+                                         "dataset_sha256": checksum,
+                                         # the points in this file (a TorchSpatial pickle holds one split)
+                                         "rows": _rows(ds, name, fmt),
+                                         "columns": list(COLUMNS) if fmt != "torchspatial" else None}
+            with folder_lock(out, ".export.lock"):  # read-modify-write of export.json, one export at a time
+                manifest = _read_manifest(out)
+                for name in entries:
+                    os.replace(staging / name, out / name)
+                manifest.update(package_version=__version__)
+                manifest["files"].update(entries)
+                atomic_write_bytes(out / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out / n for n in entries]
 
 
+def _rows(ds: Dataset, file_name: str, fmt: str) -> int:
+    if fmt != "torchspatial":
+        return int(len(ds.split("all")[1]))
+    split = next(s for s in SPLITS if file_name.endswith(f"_{s}_locations.pkl"))
+    return int(len(ds.split(split)[1]))
+
+
 def read(path) -> Dataset:
     """Read an exported ``.csv`` or ``.parquet`` file back, checked against ``export.json`` beside it
-    (SHA-256 of the file, then of the arrays as the dataset's canonical ``.npz``): the arrays are
-    exactly those exported."""
+    (SHA-256 of the file), its values checked row by row (columns in order, coordinates, splits,
+    classes, one centre and κ per class), and the arrays compared with the dataset its recipe and
+    seed generate: what comes back is exactly the dataset the manifest names, or an error."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise SynthError(f"export.read takes a file path, not {type(path).__name__}")
     path = Path(path)
     fmt = READABLE.get(path.suffix.lower())
     if fmt is None:
@@ -176,15 +269,24 @@ def read(path) -> Dataset:
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise SynthError(f"{path} is corrupt or was modified: its SHA-256 does not match {MANIFEST}")
-    recipe = Recipe.from_dict(entry["recipe"])
-    arrays = _arrays(_read_table(data, fmt), recipe, path)
-    ds = Dataset(recipe=recipe, seed=int(entry["seed"]), arrays=arrays)
+    try:
+        recipe = Recipe.from_dict(entry["recipe"])
+    except (SynthError, TypeError, AttributeError) as e:
+        raise SynthError(f"{path}: the recipe {MANIFEST} records for it is not valid ({e})") from None
+    seed = entry["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise SynthError(f"{path}: the seed {MANIFEST} records for it, {seed!r}, is not a non-negative integer")
+    arrays = _arrays(_read_table(data, fmt, path), recipe, path)
+    ds = Dataset(recipe=recipe, seed=seed, arrays=arrays)
     if entry.get("dataset_sha256") not in (None, hashlib.sha256(datasets._npz_bytes(arrays)).hexdigest()):
         raise SynthError(f"{path}: its arrays do not give the dataset checksum recorded in {MANIFEST}")
+    # the manifest's recipe and seed name the dataset: the arrays must be the ones they generate
+    # (an edited seed or recipe name would otherwise label the points as another dataset)
+    datasets.check_follows_recipe(ds, path)
     return ds
 
 
-def _read_table(data: bytes, fmt: str):
+def _read_table(data: bytes, fmt: str, path: Path):
     import pyarrow as pa
 
     try:
@@ -198,28 +300,56 @@ def _read_table(data: bytes, fmt: str):
                  "center_lon": pa.float64(), "center_lat": pa.float64(), "kappa": pa.float64()}
         return pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(column_types=types))
     except (pa.ArrowException, OSError) as e:
-        raise SynthError(f"cannot read the {fmt} export ({type(e).__name__})") from None
+        raise SynthError(f"{path}: cannot read it as a {fmt} export ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
 def _arrays(tbl, recipe: Recipe, path: Path) -> dict:
-    missing = [c for c in COLUMNS if c not in tbl.column_names]
-    if missing:
-        raise SynthError(f"{path} lacks column(s) {', '.join(missing)}")
-    col = {c: tbl.column(c).to_numpy() for c in COLUMNS if c != "split"}
+    """The dataset's arrays from the table, every value checked; an error names the row and column
+    (row 1 is the first row after the header)."""
+    if tuple(tbl.column_names) != COLUMNS:
+        raise SynthError(f"{path}: its columns are {', '.join(tbl.column_names)}; an export has "
+                         f"{', '.join(COLUMNS)} in this order")
+    col = {c: tbl.column(c).to_numpy(zero_copy_only=False) for c in COLUMNS if c != "split"}
     split = np.asarray(tbl.column("split").cast("string").to_pylist(), dtype=object)
+
+    def refuse(bad, column, expected):
+        i = int(np.flatnonzero(bad)[0])
+        value = split[i] if column == "split" else col[column][i].item()
+        raise SynthError(f"{path}: row {i + 1}, column {column}: {value!r} is not {expected}")
+
+    for c in ("lon", "lat", "center_lon", "center_lat", "kappa"):
+        if col[c].dtype.kind != "f":
+            raise SynthError(f"{path}: column {c} holds {col[c].dtype}, not numbers")
+        if not np.all(np.isfinite(col[c])):
+            refuse(~np.isfinite(col[c]), c, "a finite number")
+    for c in ("lon", "center_lon"):
+        if np.any((col[c] < -180) | (col[c] >= 180)):
+            refuse((col[c] < -180) | (col[c] >= 180), c, "a longitude in [-180, 180)")
+    for c in ("lat", "center_lat"):
+        if np.any(np.abs(col[c]) > 90):
+            refuse(np.abs(col[c]) > 90, c, "a latitude in [-90, 90]")
+    if np.any(col["kappa"] <= 0):
+        refuse(col["kappa"] <= 0, "kappa", "a concentration > 0")
+    if not np.all(np.isin(split, SPLITS)):
+        refuse(~np.isin(split, SPLITS), "split", f"one of {', '.join(SPLITS)}")
+    C = recipe.n_classes
+    labels = col["class"]
+    if labels.dtype.kind not in "iu":
+        raise SynthError(f"{path}: column class holds {labels.dtype}, not integers")
+    if np.any((labels < 0) | (labels >= C)):
+        refuse((labels < 0) | (labels >= C), "class", f"a class of the recipe (0..{C - 1})")
+    present, first = np.unique(labels, return_index=True)  # the first row of each class
+    if len(present) != C:
+        raise SynthError(f"{path}: class(es) without any row, so their centre and kappa are unknown")
+    for c in ("center_lon", "center_lat", "kappa"):  # one centre and one κ per class
+        differs = col[c] != col[c][first][labels]
+        if np.any(differs):
+            refuse(differs, c, f"the value of the class's first row ({col[c][first][labels][differs][0].item()!r})")
     arrays = {}
     for s in SPLITS:
         sel = split == s
         arrays[f"{s}_lonlat"] = np.stack([col["lon"][sel], col["lat"][sel]], 1).astype(np.float64)
-        arrays[f"{s}_label"] = col["class"][sel].astype(np.int64)
-    C = recipe.n_classes
-    labels = col["class"]
-    if labels.size and (labels.min() < 0 or labels.max() >= C):
-        raise SynthError(f"{path}: class outside 0..{C - 1}")
-    present, first = np.unique(labels, return_index=True)  # the first row of each class
-    if len(present) != C:
-        raise SynthError(f"{path}: class(es) without any row, so their centre and kappa are unknown")
+        arrays[f"{s}_label"] = labels[sel].astype(np.int64)
     arrays["centers_lonlat"] = np.stack([col["center_lon"][first], col["center_lat"][first]], 1)
     arrays["kappa"] = col["kappa"][first]
     return arrays
-

@@ -51,6 +51,21 @@ def atomic_write_bytes(path, data: bytes) -> None:
         Path(tmp).write_bytes(data)
 
 
+@contextlib.contextmanager
+def folder_lock(folder, name: str = ".manifest.lock"):
+    """Hold an exclusive lock on ``folder/name`` (a file kept for the purpose) for a read-modify-write
+    of a file in that folder shared by several processes (a manifest). The kernel drops the lock when
+    its holder dies, so a killed process never leaves the folder locked."""
+    import fcntl
+
+    with open(Path(folder) / name, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def npz_bytes(arrays: dict) -> bytes:
     """``np.savez`` of ``arrays`` (in their order) as an uncompressed zip with fixed timestamps, so
     that equal arrays give equal file bytes on every run and machine (checksums in manifests)."""

@@ -16,25 +16,39 @@ from torch.utils.data import Dataset as _TorchDataset
 
 from . import datasets, export
 from .errors import SynthError
+from .params import Interval, Param
 
 
-def resolve(source, seed: int = 0) -> datasets.Dataset:
-    """A ``synth.datasets.Dataset`` from any source ``LocationDataset`` accepts."""
+def resolve(source, seed: int | None = None) -> datasets.Dataset:
+    """A ``synth.datasets.Dataset`` from any source ``LocationDataset`` accepts. ``seed`` chooses the
+    draw of a dataset *name* (default 0); a file or a Dataset has its own, and another one is refused."""
+    if seed is not None:
+        seed = SEED.check(seed, "LocationDataset")
     if isinstance(source, datasets.Dataset):
-        return source
+        return _same_seed(source, seed, "the Dataset given")
     if not isinstance(source, (str, Path)):
         raise SynthError(f"a dataset source is a name, a file or a Dataset, not {type(source).__name__}")
     path = Path(source)
     if path.suffix.lower() == ".npz":
-        return datasets.load(path)
+        return _same_seed(datasets.load(path), seed, path)
     if path.suffix.lower() in export.READABLE:
-        return export.read(path)
+        return _same_seed(export.read(path), seed, path)
     if path.is_dir():
         raise SynthError(f"{path} is a folder: name one of its files (.npz, .csv or .parquet)")
     if str(source) in datasets.available():
-        return datasets.generate(str(source), seed)
+        return datasets.generate(str(source), 0 if seed is None else seed)
     raise SynthError(f"unknown dataset {str(source)!r}: give a registered name ({', '.join(datasets.PAPER_DATASETS[:3])}, "
                      "...), a .npz file, or an exported .csv or .parquet file")
+
+
+SEED = Param("seed", int, 0, Interval(0, 2**32 - 1), "setting")
+
+
+def _same_seed(ds: datasets.Dataset, seed, where) -> datasets.Dataset:
+    if seed is not None and seed != ds.seed:
+        raise SynthError(f"seed={seed} chooses the draw of a dataset name; {where} holds seed {ds.seed} (leave seed "
+                         "out)")
+    return ds
 
 
 class LocationDataset(_TorchDataset):
@@ -42,7 +56,12 @@ class LocationDataset(_TorchDataset):
 
     ``dataset`` keeps the source (recipe, seed, centres, κ); ``n_classes`` sizes a classifier."""
 
-    def __init__(self, source, split: str = "train", seed: int = 0, dtype: torch.dtype = torch.float32):
+    def __init__(self, source, split: str = "train", seed: int | None = None, dtype: torch.dtype = torch.float32):
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise SynthError(f"LocationDataset: dtype must be a floating torch dtype (torch.float32, torch.float64), "
+                             f"not {dtype!r}: coordinates in degrees are not integers")
+        if not isinstance(split, str):
+            raise SynthError(f"LocationDataset: split is one of train, val, test, all, not {split!r}")
         self.dataset = resolve(source, seed)
         lonlat, labels = self.dataset.split(split)
         self.split = split

@@ -3,6 +3,7 @@
 import errno
 import json
 import pickle
+import re
 import subprocess
 import sys
 
@@ -88,7 +89,11 @@ def test_the_cli_exports_names_recipes_and_folders(tmp_path, capsys):
 
 
 def _one_line_error(capsys, argv, match):
-    assert synth_main(argv) == 2
+    try:
+        code = synth_main(argv)
+    except SystemExit as e:  # argparse's own errors (OneLineParser: one line, status 2)
+        code = e.code
+    assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and match in err, err
 
@@ -228,3 +233,182 @@ def test_a_damaged_file_in_the_data_folder_stops_the_export_before_anything_is_w
     p.write_bytes(bytes(raw))
     _one_line_error(capsys, ["export", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")], "SHA-256 does not match")
     assert list((tmp_path / "o").iterdir()) == []  # U1 was written to staging only, and removed
+
+
+# ----------------------------------------------------------------------------- bad inputs, round 5
+def test_two_exports_into_one_folder_at_once_keep_both(tmp_path):
+    """Two real processes export into one folder at the same time: every file either wrote is listed
+    in export.json and reads back (each merges its entries under a lock, re-reading the manifest)."""
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "synth", "export", "--seed", "0-1", "--format", "csv", "--out", str(out)]
+    procs = [subprocess.Popen(cmd + ["--dataset", names], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for names in ("U1,U2,U3,U4,S1.1,S1.2,S1.3,S1.4,S2.1,S2.2", "S2.3,S2.4,S3.1,S3.2,S3.3,S3.4,S4.1,S4.2,S4.3,S4.4")]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    files = sorted(p.name for p in out.glob("*.csv"))
+    listed = json.loads((out / export.MANIFEST).read_text())["files"]
+    assert len(files) == 40 and sorted(listed) == files
+    for name in files:
+        export.read(out / name)
+    assert not list(out.glob(export.STAGING + "*"))
+
+
+def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(tmp_path):
+    """kill -9 in the middle of an export leaves its hidden staging folder; the next export into the
+    folder removes it (its owner's lock died with it), and leaves a live export's folder alone."""
+    import fcntl
+    import time
+
+    out = tmp_path / "o"
+    p = subprocess.Popen([sys.executable, "-m", "synth", "export", "--all", "--seed", "0-29", "--out", str(out)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(len(list(s.iterdir())) > 3 for s in out.glob(export.STAGING + "*")):
+        time.sleep(0.05)
+    p.kill()
+    p.wait()
+    (dead,) = out.glob(export.STAGING + "*")
+    live = out / (export.STAGING + "live")
+    live.mkdir()
+    with open(live / ".owner", "w") as f:  # an export writing right now holds this lock
+        fcntl.flock(f, fcntl.LOCK_EX)
+        export.export([datasets.generate("U1", 0)], out)
+        assert not dead.exists() and live.exists()
+    assert [q.name for q in out.glob("*.csv")] == ["U1_seed0.csv"]
+
+
+def test_an_export_that_cannot_fit_is_refused_before_writing(tmp_path, capsys, monkeypatch):
+    """--seed 0-99999 (about 40 GB of CSV per dataset) against the disk's free space: refused before
+    a single dataset is generated; so is an export whose files would not fit, from the API."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**11, 10**11 - 10**9, 10**9))  # 1 GB free
+    _one_line_error(capsys, ["export", "--dataset", "U1", "--seed", "0-99999", "--out", str(tmp_path / "o")],
+                    "needs about 37.5 GB")
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 10**5, 10**5))  # 100 kB free
+    with pytest.raises(SynthError, match="needs about 375.0 kB"):
+        export.export([datasets.generate("U1", 0)], tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def _hand_made(tmp_path, edit, manifest_edit=None):
+    """An exported CSV edited by ``edit(text) -> text`` and listed again in export.json with the new
+    SHA-256 and no dataset checksum (a hand-made export), then read back."""
+    import hashlib
+
+    (path,) = export.export([datasets.generate("U1", 0)], tmp_path / "h", "csv")
+    path.write_text(edit(path.read_text()))
+    m = json.loads((path.parent / export.MANIFEST).read_text())
+    entry = m["files"][path.name]
+    entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    entry.pop("dataset_sha256")
+    if manifest_edit:
+        manifest_edit(entry)
+    (path.parent / export.MANIFEST).write_text(json.dumps(m))
+    return path
+
+
+def _cell(row, column, value):
+    """Edit one cell of data row ``row`` (1: the first row after the header) of a CSV text."""
+    def edit(text):
+        lines = text.split("\n")
+        cells = lines[row].split(",")
+        cells[export.COLUMNS.index(column)] = value
+        lines[row] = ",".join(cells)
+        return "\n".join(lines)
+    return edit
+
+
+@pytest.mark.parametrize("edit, match", [
+    (_cell(3, "lon", "nan"), "row 3, column lon: nan is not a finite number"),
+    (_cell(3, "lon", "inf"), "row 3, column lon: inf is not a finite number"),
+    (_cell(4, "lat", "500"), "row 4, column lat: 500.0 is not a latitude in [-90, 90]"),
+    (_cell(4, "lat", "95"), "row 4, column lat: 95.0 is not a latitude"),
+    (_cell(5, "lon", "999"), "row 5, column lon: 999.0 is not a longitude in [-180, 180)"),
+    (_cell(6, "kappa", "-5"), "row 6, column kappa: -5.0 is not a concentration > 0"),
+    (_cell(7, "split", "holdout"), "row 7, column split: 'holdout' is not one of train, val, test"),
+    (_cell(8, "class", "50"), "row 8, column class: 50 is not a class of the recipe (0..49)"),
+    (_cell(9, "kappa", "3.5"), "row 9, column kappa: 3.5 is not the value of the class's first row"),
+    (lambda t: t.replace('"lon","lat"', '"lat","lon"', 1), "its columns are lat, lon"),
+    (_cell(2, "lon", "12.5"), "array train_lonlat does not follow its recipe U1"),
+])
+def test_values_are_checked_on_the_way_in(tmp_path, edit, match):
+    """A hand-made CSV (listed with its SHA-256, no dataset checksum) is read value by value: the
+    error names the file, the row and the column. A value that is valid but not the recipe's (one
+    moved point) is found by comparing with the dataset the recipe and seed generate."""
+    path = _hand_made(tmp_path, edit)
+    with pytest.raises(SynthError, match=re.escape(match)) as e:
+        export.read(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(SynthError, match=re.escape(match)):
+        LocationDataset(path)
+
+
+@pytest.mark.parametrize("key, value", [("seed", 1), ("name", "U2"), ("seed", -1), ("seed", "0")])
+def test_an_edited_manifest_does_not_relabel_the_arrays(tmp_path, key, value):
+    """An edited seed or recipe name in export.json would label U1's points as another dataset."""
+    def relabel(entry):
+        if key == "name":
+            entry["recipe"]["name"] = entry["name"] = value
+        else:
+            entry["seed"] = value
+    path = _hand_made(tmp_path, lambda t: t, relabel)
+    with pytest.raises(SynthError, match="does not follow its recipe|is not a non-negative integer"):
+        export.read(path)
+
+
+def test_export_refuses_a_dataset_it_could_not_have_made(tmp_path):
+    ds = datasets.generate("U1", 0)
+    bad = datasets.Dataset(recipe=ds.recipe, seed=0, arrays={**ds.arrays, "train_lonlat": ds["train_lonlat"].copy()})
+    bad.arrays["train_lonlat"][3, 0] = np.nan
+    with pytest.raises(SynthError, match="non-finite"):
+        export.export([bad], tmp_path / "o")
+    bad = datasets.Dataset(recipe=ds.recipe, seed=0, arrays={**ds.arrays, "test_label": ds["test_label"] + 1})
+    with pytest.raises(SynthError, match="labels outside 0..49"):
+        export.export([bad], tmp_path / "o", "parquet")
+    with pytest.raises(SynthError, match="not str"):
+        export.export(["U1"], tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_location_dataset_refuses_what_it_would_silently_change(tmp_path):
+    (csv,) = export.export([datasets.generate("U1", 3)], tmp_path / "e", "csv")
+    for kwargs, match in [({"dtype": torch.int64}, "floating torch dtype"), ({"dtype": "float32"}, "floating torch dtype"),
+                          ({"seed": 1.5}, "seed = 1.5 is not valid"), ({"seed": -1}, "seed = -1 is not valid")]:
+        with pytest.raises(SynthError, match=match):
+            LocationDataset("U1", **kwargs)
+    with pytest.raises(SynthError, match="holds seed 3"):
+        LocationDataset(csv, seed=0)
+    assert LocationDataset(csv, seed=3).dataset.seed == 3 and LocationDataset(csv).dataset.seed == 3
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--data", "D", "--seed", "3"], "with --data the folder's files are exported as they are"),
+    (["--dataset", "U1", "--out", ""], "argument --out: '' is not a path"),
+])
+def test_export_flags_that_would_do_nothing_are_refused(tmp_path, capsys, monkeypatch, argv, match):
+    monkeypatch.chdir(tmp_path)  # where --out '' used to write
+    datasets.save(datasets.generate("U1", 0), tmp_path / "D")
+    argv = [str(tmp_path / "D") if x == "D" else x for x in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "o")]
+    _one_line_error(capsys, ["export", *argv], match)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "U1_seed0.csv").exists()
+
+
+def test_export_has_the_allow_paper_name_its_error_advises(tmp_path, capsys):
+    (tmp_path / "r.toml").write_text('[recipe]\nname = "U1"\nn_classes = 5\nsamples_per_class = 20\n')
+    _one_line_error(capsys, ["export", "--recipe", str(tmp_path / "r.toml"), "--out", str(tmp_path / "o")],
+                    "--allow-paper-name")
+    assert synth_main(["export", "--recipe", str(tmp_path / "r.toml"), "--allow-paper-name", "--out",
+                       str(tmp_path / "o")]) == 0
+
+
+def test_pickle_rows_count_that_files_points(tmp_path):
+    export.export([datasets.generate("U1", 0)], tmp_path / "t", "torchspatial")
+    files = json.loads((tmp_path / "t" / export.MANIFEST).read_text())["files"]
+    assert {k.rsplit("_", 2)[1]: v["rows"] for k, v in files.items()} == {"train": 3500, "val": 500, "test": 1000}
