@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -221,7 +222,8 @@ class EpochCosts:
 
     def get(self, key: str) -> float | None:
         v = self.table.get(key)
-        return float(v) if isinstance(v, (int, float)) and v > 0 else None
+        # a damaged entry (Infinity, NaN, 0, a string) is no measurement: measured again
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf else None
 
     def put(self, key: str, seconds: float) -> None:
         from synth.fileio import atomic_write_bytes

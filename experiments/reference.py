@@ -241,8 +241,17 @@ def with_reference(ref: dict | None, rows: list, enc_names: list, encoders_arg: 
         raise SynthError(f"--target {target}: not trained in experiment {experiment} (it has {', '.join(own)})")
     # paired by draw (the datasets are bit-identical): the reference's seeds need not be yours (another
     # training seed, another machine); stats.difference averages each side's seeds within a draw
-    draws = {(r["dataset"], r["data_seed"]) for r in rows}
-    theirs = [r for r in final_rows(ref, experiment) if (r["dataset"], r["data_seed"]) in draws]
+    # a draw is (dataset, recipe, seed): a user recipe that reuses a paper name pairs with nothing
+    draws = {(r["dataset"], r["recipe_hash"], r["data_seed"]) for r in rows}
+    theirs = [r for r in final_rows(ref, experiment) if (r["dataset"], r["recipe_hash"], r["data_seed"]) in draws]
+    unpaired = sorted(draws - {(r["dataset"], r["recipe_hash"], r["data_seed"]) for r in theirs})
+    if unpaired:  # a draw of yours without the baselines: its verdict would have nothing to compare with
+        ref_draws = sorted({r["data_seed"] for r in ref["rows"]})
+        raise SynthError(f"experiment {experiment} has {len(unpaired)} (dataset, draw) pair(s) that reference "
+                         f"{ref['name']} does not hold ({', '.join(f'{d} draw {k}' for d, _, k in unpaired[:4])}"
+                         f"{', ...' if len(unpaired) > 4 else ''}); the reference has datasets "
+                         f"{','.join(sorted(ref['datasets']))}, draws {','.join(map(str, ref_draws))}: sweep "
+                         f"your encoder with --reference {ref['name']}, which follows them")
     if encoders_arg == "table8":  # the reference's encoders in Table 8's order, then yours
         from .encoders import parse_names
 

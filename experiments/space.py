@@ -86,6 +86,8 @@ class SearchPolicy:
                 isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in seeds):
             raise SynthError("search: search_seeds must be a non-empty list of integers in [0, 2^32)")
         object.__setattr__(self, "search_seeds", tuple(sorted(set(int(s) for s in seeds))))
+        if self.transfer_from is not None and not self.transfer_from.strip():
+            raise SynthError("search: transfer_from '' names no experiment")
         names = self.transfer_datasets
         if isinstance(names, str):
             names = [n.strip() for n in names.split(",") if n.strip()]
@@ -153,6 +155,19 @@ def policy_from(table: dict, flags: dict | None = None, owner: str = "search", n
         values.pop("trials")
         if notes is not None:
             notes.append(f"note: {owner} trials = {table['trials']!r} is dropped: the grid sampler does not use it")
+    # first_rung is read by a pruner only; as with trials, dropped with a note from the table, an
+    # error as a flag (it would rename the experiment for an identical search)
+    if PRUNER_ALIASES.get(values.get("pruner"), values.get("pruner", "none")) == "none" and \
+            values.get("first_rung") is not None:
+        if "first_rung" in flags:
+            raise SynthError("first_rung (--first-rung) is the first rung of a pruner; with pruner none nothing is "
+                             "pruned: give --pruner halving or hyperband, or leave it out")
+        values.pop("first_rung")
+        if notes is not None:
+            notes.append(f"note: {owner} first_rung = {table['first_rung']!r} is dropped: pruner none prunes nothing")
+    if "transfer_top" in flags and not values.get("transfer_from"):
+        raise SynthError("transfer_top (--transfer-top) counts the configurations taken from --transfer-from; give "
+                         "--transfer-from and --transfer-datasets, or leave it out")
     if values.get("finalists") == "all":
         values["finalists"] = None
     seeds = values.pop("search_seeds", [0])

@@ -49,6 +49,7 @@ from .search import run as run_search
 from .selection import choose
 from . import pruners
 from .space import SearchPolicy, Space, check_against_data, experiment_name, load_space, policy_from
+from .transfer import check_sources
 from .train import resolve_device
 
 STUDY_PARAMS = {p.name: p for p in (
@@ -152,6 +153,9 @@ class Study:
             encoder_registry.check_plugin(e, sp)
         notes: list = []
         policy = policy_from(sp.search, search, f"space {sp.name} [search]", notes)
+        if policy.pruner != "none" and policy.first_rung is not None and policy.first_rung >= sp.settings.epochs:
+            raise SynthError(f"first rung {policy.first_rung} is not below the {sp.settings.epochs} epochs: no trial "
+                             f"would ever be pruned (use a first rung below {sp.settings.epochs}, or --pruner none)")
         dev = resolve_device(device) if isinstance(device, str) else device
         slurm_opts = {**sp.executor, **(slurm or {})}
         if executor != "submitit" and sp.executor and not slurm:
@@ -159,6 +163,8 @@ class Study:
         opts = ExecutorOptions(executor, workers, Path(log_dir) if log_dir else Path(db).parent / "logs", slurm_opts)
         study = cls(sp, policy, ds, dseeds, encs, seeds, dev, opts, Path(db), folder, checked["max_members"],
                     bool(resume), checked["lock_timeout"], bool(progress), notes, name=experiment)
+        if policy.transfer_from is not None:  # the run would stop on these: so does the dry run, before any work
+            check_sources(Path(db), policy, ds, encs, sp)
         study.draws = Draws(ds, dseeds, folder)
         study.draws.verify()
         study.recipe_hashes = {n: digest(study.draws.recipe(n).to_dict()) for n in ds}
@@ -305,10 +311,12 @@ class Study:
         shown = cost is not None and (self.policy.is_exhaustive or self.executor.kind == "inline")
         progress = Progress("search" if not self.policy.is_exhaustive else "train", show=shown,
                             unit_note=" (at most; pruning cuts it)" if self.policy.pruner != "none" else "")
+        before = len(store.stored_keys(self.experiment))
         try:
             summary = run_search(self, store, runner, cost, progress, echo)
         finally:
             progress.close()
+        summary["new_rows"] = len(store.stored_keys(self.experiment)) - before
         if self.policy.is_exhaustive:
             if summary["plan"].populations:
                 echo(f"wrote {summary['written']} row(s) to {self.db} (experiment {self.experiment})")
@@ -317,7 +325,11 @@ class Study:
             echo(f"  {c['dataset']} seed {c['data_seed']} {c['encoder']}: {c['trials']} trial(s) ({c['repeats']} "
                  f"repeat(s) answered without training), {c['pruned']} pruned, {c['search_member_epochs']} "
                  "member-epochs; finalists: " + "; ".join(f"#{n} val {v:.1f}" for _, v, n in c["finalists"]))
-        echo(f"done in {summary['seconds']:.0f} s (experiment {self.experiment})")
+        if summary["new_rows"]:
+            echo(f"done in {summary['seconds']:.0f} s: wrote {summary['new_rows']} row(s) (experiment {self.experiment})")
+        else:  # the lines above are the stored search's, replayed from the database
+            echo(f"nothing trained: every trial and finalist was already in {self.db} (--resume); the lines above "
+                 f"are the stored search's (experiment {self.experiment})")
         return summary
 
     def chosen(self, store) -> dict:

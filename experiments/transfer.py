@@ -20,10 +20,28 @@ start. What transfer costs in accuracy is measured against the cold search in do
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from synth.errors import SynthError
 
 from .results import canonical
+
+
+def check_sources(db, policy, datasets, encoders, space) -> None:
+    """Before any work (``Study.build``, so the dry run too): the database must hold the source
+    experiment, with a finished search trial of every encoder on every source dataset; else one line."""
+    from .results import ResultsStore
+
+    if not Path(db).exists():
+        raise SynthError(f"transfer: {db} does not exist, so it holds no experiment {policy.transfer_from} to "
+                         "transfer from")
+    with ResultsStore(db, readonly=True) as store:
+        if policy.transfer_from not in store.experiments():
+            raise SynthError(f"transfer: {db} has no experiment {policy.transfer_from!r} (it has "
+                             f"{', '.join(store.experiments()) or 'none'})")
+        for dataset in datasets:
+            for encoder in encoders:
+                warm_start(store, policy, dataset, encoder, space)
 
 
 def warm_start(store, policy, dataset: str, encoder: str, space) -> list[dict]:

@@ -271,3 +271,18 @@ def test_sweep_with_a_reference_keeps_what_the_user_typed():
         assert r.returncode == 2 and r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
     empty = experiments("sweep", "--reference", "", "--encoders", "xyz", "--dry-run", cwd=root)
     assert empty.returncode == 2 and empty.stderr.startswith("error: --reference")
+
+
+def test_a_report_whose_draws_the_reference_lacks_advises_the_sweep_that_pairs(reference, tmp_path):
+    """Your encoder trained by hand on a draw the reference does not hold: the report used to build a
+    table without baselines and advise sweeping them, which --reference forbids."""
+    tmp = reference
+    r = experiments("sweep", "--plugin", str(tmp / "copy.py"), "--encoders", "xyz_copy", "--space",
+                    str(tmp / "space.toml"), "--datasets", "U1", "--seeds", "0", "--data-seeds", "7", "--db",
+                    str(tmp_path / "x.sqlite"), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = experiments("report", "--plugin", str(tmp / "copy.py"), "--db", str(tmp_path / "x.sqlite"), "--reference",
+                    str(tmp / "tiny.json"), "--out", str(tmp_path / "out"), "--no-figures")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "U1 draw 7" in r.stderr and f"sweep your encoder with --reference tiny" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
