@@ -52,10 +52,11 @@ from synth import datasets as synth_datasets
 from synth.cliutil import read_toml
 from synth.draws import Draws
 from synth.errors import SynthError
+from synth.params import PATH, TABLE, TEXT, Kind, checked, flag, instance, integer, one_of, optional
 
 from . import encoders as registry
 from . import scales
-from .factors import Factor, derived_recipe, parse_factor  # noqa: F401 (derived_recipe: public here too)
+from .factors import LEVEL, Factor, derived_recipe, parse_factor  # noqa: F401 (derived_recipe: public here too)
 from .executors import ExecutorOptions, Runner
 from .plan import CostModel, Plan, make_plan, plan_seconds, describe_search, cell_seconds
 from .populations import Progress, train_populations
@@ -63,10 +64,17 @@ from .results import ResultsStore, digest
 from .selection import choose
 from .space import Space, load_space, policy_from, space_params
 from .study import STUDY_PARAMS, Study, check_arguments, int_list, ranges
-from .train import resolve_device
+from .train import DEVICE, resolve_device
 
 HOLD_MODES = ("fixed", "retune")
 TOP_KEYS = {"description", "datasets", "encoders", "seeds", "data_seeds", "space", "factor", "hold"}
+
+
+def _ablation_source(value):
+    return value if isinstance(value, dict) else PATH.test(value)
+
+
+ABLATION_SOURCE = Kind("an ablation TOML file or its table as a dict", _ablation_source)
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,7 @@ class Ablation:
 
     # ------------------------------------------------------------------ building
     @classmethod
+    @checked(path=ABLATION_SOURCE, db=PATH, device=DEVICE, executor=one_of("inline", "local", "submitit"), workers=integer(1, 10**4, optional=True), log_dir=optional(PATH), resume=flag(), progress=flag(), max_members=integer(1, 10**6, optional=True), name=optional(TEXT))
     def build(cls, path, db="results/ablations.sqlite", device="auto", executor="inline", workers=None,
               log_dir=None, resume=False, progress=True, max_members=None, name=None) -> "Ablation":
         """Read and check an ablation (a TOML file, or the same tables as a dict with ``name``) before
@@ -255,6 +264,7 @@ class Ablation:
             key["grid"] = {e: self.space.configs(e) for e in self.encoders}
         return digest(key)[:8]
 
+    @checked(level=LEVEL)
     def experiment(self, level) -> str:
         return f"{self.name}-{self.identity}@{self.factor.name}={self.factor.label(level)}"
 
@@ -264,11 +274,15 @@ class Ablation:
     def level_encoders(self, level) -> list:
         return [level] if self.factor.kind == "encoder" else list(self.encoders)
 
+    @checked(dataset=TEXT, encoder=TEXT, level=LEVEL, chosen=optional(TABLE))
     def config(self, dataset: str, encoder: str, level, chosen: dict | None = None) -> dict:
         """The one configuration of (dataset, encoder) at a level with ``hold = "fixed"``: the held
         experiment's choice (if any), then [hold] values, then [hold.encoders.NAME], then the factor."""
         config = {}
         if chosen is not None:
+            if (dataset, encoder) not in chosen:
+                raise SynthError(f"config: chosen has no configuration for ({dataset}, {encoder}) (retune mode: "
+                                 "the cells chosen at the reference level)")
             config.update(chosen[(dataset, encoder)].config)
         own = self.hold.per_encoder.get(encoder, {})
         network = own.get("network") or config.get("network")
@@ -426,6 +440,7 @@ class Ablation:
         echo(f"wrote {written} row(s) to {self.db}" if written else "nothing to do: every run is stored")
         return written
 
+    @checked(store=instance(ResultsStore), diverged=optional(instance(set, frozenset)), bands=optional(one_of("equal-angle", "equal-area")))
     def cells(self, store, diverged: set | None = None, bands: str | None = None) -> dict:
         """{(base dataset, encoder, level): Cell} of every level's experiment (``selection.choose``);
         ``diverged`` collects the (dataset, encoder, level) whose every stored run diverged; with

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from synth import bayes, datasets as synth_datasets
 from synth.errors import SynthError
+from synth.params import PATH, ROWS, TABLE, Kind, checked, instance, optional
 from synth.fileio import atomic_write_bytes
 from synth.metrics import default_bands
 from synth.plot import save_figure
@@ -48,6 +49,24 @@ def _mean_interval(cell):
     return (cell.mean, cell.mean) if est is None else est.interval()
 
 
+def _ablation(value):
+    if not all(hasattr(value, a) for a in ("factor", "datasets", "encoders")):
+        raise TypeError
+    return value
+
+
+ABLATION = Kind("an Ablation (Ablation.build)", _ablation)
+
+
+def _check_ceil(abl, ceil: dict) -> None:
+    f = abl.factor
+    levels = f.levels if f.kind == "data" else [None]  # one ceiling per dataset unless the data change
+    missing = [(d, level) for d in abl.datasets for level in levels if (d, level) not in ceil]
+    if missing:
+        raise SynthError(f"ceil has no Bayes ceiling for {missing[0]} (of {len(missing)}): pass bayes_by_level(abl)")
+
+
+@checked(abl=ABLATION)
 def bayes_by_level(abl) -> dict:
     """{(dataset, level): {"top1": mean over draws, "bands": {frame: [per band]}}} of the Bayes classifier."""
     out = {}
@@ -99,7 +118,9 @@ def _value_columns(abl, encoder, level, config) -> dict:
     return {f.name: f.label(level)}
 
 
+@checked(abl=ABLATION, cells=TABLE, ceil=TABLE, diverged=instance(set, frozenset))
 def records(abl, cells: dict, ceil: dict, diverged=frozenset()) -> list[dict]:
+    _check_ceil(abl, ceil)
     f = abl.factor
     recs = []
     for d in abl.datasets:
@@ -131,6 +152,7 @@ def records(abl, cells: dict, ceil: dict, diverged=frozenset()) -> list[dict]:
     return recs
 
 
+@checked(abl=ABLATION, cells=TABLE)
 def pooled_records(abl, cells: dict) -> list[dict]:
     """Per (encoder, level): the level − the reference pooled over the ablation's datasets (each weighing
     the same; stats.pool), with its interval, verdict and detectable difference. Only where the level
@@ -156,7 +178,9 @@ def pooled_records(abl, cells: dict) -> list[dict]:
     return recs
 
 
+@checked(abl=ABLATION, cells=TABLE, ceil=TABLE)
 def band_records(abl, cells: dict, ceil: dict) -> list[dict]:
+    _check_ceil(abl, ceil)
     """One record per (dataset, encoder, level, frame, band): Top-1, Δ against the reference, Bayes."""
     f = abl.factor
     edges = default_bands(BAND_KIND)
@@ -185,7 +209,9 @@ def band_records(abl, cells: dict, ceil: dict) -> list[dict]:
     return recs
 
 
+@checked(abl=ABLATION, cells=TABLE, ceil=TABLE)
 def levels_figure(abl, cells, ceil) -> Figure:
+    _check_ceil(abl, ceil)
     f = abl.factor
     n = len(abl.datasets)
     fig = Figure(figsize=(max(5.2 * n, 7.0), 4.2), layout="constrained")
@@ -219,11 +245,14 @@ def levels_figure(abl, cells, ceil) -> Figure:
     return fig
 
 
+@checked(abl=ABLATION, band_recs=ROWS)
 def bands_figure(abl, band_recs) -> Figure:
     f = abl.factor
     frame = "before tilt" if f.name == "tilt" else "encoder's"
     recs = [r for r in band_recs if r["frame"] == frame]
     order = {e: i for i, e in enumerate(abl.encoders)}
+    if not recs:
+        raise SynthError(f"bands_figure: no band records in the {frame} frame (band_records gives them)")
     panels = sorted({(r["dataset"], r["encoder"]) for r in recs},
                     key=lambda p: (abl.datasets.index(p[0]), order.get(p[1], len(order))))
     if f.kind == "encoder":
@@ -259,6 +288,7 @@ def bands_figure(abl, band_recs) -> Figure:
     return fig
 
 
+@checked(abl=ABLATION, out=PATH, figures=optional(PATH))
 def write_report(abl, out, figures=None) -> list[Path]:
     """Every table (and both figures unless ``figures`` is None) of an ablation; returns the paths."""
     out = Path(out)

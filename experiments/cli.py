@@ -215,6 +215,7 @@ def _cmd_sweep(a) -> None:
                 raise SynthError(f"--reference {ref['name']}: the source searches here would be experiment "
                                  f"{source.experiment}, the reference's are {ref['sources']['experiment']}")
             stages.insert(0, source)
+            study.sources_pending = True  # trained by the first stage: checked when the second runs
     for i, stage in enumerate(stages):
         if len(stages) > 1:
             print(f"stage {i + 1} of {len(stages)}: " + ("the cold source searches" if i == 0 else "the transfer search"),

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from synth.errors import SynthError
-from synth.params import Interval, Param
+from synth.params import PATH, TEXT, Interval, Param, checked, flag, instance, integer, optional
 
 from .members import OPTIMIZER_KEYS, SEED, MemberRNG, broadcast_members
 from .networks import FFN, NETWORK_PARAMS, ResNet, Siren
@@ -170,6 +170,7 @@ ENTRY_POINT_GROUP = "sphere_synth.encoders"
 _plugins_state = {"loaded": False, "files": set()}
 
 
+@checked(encoder=instance(EncoderSpec))
 def register(encoder: EncoderSpec) -> EncoderSpec:
     """Add an encoder to the registry; a name or alias that shadows a built-in (or another plugin's) is refused."""
     if not isinstance(encoder, EncoderSpec):
@@ -210,6 +211,7 @@ def is_builtin(name: str) -> bool:
     return str(name).lower() in _BUILTIN_NAMES
 
 
+@checked(path=PATH)
 def load_plugin(path) -> list[str]:
     """Import a plugin file; returns the names it registered. One line if the file does not exist,
     fails to import, registers nothing or shadows a built-in."""
@@ -295,6 +297,7 @@ def parse_names(text: str) -> list[str]:
     return names
 
 
+@checked(name=TEXT)
 def spec(name: str) -> EncoderSpec:
     return _REGISTRY[canonical_name(name)]
 
@@ -305,6 +308,7 @@ def network_param(name: str) -> Param:
     return Param("network", str, s.network, (s.network,) + s.networks, help="network after the encoder")
 
 
+@checked(name=TEXT, network=optional(TEXT), with_network=flag())
 def hyperparameters(name: str, network: str | None = None, with_network: bool = True) -> dict:
     """{name: Param} of every hyper-parameter an encoder takes with the given network (default: its
     own): the position encoder's, the network's (and the ``network`` choice) and the member seed."""
@@ -362,6 +366,7 @@ def _split_hparams(name: str, hparams: dict, with_network: bool):
     return s, network, M, batched, values
 
 
+@checked(name=TEXT, rng=optional(instance(MemberRNG)))
 def position_encoder(name: str, rng: MemberRNG | None = None, **hparams) -> PositionEncoder:
     """The position encoder G alone (an ``nn.Module`` with ``out_dim``)."""
     s, _, M, batched, hp = _split_hparams(name, dict(hparams), with_network=False)
@@ -429,6 +434,7 @@ class LocationModel(nn.Module):
         return self.network(feats.reshape(1, -1, feats.shape[-1])).reshape(*lead, -1)
 
 
+@checked(name=TEXT, num_classes=integer(1, 10**6), rng=optional(instance(MemberRNG)))
 def build(name: str, num_classes: int, rng: MemberRNG | None = None, **hparams) -> LocationModel:
     """The full location model (G + network + class layer, logits out)."""
     if int(num_classes) < 1:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from synth import datasets as synth_datasets
 from synth.errors import SynthError
-from synth.params import Param
+from synth.params import Kind, Param, checked, instance
 
 from . import encoders as registry
 from . import scales
@@ -115,6 +115,21 @@ def parse_factor(table, encoder_names) -> Factor:
     return Factor(name, kind, tuple(checked), ref)
 
 
+def _level(value):
+    import math
+    import numbers
+
+    if isinstance(value, str) and value.strip() or isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Real) and math.isfinite(value):
+        return value
+    raise TypeError
+
+
+LEVEL = Kind("a level of the factor (a finite number, true/false or a name)", _level)
+
+
+@checked(base=instance(synth_datasets.Recipe), factor=instance(Factor), level=LEVEL)
 def derived_recipe(base: synth_datasets.Recipe, factor: Factor, level) -> synth_datasets.Recipe:
     """The recipe of ``base`` at a data level: named ``<base>+<factor>_<level>``, drawing the base's stream."""
     label = factor.label(level)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.errors import SynthError
+from synth.params import NAMES, PATH, ROWS, TEXT, Kind, checked, instance, integer, optional
 from synth.fileio import atomic_write_bytes
 from synth.plot import save_figure
 
@@ -34,6 +35,16 @@ from .tables import to_csv_bytes, to_markdown
 TARGET_QUANTILE = 0.1
 
 
+def _optuna_study(value):
+    if type(value).__module__.split(".")[0] != "optuna" or not hasattr(value, "trials"):
+        raise TypeError
+    return value
+
+
+OPTUNA_STUDY = Kind("an optuna Study (study_of)", _optuna_study)
+
+
+@checked(rows=ROWS, min_trials=integer(2, 10**6))
 def trial_scores(rows: list[dict], min_trials: int = 20) -> tuple[int, list]:
     """(budget e in epochs, [(config, best validation Top-1 within e epochs)]) of one cell's trials.
 
@@ -66,6 +77,7 @@ def _distribution(values):
     return optuna.distributions.FloatDistribution(lo, hi, log=lo > 0 and hi / lo >= 10)
 
 
+@checked(scores=instance(list))
 def study_of(scores: list):
     """An in-memory Optuna study (maximise validation Top-1) holding one finished trial per score;
     hyper-parameters with one value in every trial are left out (nothing to attribute)."""
@@ -84,6 +96,7 @@ def study_of(scores: list):
     return study
 
 
+@checked(study=OPTUNA_STUDY)
 def importances(study) -> dict:
     """{parameter: importance} by PED-ANOVA (sums to 1 over the parameters that vary)."""
     import optuna
@@ -117,6 +130,7 @@ def figure(study, title: str):
     return fig
 
 
+@checked(db=PATH, out=PATH, figures=optional(PATH), experiment=optional(TEXT), datasets=optional(NAMES), encoders=optional(NAMES), min_trials=integer(2, 10**6))
 def report(db, out, figures=None, experiment=None, datasets=None, encoders=None, min_trials: int = 20) -> list[Path]:
     """The importance table (md, csv) of every (dataset, encoder) of an adaptive search, and a figure each."""
     import matplotlib.pyplot as plt

@@ -6,10 +6,13 @@ import math
 
 import numpy as np
 
+from synth.params import INTS, TABLE, checked, instance, integer
+
 
 RACE_LEVEL = 0.05  # two-sided: a finalist stops when the leader is ahead at the 2.5 % one-sided level
 
 
+@checked(order=instance(list), runs=TABLE, seeds=INTS, n_val=integer(1))
 def race_survivors(order: list, runs: dict, seeds: list, n_val: int):
     """Replay the finalists' race from their runs: ``(survivors, next seed, who trains on it)``,
     the next seed ``None`` when the race is over.

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from synth.errors import SynthError
+from synth.params import PATH, TABLE, TEXT, Kind, checked, instance, optional
 from synth.fileio import atomic_write_bytes
 
 from . import results
@@ -67,6 +68,25 @@ def _compact_bands(bands: dict) -> dict:
             for kind, b in bands.items()}
 
 
+def _study(value):
+    if not all(hasattr(value, a) for a in ("space", "policy", "datasets", "experiment")):
+        raise TypeError
+    return value
+
+
+STUDY = Kind("a Study (Study.build)", _study)
+
+
+def _reference(value):
+    if not isinstance(value, dict) or not set(META_KEYS) <= set(value) or value.get("format") != FORMAT:
+        raise TypeError
+    return value
+
+
+REFERENCE = Kind(f"a reference (a dict of format {FORMAT}: reference.load or reference.build)", _reference)
+
+
+@checked(store=instance(results.ResultsStore), experiment=TEXT, name=TEXT, machine=optional(TEXT))
 def build(store, experiment: str, name: str, machine: str | None = None) -> dict:
     """The reference of ``experiment`` (its final rows) in ``store``, as a dict ready to write. The
     machine (and torch) recorded are this one's unless ``machine`` says otherwise: build a reference
@@ -123,12 +143,18 @@ def _shipped_policy(experiment: str) -> dict | None:
     return policy.to_dict() if experiment_name(space, policy) == experiment else None
 
 
+@checked(ref=REFERENCE, path=PATH)
 def write(ref: dict, path) -> Path:
+    """Write ``ref`` (``build``'s) to ``path``, checked as ``load`` checks it: what is written loads."""
     path = Path(path)
+    if path.is_dir():
+        raise SynthError(f"write: {path} is a folder; name the reference's file")
+    _check(ref, path)
     atomic_write_bytes(path, (json.dumps(ref, sort_keys=True, separators=(",", ":")) + "\n").encode())
     return path
 
 
+@checked(name_or_path=PATH)
 def load(name_or_path) -> dict:
     """A reference by name (``experiments/references/<name>.json``) or by path, checked."""
     path = Path(name_or_path)
@@ -194,6 +220,7 @@ def _check(ref: dict, path) -> None:
             bad(f"{where}.config" if not isinstance(r["config"], dict) else f"{where}.bands", "must be a table")
 
 
+@checked(ref=REFERENCE, experiment=TEXT)
 def final_rows(ref: dict, experiment: str) -> list[dict]:
     """The reference as final-stage results rows of ``experiment`` (what ``report`` reads)."""
     out = []
@@ -302,16 +329,19 @@ def reference_summary(t, pooled: str = "") -> str:
     return "\n".join(lines + (["", pooled] if pooled else [])) + "\n"
 
 
+@checked(policy=TABLE)
 def policy_flags(policy: dict) -> dict:
     """A recorded policy as the search flags that give it back (``space.policy_from``)."""
     return {k: v for k, v in policy.items() if v is not None}
 
 
+@checked(ref=REFERENCE)
 def source_datasets(ref: dict) -> list[str]:
     """The datasets whose cold searches a transfer reference's searches started from (none otherwise)."""
     return list(ref["policy"]["transfer_datasets"]) if ref.get("sources") else []
 
 
+@checked(ref=REFERENCE, study=STUDY)
 def check_protocol(ref: dict, study) -> None:
     """A sweep with --reference follows the reference's protocol: the same training settings and the
     same search policy (budget, pruner, finalists, seeds), and none of its encoders trained again."""

@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from synth import __version__
 from synth.errors import SynthError
+from synth.params import PATH, ROWS, TEXT, checked, flag, number, one_of, optional
 
 SCHEMA_VERSION = 2
 PACKAGE = "sphere-synth"
@@ -90,6 +91,7 @@ def digest(obj) -> str:
 class ResultsStore:
     """The results database at ``path`` (created on first write unless ``readonly``)."""
 
+    @checked(path=PATH, readonly=flag(), lock_timeout=number(0))
     def __init__(self, path, readonly: bool = False, lock_timeout: float = 600.0):
         self.path = Path(path)
         self.readonly = readonly
@@ -225,6 +227,7 @@ class ResultsStore:
                 self.conn.execute("ROLLBACK")
             raise
 
+    @checked(rows=ROWS)
     def write_population(self, rows: list[dict]) -> None:
         """Insert (or replace) one population's rows in a single transaction."""
         if self.readonly:
@@ -272,6 +275,7 @@ class ResultsStore:
             sql, args = sql + " WHERE experiment = ?", (experiment,)
         return {tuple(r) for r in self._query(sql, args)}
 
+    @checked(experiment=optional(TEXT), stage=one_of("search", "final"))
     def rows(self, experiment: str | None, stage: str = "final") -> list[dict]:
         """Every row of one experiment (all experiments if None) and stage."""
         sql, args = "SELECT * FROM runs WHERE stage = ?", (stage,)

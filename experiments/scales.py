@@ -33,6 +33,7 @@ import math
 import re
 
 from synth.errors import SynthError
+from synth.params import TABLE, TEXT, checked, number, one_of, optional
 
 from . import encoders
 
@@ -52,6 +53,7 @@ def is_physical(key: str) -> bool:
     return parse_physical(key) is not None
 
 
+@checked(encoder=TEXT)
 def scale_params(encoder: str) -> dict:
     """{physical name: native name} of the scales an encoder declares (empty: it has no length scale)."""
     return {phys: native for native, (phys, _) in encoders.spec(encoder).scales.items()}
@@ -67,6 +69,7 @@ def _law(encoder: str, physical: str, hparams: dict | None):
     raise SynthError(f"encoder {s.name} has no {physical} (physical scales it declares: {valid})")
 
 
+@checked(encoder=TEXT, key=TEXT, value=number(), hparams=optional(TABLE))
 def to_native(encoder: str, key: str, value: float, hparams: dict | None = None) -> tuple:
     """(native name, native value) of a physical ``key`` = ``value`` (e.g. 'min_wavelength_deg', 2.0)
     for one encoder; ``hparams`` gives the settings a law depends on (rff's ``kernel_reading``)."""
@@ -81,6 +84,7 @@ def to_native(encoder: str, key: str, value: float, hparams: dict | None = None)
     return native, (degrees / factor) ** (1.0 / power)
 
 
+@checked(encoder=TEXT, native=TEXT, value=number(0, closed="neither"), unit=one_of("deg", "km"), hparams=optional(TABLE))
 def to_physical(encoder: str, native: str, value: float, unit: str = "deg", hparams: dict | None = None) -> float:
     """The physical length (in ``unit``) of a native scale value; the inverse of ``to_native``."""
     s = encoders.spec(encoder)
@@ -91,6 +95,7 @@ def to_physical(encoder: str, native: str, value: float, unit: str = "deg", hpar
     return factor * float(value) ** power * UNITS[unit]
 
 
+@checked(encoder=TEXT, table=TABLE, where=TEXT)
 def native_grid(encoder: str, table: dict, where: str) -> dict:
     """A space or ablation table with physical keys replaced by the encoder's native lists.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synth.errors import SynthError
+from synth.params import ROWS, checked
 
 from .stats import draw_means
 
@@ -63,6 +64,7 @@ def selection_draw(rows: list[dict]) -> int:
     return min(r["data_seed"] for r in rows)
 
 
+@checked(rows=ROWS)
 def choose(rows: list[dict]) -> dict:
     """{(dataset, encoder): Cell} with the configuration chosen on validation of the selection draw;
     the Cell holds that configuration's rows on every draw.

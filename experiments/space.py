@@ -24,7 +24,7 @@ from pathlib import Path
 
 from synth.cliutil import parse_int_list, read_toml
 from synth.errors import SynthError
-from synth.params import Interval, Param, check_values
+from synth.params import PATH, TABLE, TEXT, Interval, Param, check_values, checked, instance, optional
 
 from . import encoders, scales
 from .executors import check_slurm_options
@@ -132,6 +132,7 @@ class SearchPolicy:
                 f"{','.join(map(str, self.search_seeds))}, {finalists} finalist(s){' racing' if self.race else ''}")
 
 
+@checked(table=optional(TABLE), flags=optional(TABLE), owner=TEXT, notes=optional(instance(list)))
 def policy_from(table: dict, flags: dict | None = None, owner: str = "search", notes: list | None = None) -> SearchPolicy:
     """The policy of a space's [search] table overridden by command-line ``flags``.
 
@@ -267,6 +268,7 @@ def experiment_name(space: Space, policy: SearchPolicy | None = None) -> str:
     return f"{space.name}-{digest(key)[:8]}"
 
 
+@checked(name_or_path=PATH)
 def load_space(name_or_path: str) -> Space:
     path = Path(name_or_path)
     if not path.suffix and (SPACES_DIR / f"{name_or_path}.toml").exists():

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import optimize, stats as sps
 
 from synth.errors import SynthError
+from synth.params import VECTOR, Kind, checked, instance, integer, number
 
 LEVEL = 0.95  # two-sided confidence of every interval; a verdict is wrong at most 1 − LEVEL of the time
 POWER = 0.80  # the power at which a detectable difference is stated
@@ -54,6 +55,53 @@ class Estimate:
         """``n`` values from the estimate's t distribution (value + se · t_df): its uncertainty as samples,
         for statistics of several estimates (the trend test) whose intervals have no closed form."""
         return self.value + self.se * rng.standard_t(self.df, size=n)
+
+
+def _top1(value):
+    """{(draw, seed): Top-1}: finite values are checked where they are used (a NaN names its run)."""
+    import numbers
+
+    if not isinstance(value, dict) or not all(
+            isinstance(k, tuple) and len(k) == 2 and isinstance(v, numbers.Real) and not isinstance(v, bool)
+            for k, v in value.items()):
+        raise TypeError
+    return value
+
+
+def _estimates(value):
+    if not isinstance(value, (list, tuple)) or not all(e is None or isinstance(e, Estimate) for e in value):
+        raise TypeError
+    return value
+
+
+def _by_baseline(value):
+    if not isinstance(value, dict) or not all(e is None or isinstance(e, Estimate) for e in value.values()):
+        raise TypeError
+    return value
+
+
+def _ci(value):
+    import numbers
+
+    if value is not None and not (isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2
+                                  and all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in value)):
+        raise TypeError
+    return value
+
+
+def _percent(value):
+    a = np.asarray(value, dtype=float) if not isinstance(value, (str, bytes, dict, bool, type(None))) else None
+    if a is None or np.any(np.isfinite(a) & ((a < 0) | (a > 100))):
+        raise TypeError
+    return value
+
+
+TOP1 = Kind("a dict {(draw, seed): Top-1}", _top1)
+ESTIMATES = Kind("a list of Estimates (or None)", _estimates)
+BY_BASELINE = Kind("a dict {baseline name: Estimate (or None)}", _by_baseline)
+CI = Kind("an interval (low, high), or None", _ci)
+PERCENT = Kind("a Top-1 in percent, [0, 100] (a number or an array)", _percent)
+LEVEL_ARG = number(0, 1, closed="neither")
 
 
 def _finite(values: dict, what: str) -> None:
@@ -88,6 +136,7 @@ def _welch(x, y, unit: str) -> Estimate | None:
     return Estimate(float(x.mean() - y.mean()), float(np.sqrt(v)), float(df), len(x) + len(y), unit)
 
 
+@checked(a=TOP1, b=TOP1)
 def difference(a: dict, b: dict) -> Estimate | None:
     """a − b, each {(draw, seed): Top-1}: the mean over their common draws of the per-draw difference of
     seed means, with a t interval over draws (draws − 1 degrees of freedom). With one common draw the
@@ -109,6 +158,7 @@ def difference(a: dict, b: dict) -> Estimate | None:
     return _welch(list(sa.values()), list(sb.values()), "seeds of one draw")
 
 
+@checked(a=TOP1)
 def mean(a: dict) -> Estimate | None:
     """The mean Top-1 of {(draw, seed): Top-1} over draws (seeds when there is one draw), with its t interval."""
     _finite(a, "mean")
@@ -118,6 +168,7 @@ def mean(a: dict) -> Estimate | None:
     return _sample(list(a.values()), "seeds of one draw")
 
 
+@checked(estimates=ESTIMATES)
 def pool(estimates: list) -> Estimate | None:
     """The mean of several independent estimates, each weighing the same (the datasets of a table: the
     paper's fixed set, so the average over *these* datasets, with the draws as the noise). Its degrees
@@ -133,6 +184,7 @@ def pool(estimates: list) -> Estimate | None:
                     int(sum(e.n for e in est)), f"{k} datasets x draws")
 
 
+@checked(ci=CI)
 def verdict(ci) -> str:
     """win / loss when the interval lies above / below 0, else tie; "—" without an interval."""
     if ci is None or not all(np.isfinite(ci)):  # no interval, no verdict (a NaN is not a tie)
@@ -148,6 +200,7 @@ def _detectable(se: float, df: float, crit: float, power: float) -> float:
     return float(nc * se)
 
 
+@checked(se=number(0), df=number(0, closed="neither"), k=integer(1, 10**4), level=LEVEL_ARG, power=LEVEL_ARG)
 def detectable(se: float, df: float, k: int = 1, level: float = LEVEL, power: float = POWER) -> tuple[float, float]:
     """(win, loss): the smallest true advantage of the target that ``judge`` calls a win with probability
     ``power``, and the smallest true deficit it calls a loss, at this standard error and degrees of freedom
@@ -156,6 +209,7 @@ def detectable(se: float, df: float, k: int = 1, level: float = LEVEL, power: fl
     return (_detectable(se, df, _t(1 - a / 2, df), power), _detectable(se, df, _t(1 - a / (2 * k), df), power))
 
 
+@checked(sd=number(0), diff=number(0, closed="neither"), k=integer(1, 10**4), level=LEVEL_ARG, power=LEVEL_ARG, at_most=integer(2, 10**9))
 def draws_needed(sd: float, diff: float, k: int = 1, level: float = LEVEL, power: float = POWER,
                  at_most: int = 10000) -> int | None:
     """The fewest draws with which a true difference ``diff`` is called (a win, or with k = 1 a loss) with
@@ -205,6 +259,7 @@ class Judgement:
 NO_JUDGEMENT = Judgement(float("nan"), float("nan"), float("nan"), "—", None, None, 0)
 
 
+@checked(estimates=BY_BASELINE, level=LEVEL_ARG)
 def judge(estimates: dict, level: float = LEVEL) -> Judgement:
     """The verdict of a target against every baseline at once, {baseline: Estimate of target − baseline}.
 
@@ -227,6 +282,7 @@ def judge(estimates: dict, level: float = LEVEL) -> Judgement:
     return Judgement(e.value, float(low), float(high), verdict((low, high)), against, e, k, est, level)
 
 
+@checked(top1_new=PERCENT, top1_best=PERCENT)
 def error_reduction(top1_new, top1_best):
     """ER in the paper's sign convention: (E_new − E_best) / E_best × 100, negative = fewer errors.
     Floats or arrays; NaN where E_best is 0."""
@@ -260,12 +316,20 @@ def spread_if_equal(replicates, point) -> np.ndarray:
     return dev.max(0) - dev.min(0)
 
 
+@checked(n_mu=VECTOR, er=VECTOR, er_reps=instance(list, tuple, what="a list of replicate arrays (or None), one per dataset"), level=LEVEL_ARG)
 def er_trend(n_mu, er, er_reps, level: float = LEVEL):
     """Spearman rho of N_mu with the error reduction (−ER), and its interval over replicates of each
     dataset's ER (``Estimate.replicates``, datasets independent: their draws are). The interval is None
     when a dataset has no replicates."""
     from scipy.stats import rankdata, spearmanr
 
+    if not len(n_mu) == len(er) == len(er_reps) >= 2:
+        raise SynthError(f"er_trend: n_mu, er and er_reps need one entry per dataset (at least 2), got "
+                         f"{len(n_mu)}, {len(er)} and {len(er_reps)}")
+    given = [b for b in er_reps if b is not None]
+    if not all(isinstance(b, (list, tuple, np.ndarray)) and np.ndim(b) == 1 for b in given) or \
+            len({len(b) for b in given}) > 1:
+        raise SynthError("er_trend: er_reps holds one 1-D array of replicates per dataset, all of one length (or None)")
     rho = float(spearmanr(n_mu, -np.asarray(er, float)).statistic)
     if any(b is None for b in er_reps):
         return rho, None

@@ -36,7 +36,7 @@ from synth import datasets as synth_datasets
 from synth.cliutil import parse_int_list
 from synth.draws import Draws
 from synth.errors import SynthError
-from synth.params import Interval, Param
+from synth.params import INTS, NAMES, PATH, TABLE, TEXT, Interval, Kind, Param, checked, flag, instance, integer, number, one_of, optional
 
 from . import encoders as encoder_registry
 from .executors import ExecutorOptions, Runner, describe as describe_executor
@@ -50,7 +50,7 @@ from .selection import choose
 from . import pruners
 from .space import SearchPolicy, Space, check_against_data, experiment_name, load_space, policy_from
 from .transfer import check_sources
-from .train import resolve_device
+from .train import DEVICE, resolve_device
 
 STUDY_PARAMS = {p.name: p for p in (
     Param("max_members", int, None, Interval(1, 4096), "setting", optional=True,
@@ -103,6 +103,21 @@ def check_arguments(**given) -> None:
             raise SynthError(f"{name} = {value!r} is not valid: expected {what}")
 
 
+def _space_arg(value):
+    if isinstance(value, Space) or isinstance(value, str) and value.strip() or isinstance(value, Path):
+        return value
+    raise TypeError
+
+
+def _seeds_arg(value):
+    """'0-4', '0,3' (parsed later, with its own messages) or a list of distinct integers."""
+    return value if isinstance(value, str) and value.strip() else INTS.test(value)
+
+
+SPACE = Kind("a space name, a TOML file or a Space", _space_arg)
+SEEDS = Kind("seeds as '0-4' or '0,3', or a list of distinct integers", _seeds_arg)
+
+
 @dataclass
 class Study:
     space: Space
@@ -123,9 +138,13 @@ class Study:
     draws: Draws | None = None
     recipe_hashes: dict = field(default_factory=dict)
     name: str | None = None  # the experiment's name when not the space's (an ablation level's)
+    # a transfer search whose source searches an earlier stage of the same command trains (sweep
+    # --reference of a transfer reference): its dry run cannot check them yet
+    sources_pending: bool = False
 
     # ------------------------------------------------------------------ building
     @classmethod
+    @checked(space=SPACE, datasets=NAMES, encoders=NAMES, seeds=SEEDS, data_seeds=SEEDS, search=optional(TABLE), device=DEVICE, db=PATH, data=optional(PATH), executor=one_of("inline", "local", "submitit"), workers=integer(1, 10**4, optional=True), slurm=optional(TABLE), log_dir=optional(PATH), epochs=integer(1, 10**6, optional=True), max_members=integer(1, 10**6, optional=True), resume=flag(), lock_timeout=number(0), progress=flag(), experiment=optional(TEXT))
     def build(cls, space="quick", datasets="all", encoders="table8", seeds="0-4", data_seeds="0", search=None,
               device="auto", db="results/results.sqlite", data=None, executor="inline", workers=None, slurm=None,
               log_dir=None, epochs=None, max_members=None, resume=False, lock_timeout=600.0,
@@ -163,8 +182,6 @@ class Study:
         opts = ExecutorOptions(executor, workers, Path(log_dir) if log_dir else Path(db).parent / "logs", slurm_opts)
         study = cls(sp, policy, ds, dseeds, encs, seeds, dev, opts, Path(db), folder, checked["max_members"],
                     bool(resume), checked["lock_timeout"], bool(progress), notes, name=experiment)
-        if policy.transfer_from is not None:  # the run would stop on these: so does the dry run, before any work
-            check_sources(Path(db), policy, ds, encs, sp)
         study.draws = Draws(ds, dseeds, folder)
         study.draws.verify()
         study.recipe_hashes = {n: digest(study.draws.recipe(n).to_dict()) for n in ds}
@@ -220,11 +237,19 @@ class Study:
         return CostModel(self.space.settings, self.draws[(self.datasets[0], self.first_draw)], self.device,
                          threads=threads)
 
+    def _check_transfer(self) -> None:
+        """A transfer's source experiment, datasets and encoders must be in the database (the search
+        would stop on them half-way): the dry run checks what the run checks."""
+        if self.policy.transfer_from is not None:
+            check_sources(self.db, self.policy, self.datasets, self.encoders, self.space)
+
     # ------------------------------------------------------------------ dry run
     def dry_run(self) -> str:
         """The plan and an estimated wall time; trains nothing, writes nothing (an existing database
         is read, read-only, to leave out what --resume would skip). The estimate is compute seconds
         (measured epoch costs x expected member-epochs) over the workers that can be busy at once."""
+        if not self.sources_pending:
+            self._check_transfer()
         lines = self.header()
         cost = self._cost()
         workers, threads = self._workers()
@@ -270,6 +295,7 @@ class Study:
     # ------------------------------------------------------------------ running
     def run(self, echo=print) -> dict:
         """Every stage, into the results store; ``echo`` gets one line at a time."""
+        self._check_transfer()  # before the database is created: a bad source leaves nothing behind
         for line in self.header():
             echo(line)
         with ResultsStore(self.db, lock_timeout=self.lock_timeout) as store:
@@ -305,6 +331,7 @@ class Study:
         store.set_meta(f"search/{self.experiment}", f"{self.policy.describe()}; {pruners.RULE_TEXT}"
                        if self.policy.pruner != "none" else self.policy.describe())
 
+    @checked(store=instance(ResultsStore), runner=optional(instance(Runner)), cost=optional(instance(CostModel)))
     def search(self, store, runner=None, cost=None, echo=print) -> dict:
         """Stage 1: the search on the first draw (and its finalists)."""
         # the parallel adaptive search reports no progress (its cells run in workers); the rest does
@@ -340,6 +367,7 @@ class Study:
                 and r["encoder"] in self.encoders]
         return choose(rows)
 
+    @checked(store=instance(ResultsStore), runner=optional(instance(Runner)), cost=optional(instance(CostModel)))
     def other_draws(self, store, runner=None, cost=None, echo=print) -> int:
         """Stage 2: the configuration chosen on the first draw, on every other draw × seed.
 

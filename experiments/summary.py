@@ -10,6 +10,7 @@ import numpy as np
 
 from synth import datasets as synth_datasets
 from synth.errors import SynthError
+from synth.params import NAMES, ROWS, TEXT, Kind, checked, optional
 
 from .selection import choose
 from .stats import LEVEL, POWER, difference, draws_needed, er_trend, error_reduction, judge, pool
@@ -48,6 +49,27 @@ def detectable_line(rows) -> str:
             "a difference needs: `python -m experiments power`.")
 
 
+def _table8(value):
+    # report.Table8 (report imports this module, so it is recognised by what it has)
+    if not all(hasattr(value, a) for a in ("rows", "target", "encoders", "warnings")):
+        raise TypeError
+    return value
+
+
+def _diffs(value):
+    import numbers
+
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(d, numbers.Real) and not isinstance(d, bool) and 0 < d < float("inf") for d in value):
+        raise TypeError
+    return value
+
+
+TABLE8 = Kind("a Table8 (report.build_table8)", _table8)
+DIFFS = Kind("a non-empty list of positive differences in points", _diffs)
+
+
+@checked(t=TABLE8)
 def pooled(t):
     """(Judgement, {baseline: pooled Estimate}) of the target against every baseline, averaged over the
     table's datasets: per baseline, the per-dataset estimates pooled with equal weight (stats.pool), then
@@ -64,6 +86,7 @@ def pooled(t):
     return (judge(per), per) if per else (None, {})
 
 
+@checked(t=TABLE8, title=TEXT)
 def pooled_section(t, title: str = "One pooled answer over the datasets") -> str:
     j, per = pooled(t)
     if j is None:
@@ -88,6 +111,7 @@ def pooled_section(t, title: str = "One pooled answer over the datasets") -> str
     return "\n".join(lines)
 
 
+@checked(t=TABLE8)
 def summary(t) -> str:
     """Answers to the paper's claims with our numbers."""
     rows = [r for r in t.rows if not np.isnan(r["delta"])]
@@ -172,6 +196,7 @@ def summary(t) -> str:
     return "\n".join(lines) + "\n"
 
 
+@checked(rows=ROWS, target=TEXT, baseline=optional(TEXT), diffs=DIFFS, datasets=optional(NAMES))
 def power_records(rows: list[dict], target: str = TARGET, baseline: str | None = None, diffs=(0.3, 0.5, 1.0),
                   datasets=None) -> list[dict]:
     """How many draws a difference needs, per dataset, from stored final rows (a shipped reference's): the

@@ -11,6 +11,7 @@ import json
 import numpy as np
 
 from synth.errors import SynthError
+from synth.params import PATH, checked
 
 from .selection import choose
 from .stats import verdict
@@ -63,6 +64,7 @@ def _number(text: str, where: str) -> float | None:
     return v
 
 
+@checked(path=PATH)
 def read_table8_csv(path) -> dict:
     """{dataset: record} of a ``table8.csv`` written by ``report``, every field checked: UTF-8 text,
     the columns compare needs, numbers that are numbers, one row per dataset, and verdicts that
@@ -106,6 +108,7 @@ def read_table8_csv(path) -> dict:
     return out
 
 
+@checked(path_a=PATH, path_b=PATH)
 def compare_tables(path_a, path_b) -> str:
     """Two ``table8.csv`` files of the same datasets (e.g. disjoint training seeds, or two machines):
     the verdicts side by side, how many agree, and how far the cells' means moved."""

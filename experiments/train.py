@@ -18,7 +18,7 @@ import torch
 from synth.datasets import Dataset, original_frame
 from synth.errors import SynthError
 from synth.metrics import default_bands, true_class_ranks
-from synth.params import Interval, Param
+from synth.params import CALLABLE, ROWS, TEXT, Interval, Kind, Param, checked, flag, instance, optional
 from synth.sphere import band_index, validate_lonlat
 
 from . import encoders
@@ -246,6 +246,16 @@ def _split_configs(configs: list[dict]) -> tuple[dict, dict]:
     return stacked, opt
 
 
+def _device_arg(value):
+    if isinstance(value, torch.device) or isinstance(value, str) and value.strip():
+        return value
+    raise TypeError
+
+
+DEVICE = Kind("a device name (auto, cpu, cuda, cuda:1) or a torch.device", _device_arg)
+
+
+@checked(data=instance(Dataset), encoder=TEXT, configs=ROWS, settings=optional(instance(TrainSettings)), device=DEVICE, progress=optional(CALLABLE), return_model=flag(), on_epoch=optional(CALLABLE))
 def train_population(data: Dataset, encoder: str, configs: list[dict], settings: TrainSettings | None = None,
                      device="auto", progress=None, return_model: bool = False, on_epoch=None):
     """Train one member per config (each a dict of encoder/network hyper-parameters plus ``lr``,

@@ -23,8 +23,28 @@ import json
 from pathlib import Path
 
 from synth.errors import SynthError
+from synth.params import TEXT, Kind, checked, instance
 
 from .results import canonical
+from .space import SearchPolicy
+
+
+def _store(value):
+    if not callable(getattr(value, "rows", None)):
+        raise TypeError
+    return value
+
+
+STORE = Kind("a results store (ResultsStore)", _store)
+
+
+def _space(value):
+    if not callable(getattr(value, "configs", None)):
+        raise TypeError
+    return value
+
+
+SPACE = Kind("a Space (load_space)", _space)
 
 
 def check_sources(db, policy, datasets, encoders, space) -> None:
@@ -44,6 +64,7 @@ def check_sources(db, policy, datasets, encoders, space) -> None:
                 warm_start(store, policy, dataset, encoder, space)
 
 
+@checked(store=STORE, policy=instance(SearchPolicy), dataset=TEXT, encoder=TEXT, space=SPACE)
 def warm_start(store, policy, dataset: str, encoder: str, space) -> list[dict]:
     """The configurations (of ``space.configs(encoder)``) that a transfer search tries first; without
     transfer none, and the grid is not expanded (a paper-space grid holds thousands)."""

@@ -11,10 +11,12 @@ import numpy as np
 from .datasets import Dataset
 from .metrics import default_bands, per_band, summarize_ranks, true_class_ranks
 from .errors import SynthError
+from .params import LONLAT, NONNEGATIVE, VECTOR, checked, instance, integer, number, one_of, optional
 from .sphere import lonlat_to_xyz, validate_lonlat
 from .vmf import log_normalizer
 
 
+@checked(lonlat=LONLAT, centers_lonlat=LONLAT, kappa=NONNEGATIVE)
 def log_posterior_scores(lonlat, centers_lonlat, kappa) -> np.ndarray:
     """Unnormalised log-posterior (N, C) = log vMF(x; μ_c, κ_c) under equal priors."""
     lonlat = validate_lonlat(np.asarray(lonlat, dtype=np.float64), wrap_longitude=True, name="lonlat")
@@ -41,6 +43,7 @@ def _slices(n_points: int, n_classes: int):
     return (slice(i, i + step) for i in range(0, n_points, step))
 
 
+@checked(lonlat=LONLAT, centers_lonlat=LONLAT, kappa=NONNEGATIVE, classes=optional(VECTOR))
 def posterior(lonlat, centers_lonlat, kappa, classes=None) -> np.ndarray:
     """P(class | x) of the true mixture, (N, C) or (N, len(classes)) for the ``classes`` asked: the
     softmax of ``log_posterior_scores`` (equal priors), computed stably (κ reaches 16 384, so the
@@ -58,6 +61,7 @@ def posterior(lonlat, centers_lonlat, kappa, classes=None) -> np.ndarray:
     return out
 
 
+@checked(lonlat=LONLAT, labels=VECTOR, centers_lonlat=LONLAT, kappa=NONNEGATIVE)
 def true_ranks(lonlat, labels, centers_lonlat, kappa) -> np.ndarray:
     """The Bayes classifier's rank of each point's true class, a slice of points at a time (exactly
     the ranks of the whole score matrix: each row is ranked on its own)."""
@@ -68,6 +72,7 @@ def true_ranks(lonlat, labels, centers_lonlat, kappa) -> np.ndarray:
     return ranks
 
 
+@checked(ds=instance(Dataset), split=one_of("train", "val", "test", "all"), band_kind=one_of("equal-angle", "equal-area"), band_width=number(0, 180, "right"), n_bands=integer(1, 10**4), band_lat=optional(VECTOR))
 def evaluate(ds: Dataset, split: str = "test", band_kind: str = "equal-angle", band_width: float = 10.0,
              n_bands: int = 18, band_lat=None) -> dict:
     """Top-1, Top-3, MRR of the Bayes classifier on a split, overall and per latitude band; the bands

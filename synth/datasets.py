@@ -27,7 +27,7 @@ import numpy as np
 from . import __version__
 from .errors import SynthError
 from .fileio import atomic_write_bytes, folder_lock, npz_bytes
-from .params import Interval, Param
+from .params import INTS, LONLAT, NAMES, PATH, TABLE, TEXT, Interval, Kind, Param, checked, flag, instance, integer, optional
 from .sphere import band_edges, lonlat_to_xyz, tilt_matrix, uniform_lonlat, validate_lonlat, xyz_to_lonlat
 from .vmf import sample as vmf_sample
 
@@ -150,6 +150,17 @@ class Recipe:
 _REGISTRY: dict[str, Recipe] = {}
 
 
+def _name_or_recipe(value):
+    if isinstance(value, Recipe) or isinstance(value, str) and value.strip():
+        return value
+    raise TypeError
+
+
+DATASET = Kind("a dataset name or a Recipe", _name_or_recipe)
+SEED = integer(0, 2**32 - 1)
+
+
+@checked(spec=TABLE, allow_paper_name=flag())
 def user_recipe(spec: dict, allow_paper_name: bool = False) -> Recipe:
     """A recipe of the user's (from a TOML [recipe] table). It may not take a paper dataset's name
     unless ``allow_paper_name``: files and results would otherwise pass for the paper's data."""
@@ -175,6 +186,7 @@ def available() -> list[str]:
     return list(_REGISTRY)
 
 
+@checked(name=TEXT)
 def get_recipe(name: str) -> Recipe:
     try:
         return _REGISTRY[name]
@@ -241,6 +253,7 @@ def _rng(recipe: Recipe, seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), recipe.version, zlib.crc32(name.encode())]))
 
 
+@checked(recipe=instance(Recipe), lonlat=LONLAT)
 def original_frame(recipe: Recipe, lonlat) -> np.ndarray:
     """Coordinates of a (tilted) recipe's points in the frame before its tilt (identity for tilt 0)."""
     lonlat = np.asarray(lonlat, dtype=np.float64)
@@ -271,6 +284,7 @@ def _stored(lonlat: np.ndarray) -> np.ndarray:
     return out
 
 
+@checked(name_or_recipe=DATASET, seed=SEED)
 def generate(name_or_recipe, seed: int = 0) -> Dataset:
     """Generate a dataset deterministically from (recipe, seed)."""
     recipe = name_or_recipe if isinstance(name_or_recipe, Recipe) else get_recipe(name_or_recipe)
@@ -327,6 +341,7 @@ def _read_manifest(folder: Path) -> dict:
         raise SynthError(f"{path} is not a valid sphere-synth manifest") from None
 
 
+@checked(ds=instance(Dataset), folder=PATH)
 def save(ds: Dataset, folder) -> Path:
     """Write ``<name>_seed<seed>.npz`` and record it (parameters, SHA-256) in ``manifest.json``."""
     folder = Path(folder)
@@ -357,6 +372,7 @@ def _record(ds: Dataset, data: bytes, folder: Path) -> None:
     atomic_write_bytes(folder / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
 
 
+@checked(path=PATH, verify=flag())
 def load(path, verify: bool = True) -> Dataset:
     """Read a dataset file, checking it against the manifest beside it (SHA-256, shapes, ranges)."""
     path = Path(path)
@@ -426,6 +442,7 @@ def check_follows_recipe(ds: Dataset, path) -> None:
                              "the file was edited or the manifest names another recipe")
 
 
+@checked(names=NAMES, seeds=INTS, folder=optional(PATH))
 def load_many(names, seeds, folder=None) -> dict:
     """{(name, seed): Dataset} for every pair, each verified before anything is trained.
 
@@ -485,6 +502,7 @@ def verify_folder(folder) -> list[str]:
     return problems
 
 
+@checked(name=TEXT)
 def describe(name: str) -> str:
     r = get_recipe(name)
     n_tr, n_va, n_te = r.split_sizes()

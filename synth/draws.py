@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .datasets import Dataset, Recipe, check_follows_recipe, file_name, generate, get_recipe, load
 from .errors import SynthError
+from .params import INTS, NAMES, PATH, checked, optional
 
 
 class Draws:
@@ -17,6 +18,7 @@ class Draws:
 
     CACHE = 8  # draws kept in memory: a study works draw by draw
 
+    @checked(names=NAMES, seeds=INTS, folder=optional(PATH))
     def __init__(self, names, seeds, folder=None):
         self.names, self.seeds = list(names), list(seeds)
         self._seed_set = set(self.seeds)

@@ -35,13 +35,47 @@ from . import __version__, datasets
 from .datasets import SPLITS, Dataset, Recipe
 from .errors import SynthError
 from .fileio import atomic_write_bytes, folder_lock
+from .params import PATH, Kind, checked, instance
 
 FORMATS = ("csv", "parquet", "torchspatial")
+
+
+def _datasets_arg(value):
+    """One Dataset, or an iterable of them (a list, or a generator: checked one by one as it is read)."""
+    import collections.abc
+
+    if isinstance(value, Dataset):
+        return [value]
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, collections.abc.Iterable):
+        raise TypeError
+    return value
+
+
+def _formats_arg(value):
+    if isinstance(value, str) or isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return value
+    raise TypeError
+
+
+DATASETS = Kind("a Dataset or an iterable of Datasets", _datasets_arg)
+FORMATS_ARG = Kind(f"a comma-separated string or a list of {', '.join(FORMATS)}", _formats_arg)
 MANIFEST = "export.json"
 COLUMNS = ("lon", "lat", "class", "split", "center_lon", "center_lat", "kappa")
 READABLE = {".csv": "csv", ".parquet": "parquet"}
 
 
+def _arrow(part: str = ""):
+    """pyarrow (or one of its modules); without it, one line naming the package, not an ImportError."""
+    import importlib
+
+    try:
+        return importlib.import_module("pyarrow" + (f".{part}" if part else ""))
+    except ImportError:
+        raise SynthError("CSV and Parquet export need the pyarrow package, which is not installed "
+                         "(pip install pyarrow)") from None
+
+
+@checked(text=FORMATS_ARG)
 def parse_formats(text) -> list[str]:
     """'csv,parquet' (or a list of names) -> ['csv', 'parquet']; an unknown name is a one-line error."""
     text = text if isinstance(text, str) else ",".join(map(str, text))
@@ -54,9 +88,10 @@ def parse_formats(text) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+@checked(ds=instance(Dataset))
 def table(ds: Dataset):
     """The dataset as a pyarrow Table, one row per point (columns ``COLUMNS``)."""
-    import pyarrow as pa
+    pa = _arrow()
 
     lonlat = np.concatenate([ds.split(s)[0] for s in SPLITS])
     labels = np.concatenate([ds.split(s)[1] for s in SPLITS]).astype(np.int64)
@@ -68,8 +103,7 @@ def table(ds: Dataset):
 
 
 def _csv_bytes(tbl) -> bytes:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+    pa, pacsv = _arrow(), _arrow("csv")
 
     sink = pa.BufferOutputStream()
     pacsv.write_csv(tbl.set_column(3, "split", tbl.column("split").cast(pa.string())), sink)
@@ -77,8 +111,7 @@ def _csv_bytes(tbl) -> bytes:
 
 
 def _parquet_bytes(tbl) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    pa, pq = _arrow(), _arrow("parquet")
 
     sink = pa.BufferOutputStream()
     # fixed writer settings, no timestamps: the same dataset gives the same bytes on every run
@@ -181,6 +214,7 @@ def _check_dataset(ds) -> None:
     datasets._check_arrays(ds.arrays, ds.recipe, Path(f"dataset {ds.name} (seed {ds.seed})"))
 
 
+@checked(dss=DATASETS, out=PATH, formats=FORMATS_ARG)
 def export(dss, out, formats=("csv",)) -> list[Path]:
     """Write every dataset of ``dss`` in every format to the folder ``out``, all or nothing, and
     record them in ``out/export.json``. Returns the paths written.
@@ -190,12 +224,6 @@ def export(dss, out, formats=("csv",)) -> list[Path]:
     import fcntl
 
     formats = parse_formats(formats)
-    if isinstance(dss, Dataset):
-        dss = [dss]
-    if isinstance(out, str) and not out.strip():
-        raise SynthError("the export folder is empty ('')")
-    if not isinstance(out, (str, os.PathLike)):
-        raise SynthError(f"the export folder is a path, not {type(out).__name__}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SynthError(f"--out {out} is a file, not a folder")
@@ -247,13 +275,12 @@ def _rows(ds: Dataset, file_name: str, fmt: str) -> int:
     return int(len(ds.split(split)[1]))
 
 
+@checked(path=PATH)
 def read(path) -> Dataset:
     """Read an exported ``.csv`` or ``.parquet`` file back, checked against ``export.json`` beside it
     (SHA-256 of the file), its values checked row by row (columns in order, coordinates, splits,
     classes, one centre and κ per class), and the arrays compared with the dataset its recipe and
     seed generate: what comes back is exactly the dataset the manifest names, or an error."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise SynthError(f"export.read takes a file path, not {type(path).__name__}")
     path = Path(path)
     fmt = READABLE.get(path.suffix.lower())
     if fmt is None:
@@ -287,14 +314,11 @@ def read(path) -> Dataset:
 
 
 def _read_table(data: bytes, fmt: str, path: Path):
-    import pyarrow as pa
-
+    pa = _arrow()
     try:
         if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return pq.read_table(pa.BufferReader(data))
-        import pyarrow.csv as pacsv
+            return _arrow("parquet").read_table(pa.BufferReader(data))
+        pacsv = _arrow("csv")
 
         types = {"lon": pa.float64(), "lat": pa.float64(), "class": pa.int64(), "split": pa.string(),
                  "center_lon": pa.float64(), "center_lat": pa.float64(), "kappa": pa.float64()}

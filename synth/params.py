@@ -120,3 +120,203 @@ def check_values(params: dict, values: dict, owner: str) -> dict:
 def table(params) -> list[str]:
     """One line per parameter: name, role, default and valid values (for ``encoders --params``)."""
     return [f"    {p.name:18s} {p.role:9s} default {p.default!r:10s} {p.expects()}" for p in params]
+
+
+# ----------------------------------------------------------------------------- the public API's arguments
+# Every public function and method (docs/api.md) declares what its arguments are with ``@checked``, as
+# scikit-learn's ``validate_params`` does: one place, one message form ("<function>: <argument> = <value>
+# is not valid: expected ..."), checked before the body runs, so a wrong type is a SynthError and never
+# a TypeError, AttributeError or IndexError from deep inside, nor a silently wrong result.
+@dataclass(frozen=True)
+class Kind:
+    """A constraint that is not a number in a range: ``test(value)`` returns the value (normalised) or
+    raises ValueError/TypeError; ``what`` says what is expected."""
+
+    what: str
+    test: object
+    optional: bool = False
+
+    def check(self, value, name: str, owner: str):
+        if value is None and self.optional:
+            return None
+        try:
+            return self.test(value)
+        except (ValueError, TypeError, AttributeError, OverflowError):
+            raise SynthError(f"{owner}: {name} = {_short(value)} is not valid: expected {self.what}"
+                             + (" (or None)" if self.optional else "")) from None
+
+
+def _short(value) -> str:
+    text = repr(value) if not hasattr(value, "shape") else f"an array of shape {tuple(value.shape)}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def integer(lo=None, hi=None, optional: bool = False) -> Param:
+    return Param("", int, None, Interval(lo, hi), "setting", optional)
+
+
+def number(lo=None, hi=None, closed: str = "both", optional: bool = False) -> Param:
+    return Param("", float, None, Interval(lo, hi, closed), "setting", optional)
+
+
+def one_of(*choices, optional: bool = False) -> Param:
+    return Param("", str, None, tuple(choices), "setting", optional)
+
+
+def flag() -> Param:
+    return Param("", bool, None, None, "setting")
+
+
+def _instance(types, what):
+    def test(value):
+        if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
+            raise TypeError
+        return value
+    return test
+
+
+def instance(*types, what: str | None = None, optional: bool = False) -> Kind:
+    """An instance of one of ``types``."""
+    return Kind(what or " or ".join(f"a {t.__name__}" for t in types), _instance(types, what), optional)
+
+
+def _text(value):
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError
+    return value
+
+
+def _path(value):
+    import os
+
+    if isinstance(value, str) and not value.strip() or not isinstance(value, (str, os.PathLike)):
+        raise TypeError
+    return value
+
+
+def _names(value):
+    """A comma-separated string or a list/tuple of distinct non-empty strings -> a list."""
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items or not all(isinstance(v, str) and v.strip() for v in items):
+        raise TypeError
+    if len(set(items)) != len(items):
+        raise ValueError
+    return value if isinstance(value, str) else list(items)
+
+
+def _table(value):
+    if not isinstance(value, dict):
+        raise TypeError
+    return value
+
+
+def _rows(value):
+    if not isinstance(value, (list, tuple)) or not all(isinstance(r, dict) for r in value):
+        raise TypeError
+    return list(value)
+
+
+def _array(nonnegative: bool = False, last: int | None = None, ndim: int | None = None):
+    """Numbers as a NumPy array, a torch tensor or a (nested) list; values finite (and >= 0). A
+    tensor on the meta device has no values to check (GPU code is tested there)."""
+    def test(value):
+        import numbers
+
+        if value is None or isinstance(value, (str, bytes, bool, dict)) or type(value).__name__ == "bool_":
+            raise TypeError
+        if type(value).__module__.startswith("torch"):
+            import torch
+
+            if not isinstance(value, torch.Tensor) or value.dtype == torch.bool or value.is_complex():
+                raise TypeError
+            if value.device.type == "meta":
+                return value
+            values = value.detach()
+        else:
+            if isinstance(value, numbers.Number) and not isinstance(value, numbers.Real):
+                raise TypeError
+            import numpy as np
+
+            values = np.asarray(value, dtype=np.float64)
+        if last is not None and (values.ndim == 0 or values.shape[-1] != last):
+            raise ValueError
+        if ndim is not None and values.ndim != ndim:
+            raise ValueError
+        if not bool((values == values).all()) or not bool((abs(values) < float("inf")).all()):
+            raise ValueError
+        if nonnegative and bool((values < 0).any()):
+            raise ValueError
+        return value
+    return test
+
+
+def _ints(value):
+    """Distinct non-negative integers (seeds): a list, tuple or range -> a list."""
+    if not isinstance(value, (list, tuple, range)) or not value:
+        raise TypeError
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32 for v in value):
+        raise TypeError
+    if len(set(value)) != len(value):
+        raise ValueError
+    return list(value)
+
+
+def _callable(value):
+    if not callable(value):
+        raise TypeError
+    return value
+
+
+ARRAY = Kind("finite numbers (a NumPy array, a torch tensor or a list)", _array())
+LONLAT = Kind("finite (lon, lat) pairs in degrees, shape (..., 2)", _array(last=2))
+XYZ = Kind("finite unit vectors, shape (..., 3)", _array(last=3))
+VECTOR = Kind("a 1-D array of finite numbers", _array(ndim=1))
+NONNEGATIVE = Kind("finite numbers >= 0 (a NumPy array, a torch tensor or a list)", _array(True))
+INTS = Kind("a non-empty list of distinct integers in [0, 2^32)", _ints)
+CALLABLE = Kind("a function", _callable)
+TEXT = Kind("a non-empty string", _text)
+PATH = Kind("a path (a non-empty str or os.PathLike)", _path)
+NAMES = Kind("a comma-separated string or a list of distinct non-empty names", _names)
+TABLE = Kind("a dict", _table)
+ROWS = Kind("a list of row dicts", _rows)
+
+
+def optional(rule):
+    """The same constraint, or None."""
+    import dataclasses
+
+    return dataclasses.replace(rule, optional=True)
+
+
+def checked(**constraints):
+    """Declare the constraints of a public function's arguments (a ``Param`` from ``integer``,
+    ``number``, ``one_of``, ``flag``, or a ``Kind``); they are checked on every call, before the body,
+    and a call that does not fit the signature is a SynthError too."""
+    import functools
+    import inspect
+
+    def wrap(fn):
+        signature = inspect.signature(fn)
+        unknown = set(constraints) - set(signature.parameters)
+        assert not unknown, f"{fn.__qualname__}: no argument(s) {unknown}"
+        owner = fn.__qualname__.replace(".__init__", "")
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError as e:
+                raise SynthError(f"{owner}: {e}") from None
+            for name, rule in constraints.items():
+                if name in bound.arguments:
+                    value = bound.arguments[name]
+                    if isinstance(rule, Param):
+                        bound.arguments[name] = Param(name, rule.type, rule.default, rule.valid, rule.role,
+                                                      rule.optional).check(value, owner)
+                    else:
+                        bound.arguments[name] = rule.check(value, name, owner)
+            return fn(*bound.args, **bound.kwargs)
+
+        call.constraints = constraints
+        return call
+    return wrap

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import SynthError
+from .params import checked, number
 from .xp import is_torch, namespace
 
 
@@ -133,6 +134,7 @@ def band_index(lat, edges) -> np.ndarray:
     return np.clip(idx, 0, len(edges) - 2)
 
 
+@checked(tilt_deg=number())
 def tilt_matrix(tilt_deg: float) -> np.ndarray:
     """The rotation of a recipe's ``tilt``: about the y axis (90°E, 0°) by −tilt, so that the x axis
     (0°, 0°) goes to latitude +tilt. Exact for 0 and ±90 degrees (the identity and a quarter turn)."""

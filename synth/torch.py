@@ -16,18 +16,24 @@ from torch.utils.data import Dataset as _TorchDataset
 
 from . import datasets, export
 from .errors import SynthError
-from .params import Interval, Param
+from .params import Kind, checked, integer, one_of
 
 
+def _source(value):
+    if isinstance(value, datasets.Dataset) or isinstance(value, Path) or isinstance(value, str) and value.strip():
+        return value
+    raise TypeError
+
+
+SOURCE = Kind("a dataset name, a .npz/.csv/.parquet file or a Dataset", _source)
+
+
+@checked(source=SOURCE, seed=integer(0, 2**32 - 1, optional=True))
 def resolve(source, seed: int | None = None) -> datasets.Dataset:
     """A ``synth.datasets.Dataset`` from any source ``LocationDataset`` accepts. ``seed`` chooses the
     draw of a dataset *name* (default 0); a file or a Dataset has its own, and another one is refused."""
-    if seed is not None:
-        seed = SEED.check(seed, "LocationDataset")
     if isinstance(source, datasets.Dataset):
         return _same_seed(source, seed, "the Dataset given")
-    if not isinstance(source, (str, Path)):
-        raise SynthError(f"a dataset source is a name, a file or a Dataset, not {type(source).__name__}")
     path = Path(source)
     if path.suffix.lower() == ".npz":
         return _same_seed(datasets.load(path), seed, path)
@@ -41,9 +47,6 @@ def resolve(source, seed: int | None = None) -> datasets.Dataset:
                      "...), a .npz file, or an exported .csv or .parquet file")
 
 
-SEED = Param("seed", int, 0, Interval(0, 2**32 - 1), "setting")
-
-
 def _same_seed(ds: datasets.Dataset, seed, where) -> datasets.Dataset:
     if seed is not None and seed != ds.seed:
         raise SynthError(f"seed={seed} chooses the draw of a dataset name; {where} holds seed {ds.seed} (leave seed "
@@ -51,17 +54,21 @@ def _same_seed(ds: datasets.Dataset, seed, where) -> datasets.Dataset:
     return ds
 
 
+def _float_dtype(value):
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise TypeError
+    return value
+
+
 class LocationDataset(_TorchDataset):
     """One split (``train``, ``val``, ``test`` or ``all``) of a dataset as (lonlat, label) pairs.
 
     ``dataset`` keeps the source (recipe, seed, centres, κ); ``n_classes`` sizes a classifier."""
 
+    @checked(source=SOURCE, split=one_of("train", "val", "test", "all"), seed=integer(0, 2**32 - 1, optional=True),
+             dtype=Kind("a floating torch dtype (torch.float32, torch.float64): coordinates in degrees are not "
+                        "integers", _float_dtype))
     def __init__(self, source, split: str = "train", seed: int | None = None, dtype: torch.dtype = torch.float32):
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise SynthError(f"LocationDataset: dtype must be a floating torch dtype (torch.float32, torch.float64), "
-                             f"not {dtype!r}: coordinates in degrees are not integers")
-        if not isinstance(split, str):
-            raise SynthError(f"LocationDataset: split is one of train, val, test, all, not {split!r}")
         self.dataset = resolve(source, seed)
         lonlat, labels = self.dataset.split(split)
         self.split = split

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .errors import SynthError
+from .params import NONNEGATIVE, XYZ, checked, integer
 from .random import uniform_numpy, uniform_torch
 from .xp import namespace as _namespace
 
@@ -42,6 +43,7 @@ def _check_params(mu, kappa, xp):
         raise SynthError(f"concentration kappa must be finite and > 0 (found {k_np.flat[np.argmin(np.where(np.isfinite(k_np), k_np, -np.inf))]:.6g})")
 
 
+@checked(kappa=NONNEGATIVE)
 def log_normalizer(kappa):
     """log C(κ) for the density C(κ) exp(κ μᵀx), C(κ) = κ / (4π sinh κ); NumPy or torch.
 
@@ -57,6 +59,7 @@ def log_normalizer(kappa):
     return xp.where(small, series, large)
 
 
+@checked(xyz=XYZ, mu=XYZ, kappa=NONNEGATIVE)
 def log_density(xyz, mu, kappa):
     """log vMF(x; μ, κ) for unit vectors ``xyz`` (..., 3); ``mu`` (..., 3) and ``kappa`` broadcast."""
     xp = _namespace(xyz)
@@ -80,6 +83,7 @@ def t_cdf(t, kappa):
     return np.expm1(-k * np.clip(t, 0, 2)) / np.expm1(-2 * k)
 
 
+@checked(mu=XYZ, kappa=NONNEGATIVE, n=integer(0, 10**9), seed=integer(0, 2**64 - 1), threads=integer(1, 1024, optional=True))
 def sample(mu, kappa, n: int, seed: int = 0, threads: int | None = None):
     """Draw ``n`` samples from each vMF(μ, κ): returns (..., n, 3) unit vectors.
 

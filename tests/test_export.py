@@ -4,6 +4,7 @@ import errno
 import json
 import pickle
 import re
+from pathlib import Path
 import subprocess
 import sys
 
@@ -218,10 +219,10 @@ def test_location_dataset_feeds_a_dataloader_from_every_source(tmp_path):
     assert (x[:, 0].abs() <= 180).all() and (x[:, 1].abs() <= 90).all()
     assert len(LocationDataset("U1", "all", seed=2)) == 5000
     assert LocationDataset("U1", "test", dtype=torch.float64).lonlat.dtype == torch.float64
-    for bad, match in [("nope", "unknown dataset 'nope'"), (tmp_path, "is a folder"), (3, "not int")]:
+    for bad, match in [("nope", "unknown dataset 'nope'"), (tmp_path, "is a folder"), (3, "source = 3 is not valid")]:
         with pytest.raises(SynthError, match=match):
             LocationDataset(bad)
-    with pytest.raises(SynthError, match="unknown split"):
+    with pytest.raises(SynthError, match="split = 'dev' is not valid"):
         LocationDataset("U1", "dev")
 
 
@@ -412,3 +413,71 @@ def test_pickle_rows_count_that_files_points(tmp_path):
     export.export([datasets.generate("U1", 0)], tmp_path / "t", "torchspatial")
     files = json.loads((tmp_path / "t" / export.MANIFEST).read_text())["files"]
     assert {k.rsplit("_", 2)[1]: v["rows"] for k, v in files.items()} == {"train": 3500, "val": 500, "test": 1000}
+
+
+def test_a_missing_pyarrow_is_one_line_naming_the_package(tmp_path, capsys, monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def no_arrow(name, *a, **k):
+        if name.split(".")[0] == "pyarrow":
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", no_arrow)  # export reaches pyarrow only through it
+    _one_line_error(capsys, ["export", "--dataset", "U1", "--out", str(tmp_path / "o")], "need the pyarrow package")
+    assert not list((tmp_path / "o").glob("*.csv"))
+
+
+def _blocks(section: str, lang: str) -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text()
+    part = text.split(f"## {section}")[1].split("\n## ")[0]
+    return re.findall(rf"```{lang}\n(.*?)```", part, re.S)
+
+
+def _run_bash_lines(block: str, cwd) -> list[str]:
+    """Each command line of a doc's bash block, ``python`` being this interpreter; their stdout."""
+    out = []
+    for line in block.splitlines():
+        line = line.split("  #")[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        for cmd in line.split(" && "):
+            args = cmd.split()
+            if args[0] == "python":
+                args[0] = sys.executable
+            elif args[0] == "pip":
+                args = [sys.executable, "-m", "pip", *args[1:]]
+            r = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, (cmd, r.stderr[-2000:])
+            out.append(r.stdout)
+    return out
+
+
+def test_the_pytorch_example_of_export_md_runs_as_written_in_a_fresh_folder(tmp_path, monkeypatch):
+    """Its snippet read data/ and export/ without saying how to make them; the commands it shows now
+    make them, and the snippet runs."""
+    (bash,) = _blocks("Into PyTorch", "bash")
+    (code,) = _blocks("Into PyTorch", "python")
+    _run_bash_lines(bash, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "export.md", "exec"), namespace)
+    assert len(namespace["test"]) == 1000 and namespace["val"].dataset.seed == 0
+
+
+def test_torchspatials_own_loader_reads_our_export(tmp_path):
+    """The path docs/export.md says was run: TorchSpatial 0.0.0.1 from PyPI (pip download, the
+    package registry), its load_dataset on our pickles, through docs/examples/torchspatial_load.py."""
+    (bash,) = _blocks("Into TorchSpatial", "bash")
+    root = Path(__file__).resolve().parents[1]
+    bash = bash.replace("docs/examples/", f"{root}/docs/examples/").replace("unzip -q ts/", "unzip -q -o ts/")
+    import zipfile
+
+    lines = [x for x in bash.splitlines() if x.strip() and not x.startswith("#")]
+    _run_bash_lines(lines[0].split(" && ")[0], tmp_path)  # pip download
+    (wheel,) = (tmp_path / "ts").glob("torchspatial-*.whl")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "ts")  # the doc's unzip, without needing unzip here
+    (out,) = _run_bash_lines("\n".join(lines[1:]), tmp_path)[-1:]
+    assert "identical to sphere-synth's arrays" in out and "train (3500, 2), test (1000, 2), 50 classes" in out, out

@@ -300,9 +300,9 @@ def test_bayes_posterior_checks_its_arguments():
     c, k = np.array([[0.0, 0.0], [90.0, 45.0]]), np.array([10.0, 20.0])
     p = posterior(np.array([[1.0, 2.0]]), c, k)
     assert np.allclose(p.sum(1), 1)
-    for args, word in [((np.array([[np.nan, 0.0]]), c, k), "non-finite"), ((np.array([[0.0, 95.0]]), c, k), "lat"),
+    for args, word in [((np.array([[np.nan, 0.0]]), c, k), "lonlat = "), ((np.array([[0.0, 95.0]]), c, k), "lat"),
                        ((np.array([[0.0, 0.0]]), c, -k), "kappa"), ((np.array([[0.0, 0.0]]), c, [np.inf, 1]), "kappa"),
-                       ((np.array([[0.0, 0.0]]), c[:, :1], k), "centers")]:
+                       ((np.array([[0.0, 0.0]]), c[:, :1], k), "centers_lonlat = ")]:
         with pytest.raises(SynthError, match=word):
             posterior(*args)
 

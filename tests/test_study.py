@@ -127,10 +127,10 @@ def test_the_python_study_writes_the_rows_the_cli_writes(tmp_path, space_file):
 def test_bad_study_values_are_one_line_errors_from_python(tmp_path):
     from experiments.study import Study
 
-    for kwargs, word in [({"seeds": [1.7]}, "seeds"), ({"max_members": 0}, "max-members"),
+    for kwargs, word in [({"seeds": [1.7]}, "seeds"), ({"max_members": 0}, "max_members = 0"),
                          ({"search": {"search_seeds": [1.7]}}, "search_seeds"), ({"workers": 2.5,
                                                                                  "executor": "local"}, "workers"),
-                         ({"lock_timeout": float("nan")}, "lock-timeout")]:
+                         ({"lock_timeout": float("nan")}, "lock_timeout = nan")]:
         with pytest.raises(SynthError, match=word):
             Study.build(space="smoke", datasets="U1", encoders="xyz", device="cpu", db=tmp_path / "r.sqlite", **kwargs)
     assert not (tmp_path / "r.sqlite").exists()
@@ -322,7 +322,7 @@ def test_the_python_api_checks_its_arguments_as_the_cli_does(kw, word):
 
 
 @pytest.mark.parametrize("args, kw, word", [
-    ((None,), {}, "ablation = None"), ((3,), {}, "ablation = 3"),
+    ((None,), {}, "path = None is not valid"), ((3,), {}, "path = 3 is not valid"),
     (("experiments/ablations/rotation.toml",), dict(max_members=-1), "max_members = -1"),
     (("experiments/ablations/rotation.toml",), dict(db=None), "db = None"),
 ])
