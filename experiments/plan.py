@@ -164,10 +164,11 @@ def code_version() -> str:
     """The training code's identity: torch's version and a digest of the modules that do an epoch's
     arithmetic (a measured epoch cost is stale once they change; the registry and checks in
     encoders.py are not among them, so editing those does not send every dry run back to measuring)."""
+    import importlib
+
     h = hashlib.sha1(torch.__version__.encode())
-    here = Path(__file__).parent
-    for name in ("train.py", "networks.py", "encodings.py", "members.py"):
-        h.update((here / name).read_bytes())
+    for name in ("train", "networks", "encodings", "members"):  # their files, wherever they live
+        h.update(Path(importlib.import_module(f"experiments.{name}").__file__).read_bytes())
     return h.hexdigest()[:12]
 
 

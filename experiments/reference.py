@@ -31,6 +31,7 @@ import platform
 import time
 from pathlib import Path
 
+from experiments import PACKAGE_DIR
 from synth.errors import SynthError
 from synth.params import PATH, TABLE, TEXT, Kind, checked, instance, optional
 from synth.fileio import atomic_write_bytes
@@ -38,7 +39,7 @@ from synth.fileio import atomic_write_bytes
 from . import results
 from .selection import choose
 
-REFERENCES_DIR = Path(__file__).parent / "references"
+REFERENCES_DIR = PACKAGE_DIR / "references"
 FORMAT = 1
 BAND_DECIMALS = 4
 # what a reference row keeps of a results row (the rest is rebuilt: experiment, stage, recipe)

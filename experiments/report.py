@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments import PACKAGE_DIR
 from synth import bayes, datasets as synth_datasets
 from synth.errors import SynthError
 from synth.fileio import atomic_write_bytes
@@ -41,7 +42,7 @@ from .stats import difference, error_reduction, judge
 from .summary import TARGET, _fmt_ci, pooled_section, summary
 from .tables import LABELS, band_table, search_markdown, search_records, to_csv_bytes, to_latex, to_markdown
 
-PAPER_TABLE = Path(__file__).parent / "data" / "table8.csv"
+PAPER_TABLE = PACKAGE_DIR / "data" / "table8.csv"
 PAPER_COLUMNS = {"xyz": "xyz", "wrap": "wrap", "wrap_ffn": "wrap_ffn", "rff": "rff", "rbf": "rbf", "grid": "grid",
                  "theory": "theory", "sphereM+": "sphereM_plus"}
 

@@ -22,6 +22,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments import PACKAGE_DIR
 from synth.cliutil import parse_int_list, read_toml
 from synth.errors import SynthError
 from synth.params import PATH, TABLE, TEXT, Interval, Param, check_values, checked, instance, optional
@@ -33,7 +34,7 @@ from .pruners import RULE
 from .results import canonical, digest
 from .train import SETTINGS_PARAMS, TrainSettings
 
-SPACES_DIR = Path(__file__).parent / "spaces"
+SPACES_DIR = PACKAGE_DIR / "spaces"
 SAMPLERS = ("grid", "random", "tpe")
 # "halving": synchronous successive halving decided by value (experiments.pruners); "asha" is its former
 # name (Optuna's asynchronous rule, which decided by report order) and is read as "halving"

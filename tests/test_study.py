@@ -43,7 +43,7 @@ def _imports(path: Path, package: str) -> set:
 def _graph() -> dict:
     modules = {}
     for pkg in ("synth", "experiments"):
-        for f in (ROOT / pkg).glob("*.py"):
+        for f in (ROOT / pkg).rglob("*.py"):
             name = pkg if f.stem == "__init__" else f"{pkg}.{f.stem}"
             modules[name] = f
     graph = {}
@@ -102,7 +102,7 @@ def test_executors_import_no_module_that_sends_them_work():
 
 
 def test_no_module_over_500_lines():
-    long = {f.name: n for pkg in ("synth", "experiments") for f in (ROOT / pkg).glob("*.py")
+    long = {f.name: n for pkg in ("synth", "experiments") for f in (ROOT / pkg).rglob("*.py")
             if (n := len(f.read_text().splitlines())) > 520}
     assert long == {}
 
