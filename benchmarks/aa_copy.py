@@ -9,7 +9,7 @@ default, 32: another encoder). The copy's default is therefore the value the spa
 
 import dataclasses
 
-from experiments.encoders import register, spec
+from experiments.models.encoders import register, spec
 
 _original = spec("sphereM+")
 register(dataclasses.replace(

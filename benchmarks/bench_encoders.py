@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch
 
-from experiments import encoders as E
+from experiments.models import encoders as E
 
 SETTINGS = {"grid": {"frequency_num": 64}, "theory": {"frequency_num": 64}, "sphereC": {"frequency_num": 32},
             "sphereC+": {"frequency_num": 32}, "sphereM": {"frequency_num": 32}, "sphereM+": {"frequency_num": 32},

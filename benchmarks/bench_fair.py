@@ -1,4 +1,4 @@
-"""Is the fast fair default fair? (issue 18)
+"""Is the fast fair default fair?
 
 On held-out datasets (none of them used to build or tune the default: U3, S1.2, S3.4), it compares
 the default preset with the full fair adaptive search. Both are run the way `sweep --data-seeds 0-4`
@@ -21,7 +21,7 @@ in the background, or on a cluster with --executor submitit. With --default-db a
 existing databases and trains nothing.
 
     python benchmarks/bench_fair.py                       # run (or resume) both, print the table
-    python benchmarks/bench_fair.py --default-db results/results.sqlite --full-db /path/fair-full.db --no-run
+    python benchmarks/bench_fair.py --default-db results/results.sqlite --full-db YOUR_FOLDER/fair-full.sqlite --no-run
     python benchmarks/bench_fair.py --default-reference fair_quick --full-reference fair_full --datasets all
 
 A shipped reference (experiments/references/) stands for either sweep: it holds the chosen
@@ -40,15 +40,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments import reference  # noqa: E402
+from experiments.report.table8 import reference  # noqa: E402
 from synth.datasets import PAPER_DATASETS  # noqa: E402
-from experiments.encoders import TABLE8  # noqa: E402
-from experiments.space import load_space  # noqa: E402
-from experiments.report import bayes_ceilings, build_table8  # noqa: E402
-from experiments.results import ResultsStore, choose_experiment  # noqa: E402
-from experiments.selection import choose  # noqa: E402
-from experiments.stats import difference, draw_means, joint_deviations, judge, pool, spread_if_equal  # noqa: E402
-from experiments.tables import to_markdown  # noqa: E402
+from experiments.models.encoders import TABLE8  # noqa: E402
+from experiments.search.space import load_space  # noqa: E402
+from experiments.report.table8 import bayes_ceilings, build_table8  # noqa: E402
+from experiments.store.results import ResultsStore, choose_experiment  # noqa: E402
+from experiments.search.selection import choose  # noqa: E402
+from experiments.report.stats import difference, draw_means, joint_deviations, judge, pool, spread_if_equal  # noqa: E402
+from experiments.report.tables import to_markdown  # noqa: E402
 
 HELD_OUT = ("U3", "S1.2", "S3.4")  # one uniform, two stratified of different kappa_max (32^2, 128^2)
 

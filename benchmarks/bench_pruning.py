@@ -1,4 +1,4 @@
-"""Pruning policies against the ground truth of the exhaustive run (issue 29), side by side (not a test).
+"""Pruning policies against the ground truth of the exhaustive run, side by side (not a test).
 
 1. **Ground truth.** Every configuration of each (dataset, encoder) cell trains to the end (pruner
    none) on training seed 0 of draw 0: the ``fair_quick`` grid (4 configurations per encoder), or a
@@ -6,7 +6,7 @@
    configurations the random sampler would try). Stored in ``--db`` (outside the repository;
    ``--resume`` continues a killed run). Its best-by-validation configuration is the true choice.
 2. **Policies, replayed exactly.** A member that is never pruned computes exactly what the exhaustive
-   run computed (members never influence each other; ``experiments.train``), so each policy is run
+   run computed (members never influence each other; ``experiments.models.train``), so each policy is run
    through the real search (``search.CellSearch``: the same reports, decisions and tells) with the
    trainer replaced by the stored curves: a pruned member stops where the policy stopped it. The
    result is what a live search would have chosen and trained on this machine, without training.
@@ -19,8 +19,8 @@
    the top third at epoch r (best validation so far), and the epoch at which the best configuration
    reaches 95 % of its final validation Top-1.
 
-    python benchmarks/bench_pruning.py --space fair_quick --datasets U2,S2.3,S4.4 --db /tmp/gt_quick.sqlite
-    python benchmarks/bench_pruning.py --space fair --sampler random --trials 9 --db /tmp/gt_fair.sqlite
+    python benchmarks/bench_pruning.py --space fair_quick --datasets U2,S2.3,S4.4 --db YOUR_FOLDER/gt_quick.sqlite
+    python benchmarks/bench_pruning.py --space fair --sampler random --trials 9 --db YOUR_FOLDER/gt_fair.sqlite
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ from unittest import mock
 
 import numpy as np
 
-from experiments import pruners, results, search
-from experiments.plan import ETA
-from experiments.space import SearchPolicy, load_space
-from experiments.study import Study
-from experiments.train import resolve_device
+from experiments.search import pruners, cell_search as search
+from experiments.store import results
+from experiments.search.plan import ETA
+from experiments.search.space import SearchPolicy, load_space
+from experiments.search.study import Study
+from experiments.models.train import resolve_device
 
 TABLE8 = "xyz,wrap,wrap_ffn,grid,theory,sphereM+,rbf,rff"
 
@@ -91,7 +92,7 @@ def replay_population(truth: dict):
 
 
 def old_asha(policy, epochs, eval_every):
-    """The rule before issue 29 (reference only): Optuna's asynchronous successive halving."""
+    """The rule before rung decisions by value (reference only): Optuna's asynchronous successive halving."""
     import optuna
 
     return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(eval_every, epochs // ETA**3), reduction_factor=ETA)

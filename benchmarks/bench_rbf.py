@@ -1,7 +1,7 @@
 """rbf's training epoch with the plain Gaussian against the encoder's, side by side in one run.
 
 The encoder skips exp's underflow: exponents are raised to just below the output dtype's smallest
-normal number and what lands there is set to 0 (``experiments.encodings.RBF._gaussian``). The plain
+normal number and what lands there is set to 0 (``experiments.models.encodings.RBF._gaussian``). The plain
 formula, exp(−d²/2σ²) in float64 cast to float32, is slow twice over on the paper's data, where most
 points are many σ from most anchors: float64's exp takes a slow path deep in its underflow, and the
 float32 subnormals it leaves make the network's matrix products crawl. Both train the fair default's
@@ -21,10 +21,10 @@ from unittest import mock
 import torch
 
 from synth import datasets
-from experiments.encodings import RBF
-from experiments.scales import to_physical
-from experiments.space import load_space
-from experiments.train import TrainSettings, train_population
+from experiments.models.encodings import RBF
+from experiments.models.scales import to_physical
+from experiments.search.space import load_space
+from experiments.models.train import TrainSettings, train_population
 
 
 def plain_gaussian(self, d2):

@@ -1,4 +1,4 @@
-"""Datasets at scale (issue 32): the Bayes ceiling and training, time and peak memory (not a test).
+"""Datasets at scale: the Bayes ceiling and training, time and peak memory (not a test).
 
 Every cell runs in its own process, so its peak resident memory (ru_maxrss) is its own.
 
@@ -36,7 +36,7 @@ def _bayes(args):
     for split in ("train", "val", "test"):
         if how == "sliced":
             top1.append(bayes.evaluate(ds, split)["top1"])
-        else:  # the code before issue 32: every point's scores at once
+        else:  # the old code: every point's scores at once, not in slices
             ll, y = ds.split(split)
             s = bayes.log_posterior_scores(ll, ds["centers_lonlat"], ds["kappa"])
             top1.append(summarize_ranks(true_class_ranks(s, y))["top1"])
@@ -49,7 +49,7 @@ def _train(args):
     C, S = args
     import torch
 
-    from experiments.train import TrainSettings, train_population
+    from experiments.models.train import TrainSettings, train_population
     from synth import datasets
 
     torch.set_num_threads(1)

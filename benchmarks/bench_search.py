@@ -32,10 +32,10 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from synth.cliutil import parse_int_list
-from experiments import results
-from experiments.space import Space
-from experiments.study import Study
-from experiments.train import TrainSettings, resolve_device
+from experiments.store import results
+from experiments.search.space import Space
+from experiments.search.study import Study
+from experiments.models.train import TrainSettings, resolve_device
 
 SUBGRID = {"lr": [0.01, 0.005, 0.002, 0.001, 0.0005, 0.00005], "num_hidden_layers": [1], "hidden_dim": [128],
            "num_filts": [64], "dropout": [0.5]}

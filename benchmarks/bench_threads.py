@@ -1,4 +1,4 @@
-"""Threads per process when a sweep shares the cores (issue 29), side by side in one run (not a test).
+"""Threads per process when a sweep shares the cores, side by side in one run (not a test).
 
 The same population (fair_quick's grid configuration: 4 learning rates, width 256, on U1) trains a
 few epochs in each arrangement below; each line gives the total member-epochs per second of all
@@ -26,8 +26,8 @@ def _train(args):
     threads, epochs, start = args
     import torch
 
-    from experiments.space import load_space
-    from experiments.train import train_population
+    from experiments.search.space import load_space
+    from experiments.models.train import train_population
     from synth import datasets
 
     torch.set_num_threads(threads)
@@ -53,7 +53,7 @@ def run(n_procs: int, threads: int, epochs: int) -> tuple[float, float]:
 
 
 def main():
-    from experiments.executors import usable_cpus
+    from experiments.store.executors import usable_cpus
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=3)

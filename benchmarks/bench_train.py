@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from synth import datasets
-from experiments import encoders
-from experiments.plan import CPU_MAX_MEMBERS
-from experiments.train import TrainSettings, presence_absence_loss, train_population
+from experiments.models import encoders
+from experiments.search.plan import CPU_MAX_MEMBERS
+from experiments.models.train import TrainSettings, presence_absence_loss, train_population
 
 
 def configs(M, hidden, filts):

@@ -1,4 +1,4 @@
-"""What transfer between searches costs and saves (issue 30): a transfer search against the cold one.
+"""What transfer between searches costs and saves: a transfer search against the cold one.
 
 For every (dataset, encoder) searched by both experiments of one database: the search's
 member-epochs and compute seconds in each, whether they chose the same configuration (validation
@@ -16,8 +16,8 @@ import json
 
 import numpy as np
 
-from experiments.results import ResultsStore
-from experiments.selection import choose
+from experiments.store.results import ResultsStore
+from experiments.search.selection import choose
 
 
 def compare(store, cold: str, transfer: str) -> list[dict]:

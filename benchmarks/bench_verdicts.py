@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments import stats  # noqa: E402
+from experiments.report.table8 import stats  # noqa: E402
 
 DRAW_SD, PAIR_SD, SEED_SD = 3.0, 0.3, 0.5  # points of Top-1; the pair noise of the issue's layout is ~0.6
 
@@ -56,7 +56,7 @@ def new_rule(target: dict, baselines: list) -> str:
 
 
 def old_two_level_bootstrap(a: dict, b: dict, n: int = 2000, seed: int = 0):
-    """Today's procedure before the change (experiments.stats.two_level_bootstrap, inflate=True), for the
+    """Today's procedure before the change (experiments.report.stats.two_level_bootstrap, inflate=True), for the
     comparison only: draws resampled, then seeds within them, spread scaled by sqrt(m/(m-1))."""
     common = sorted(set(a) & set(b))
     draws = sorted({k[0] for k in common})
@@ -179,9 +179,10 @@ def main(argv=None) -> int:
     if a.aa_db is None:
         print(simulation_table(a.sims))
         return 0
-    from experiments import encoders, reference
-    from experiments.results import ResultsStore
-    from experiments.selection import choose
+    from experiments.models import encoders
+    from experiments.report import reference
+    from experiments.store.results import ResultsStore
+    from experiments.search.selection import choose
 
     for f in a.plugin:
         encoders.load_plugin(f)

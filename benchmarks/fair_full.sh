@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The full fair search behind the reference Table 8 (issue 30): hours of compute, resumable.
+# The full fair search behind the reference Table 8: hours of compute, resumable.
 #
 #   setsid benchmarks/fair_full.sh DIR &     # DIR: outside the repository; holds data/ and fair_full.sqlite
 #   benchmarks/fair_full.sh DIR pause|resume # hold it (SIGSTOP) while a benchmark or a CI run needs the cores

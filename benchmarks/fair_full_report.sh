@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything docs/table8.md and docs/search.md quote from benchmarks/fair_full.sh's run (issue 30),
+# Everything docs/table8.md and docs/search.md quote from benchmarks/fair_full.sh's run,
 # from its database; trains nothing. Safe to run while fair_full.sh is still running: the tables
 # then cover what has finished ("not finished" where a cell has not).
 #

@@ -1,4 +1,4 @@
-"""Wall time per dataset of benchmarks/fair_full.sh (issue 30), without its pauses.
+"""Wall time per dataset of benchmarks/fair_full.sh, without its pauses.
 
 fair_full.sh logs each dataset's start and end in DIR/log.txt and runs across sittings: a session's end
 kills it, the next sitting starts the dataset again and the sweep resumes. A sitting that was killed
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         print(f"error: {a.dir} has no log.txt and fair_full.sqlite: not a fair_full.sh folder", file=sys.stderr)
         return 2
     rows = times(a.dir)
-    from experiments.tables import to_markdown
+    from experiments.report.tables import to_markdown
 
     print(to_markdown([{k: v for k, v in r.items() if k != "_wall"} for r in rows]))
     done = [r for r in rows if r["status"] == "done"]

@@ -78,7 +78,7 @@ def _parser() -> OneLineParser:
                         "the paper space)")
     g.add_argument("--search-seeds", help="training seeds of the search itself (default 0)")
     g.add_argument("--transfer-from", metavar="EXPERIMENT", help="try first the best configurations of this "
-                   "experiment's searches (same --db) on --transfer-datasets (experiments.transfer)")
+                   "experiment's searches (same --db) on --transfer-datasets (experiments.search.transfer)")
     g.add_argument("--transfer-datasets", help="comma list: the source datasets of --transfer-from")
     g.add_argument("--transfer-top", type=_number(int, 1, "--transfer-top"),
                    help="configurations taken from each source dataset (default 3)")
@@ -106,7 +106,7 @@ def _parser() -> OneLineParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--reference", metavar="NAME", help="train only your encoder(s) by the protocol of a shipped "
                    "reference (its space, settings, search, datasets, draws and seeds unless given); report "
-                   "--reference NAME then compares them with its baselines (experiments.reference)")
+                   "--reference NAME then compares them with its baselines (experiments.report.reference)")
     r = sub.add_parser("report", help="Table 8 replica, diagnostics and figures from a results database")
     r.add_argument("--db", type=path_arg, help="the results database (default results/results.sqlite; with "
                    "--reference alone: none, the reference's own Table 8)")
@@ -176,8 +176,8 @@ def _parser() -> OneLineParser:
 
 
 def _cmd_sweep(a) -> None:
-    from .reference import check_protocol, policy_flags, source_datasets
-    from .study import Study
+    from .report.reference import check_protocol, policy_flags, source_datasets
+    from .search.study import Study
 
     for flag, replacement in REMOVED_FLAGS.items():
         if getattr(a, flag.lstrip("-").replace("-", "_")) is not None:
@@ -231,8 +231,8 @@ def _reference_protocol(a) -> dict:
     space must be the reference's, given datasets and draws must be among its own (they pair with
     nothing else). Given training seeds are kept: the draws pair whatever the seeds (another seed is
     how an A/A run is made)."""
-    from .reference import load
-    from .space import load_space
+    from .report.reference import load
+    from .search.space import load_space
 
     if not a.reference:
         raise SynthError("--reference '': name a shipped reference or a reference file")
@@ -259,8 +259,8 @@ def _reference_protocol(a) -> dict:
 
 
 def _cmd_ablate(a) -> None:
-    from .ablation import Ablation
-    from .ablation_report import write_report
+    from .ablate.ablation import Ablation
+    from .ablate.report import write_report
 
     abl = Ablation.build(a.file, db=a.db, device=a.device, executor=a.executor, workers=a.workers,
                          resume=a.resume, progress=not a.no_progress, max_members=a.max_members)
@@ -274,10 +274,11 @@ def _cmd_ablate(a) -> None:
 
 
 def _cmd_power(a) -> None:
-    from . import reference, results
-    from .summary import power_records
-    from .stats import LEVEL, POWER
-    from .tables import to_markdown
+    from .report import reference
+    from .store import results
+    from .report.summary import power_records
+    from .report.stats import LEVEL, POWER
+    from .report.tables import to_markdown
 
     diffs = []
     for x in a.diff.split(","):
@@ -305,7 +306,7 @@ def _cmd_power(a) -> None:
 
 
 def _cmd_encoders(show_params: bool) -> None:
-    from . import encoders
+    from .models import encoders
 
     from synth.params import table
 
@@ -321,7 +322,7 @@ def _cmd_encoders(show_params: bool) -> None:
 def _handle(argv) -> int:
     a = _parser().parse_args(argv)
     if getattr(a, "plugin", None):
-        from .encoders import load_plugin
+        from .models.encoders import load_plugin
 
         for path in a.plugin:
             load_plugin(path)
@@ -332,16 +333,16 @@ def _handle(argv) -> int:
     elif a.cmd == "ablate":
         _cmd_ablate(a)
     elif a.cmd == "importance":
-        from .encoders import parse_names as encoders_parse
-        from .importance import report as importance_report
+        from .models.encoders import parse_names as encoders_parse
+        from .report.importance import report as importance_report
 
         for p in importance_report(a.db, a.out, None if a.no_figures else a.figures, a.experiment,
                                    a.datasets and a.datasets.split(","),
                                    a.encoders and encoders_parse(a.encoders), a.min_trials):
             print(f"wrote {p}")
     elif a.cmd == "reference":
-        from . import results
-        from .reference import REFERENCES_DIR, build, write
+        from .store import results
+        from .report.reference import REFERENCES_DIR, build, write
 
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", a.name):
             raise SynthError(f"--name {a.name!r}: a reference's name is a plain file name (letters, digits, '_', '.', "
@@ -361,11 +362,11 @@ def _handle(argv) -> int:
     elif a.cmd == "power":
         _cmd_power(a)
     elif a.cmd == "compare":
-        from .tables import compare_tables
+        from .report.tables import compare_tables
 
         print(compare_tables(a.a, a.b), end="")
     elif a.cmd == "report":
-        from .report import main_report
+        from .report.table8 import main_report
 
         db = a.db if a.db is not None or a.reference else Path("results/results.sqlite")
         main_report(db, a.out, a.figures, encoders=a.encoders, datasets=a.datasets, experiment=a.experiment,

@@ -33,7 +33,7 @@ def log_posterior_scores(lonlat, centers_lonlat, kappa) -> np.ndarray:
 
 
 # Points x classes values scored at once: the scores of every point at once took 11 GB for a recipe of
-# 1 000 classes x 1 000 samples (issue 32); in slices of 2^22 values (32 MB) memory is O(slice).
+# 1 000 classes x 1 000 samples; in slices of 2^22 values (32 MB) memory is O(slice).
 CHUNK_VALUES = 1 << 22
 
 
@@ -72,7 +72,9 @@ def true_ranks(lonlat, labels, centers_lonlat, kappa) -> np.ndarray:
     return ranks
 
 
-@checked(ds=instance(Dataset), split=one_of("train", "val", "test", "all"), band_kind=one_of("equal-angle", "equal-area"), band_width=number(0, 180, "right"), n_bands=integer(1, 10**4), band_lat=optional(VECTOR))
+@checked(ds=instance(Dataset), split=one_of("train", "val", "test", "all"),
+         band_kind=one_of("equal-angle", "equal-area"), band_width=number(0, 180, "right"),
+         n_bands=integer(1, 10**4), band_lat=optional(VECTOR))
 def evaluate(ds: Dataset, split: str = "test", band_kind: str = "equal-angle", band_width: float = 10.0,
              n_bands: int = 18, band_lat=None) -> dict:
     """Top-1, Top-3, MRR of the Bayes classifier on a split, overall and per latitude band; the bands

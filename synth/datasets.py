@@ -27,7 +27,8 @@ import numpy as np
 from . import __version__
 from .errors import SynthError
 from .fileio import atomic_write_bytes, folder_lock, npz_bytes
-from .params import INTS, LONLAT, NAMES, PATH, TABLE, TEXT, Interval, Kind, Param, checked, flag, instance, integer, optional
+from .params import (
+    INTS, LONLAT, NAMES, PATH, TABLE, TEXT, Interval, Kind, Param, checked, flag, instance, integer, optional)
 from .sphere import band_edges, lonlat_to_xyz, tilt_matrix, uniform_lonlat, validate_lonlat, xyz_to_lonlat
 from .vmf import sample as vmf_sample
 

@@ -83,7 +83,8 @@ def t_cdf(t, kappa):
     return np.expm1(-k * np.clip(t, 0, 2)) / np.expm1(-2 * k)
 
 
-@checked(mu=XYZ, kappa=NONNEGATIVE, n=integer(0, 10**9), seed=integer(0, 2**64 - 1), threads=integer(1, 1024, optional=True))
+@checked(mu=XYZ, kappa=NONNEGATIVE, n=integer(0, 10**9), seed=integer(0, 2**64 - 1),
+         threads=integer(1, 1024, optional=True))
 def sample(mu, kappa, n: int, seed: int = 0, threads: int | None = None):
     """Draw ``n`` samples from each vMF(μ, κ): returns (..., n, 3) unit vectors.
 

@@ -1,4 +1,4 @@
-"""A fuzz pass over the ablation file and the plugin interface (issue 31): random, mostly wrong inputs
+"""A fuzz pass over the ablation file and the plugin interface: random, mostly wrong inputs
 through the command line, counting how each ends. Not a test (random cases; run it by hand):
 
     python tests/fuzz_inputs.py [--cases 300] [--seed 0]
@@ -98,7 +98,7 @@ def main():
         for i in range(o.cases):
             kind = "ablation" if i % 2 == 0 else "plugin"
             args = (ablation_case if kind == "ablation" else plugin_case)(r, Path(tmp))
-            from experiments import encoders
+            from experiments.models import encoders
             encoders._plugins_state["files"].clear()  # each plugin case loads its own file
             gone = [k for k in encoders._REGISTRY if not encoders.is_builtin(k)]
             for name in gone:

@@ -1,4 +1,4 @@
-"""Controlled ablations (experiments.ablation): declared factor and levels checked before any work,
+"""Controlled ablations (experiments.ablate.ablation): declared factor and levels checked before any work,
 each level its own experiment, paired differences against the reference with the Table 8 statistics,
 known effects detected and a null effect called a tie, the cost of a plain sweep."""
 
@@ -9,9 +9,9 @@ import sqlite3
 
 import pytest
 
-from experiments import scales
-from experiments.ablation import Ablation
-from experiments.ablation_report import write_report
+from experiments.models import scales
+from experiments.ablate.ablation import Ablation
+from experiments.ablate.report import write_report
 from synth.errors import SynthError
 from tests.helpers import ONE_CONFIG as SPACE, experiments, one_line, sweep
 
@@ -43,7 +43,7 @@ def build(path, tmp_path, **kw):
     ('name = "tilt"\nlevels = [0.0, nan]', "", {}, "tilt = nan is not valid"),
     ('name = "rotation"\nlevels = [0.0, inf]', "", {}, "tilt = inf is not valid"),
     ('name = "tilt"\nlevels = [0, 30, 30]', "", {}, "levels repeat a value"),
-    # issue 31: 0 and -0 are one level; levels that generate the same data change nothing
+    # 0 and -0 are one level; levels that generate the same data change nothing
     ('name = "tilt"\nlevels = [0.0, -0.0]', "", {}, "levels repeat a value"),
     ('name = "tilt"\nlevels = [-180.0, 180.0]', "", {}, "generate the same data on U1"),
     ('name = "n_bands"\nlevels = [1, 5]', "", {}, "levels 1 and 5 generate the same data on U1"),
@@ -65,7 +65,7 @@ def test_bad_declarations_are_one_line(tmp_path, factor, extra, top, word):
 
 
 def test_levels_that_print_alike_are_separate_experiments(tmp_path):
-    """Issue 31: names formatted levels with :g, so 30.0 and 30.0000001 shared one experiment."""
+    """Names formatted levels with :g, so 30.0 and 30.0000001 shared one experiment."""
     for factor, levels in (("tilt", (30.0, 30.0000001)), ("lr", (0.01, 0.0100000001))):
         abl = build(ablation_file(tmp_path, f'name = "{factor}"\nlevels = [{levels[0]!r}, {levels[1]!r}]'), tmp_path)
         assert abl.experiment(levels[0]) != abl.experiment(levels[1])
@@ -97,7 +97,7 @@ def test_held_experiment_must_exist_and_have_chosen(tmp_path):
     # and where it chose, the held configuration is that experiment's, with the factor changed
     ok = ablation_file(tmp_path, 'name = "lr"\nlevels = [0.005, 0.05]', f'[hold]\nexperiment = "{exp}"', name="k")
     abl = build(ok, tmp_path)
-    from experiments.results import ResultsStore
+    from experiments.store.results import ResultsStore
     with ResultsStore(db, readonly=True) as store:
         chosen = abl.held_choices(store)
     c = abl.config("U1", "xyz", 0.05, chosen)
@@ -121,8 +121,8 @@ def test_levels_are_separate_experiments_and_the_reference_differs_by_zero(tmp_p
         assert len(mine) == 4  # 2 encoders x 2 draws, nothing of another level
         for e, c in mine:
             assert scales.to_physical(e, "min_radius", c["min_radius"]) == pytest.approx(level)
-    from experiments.ablation_report import _paired
-    from experiments.results import ResultsStore
+    from experiments.ablate.report import _paired
+    from experiments.store.results import ResultsStore
     with ResultsStore(tmp_path / "a.db", readonly=True) as store:
         cells = abl.cells(store)
     ref = cells[("U1", "grid", 8.0)]
@@ -171,7 +171,7 @@ def test_a_known_effect_is_detected_and_a_null_effect_is_a_tie(tmp_path):
 
 def test_data_levels_share_the_base_stream():
     from synth import datasets as D
-    from experiments.ablation import Factor, derived_recipe
+    from experiments.ablate.ablation import Factor, derived_recipe
     f = Factor("kappa_max", "data", (16.0, 64.0), 16.0)
     a, b = (D.generate(derived_recipe(D.get_recipe("U1"), f, k), 0) for k in f.levels)
     assert (a["centers_lonlat"] == b["centers_lonlat"]).all()  # common random numbers: same centres
@@ -224,7 +224,7 @@ def test_retune_searches_every_level_with_the_same_budget(tmp_path):
 
 @pytest.mark.parametrize("command", ["ablate", "sweep"])
 def test_a_file_that_is_not_utf8_is_one_line(tmp_path, command):
-    """Issue 31: ``printf '\\xff' > b.toml`` ended in UnicodeDecodeError (ablation file and space loader)."""
+    """``printf '\\xff' > b.toml`` ended in UnicodeDecodeError (ablation file and space loader)."""
     bad = tmp_path / "b.toml"
     bad.write_bytes(b"\xff[factor]\n")
     args = [str(bad), "--dry-run"] if command == "ablate" else ["--space", str(bad), "--dry-run"]
@@ -233,7 +233,7 @@ def test_a_file_that_is_not_utf8_is_one_line(tmp_path, command):
 
 
 def test_the_ablation_report_validates_what_it_reads(tmp_path):
-    """Issue 31: a hand-edited test_top1 = 200 was shown as a win above the Bayes ceiling, damaged bands
+    """A hand-edited test_top1 = 200 was shown as a win above the Bayes ceiling, damaged bands
     ended in tracebacks, and a level whose runs all diverged showed "not run"."""
     path = ablation_file(tmp_path, 'name = "lr"\nlevels = [0.01, 0.02]', data_seeds='"0"')
     db = tmp_path / "a.db"
@@ -267,7 +267,7 @@ def test_the_ablation_report_validates_what_it_reads(tmp_path):
 
 
 def test_an_encoder_alias_is_a_level_as_on_the_command_line(tmp_path):
-    """Issue 31: 'sh' was refused as an encoder level although --encoders sh is accepted."""
+    """'sh' was refused as an encoder level although --encoders sh is accepted."""
     abl = build(ablation_file(tmp_path, 'name = "encoder"\nlevels = ["xyz", "sh"]\nreference = "sh"', encoders=None),
                 tmp_path)
     assert abl.factor.levels == ("xyz", "spherical_harmonics") and abl.factor.reference == "spherical_harmonics"

@@ -1,4 +1,4 @@
-"""Issue 9: the adaptive search (Optuna samplers and pruners over the population trainer)."""
+"""The adaptive search (Optuna samplers and pruners over the population trainer)."""
 
 import json
 import sqlite3
@@ -9,7 +9,7 @@ import time
 import pytest
 
 from synth import datasets
-from experiments.train import TrainSettings, train_population
+from experiments.models.train import TrainSettings, train_population
 from helpers import WAIT_S, experiments, sweep
 
 SMALL = dict(frequency_num=4, num_hidden_layers=1, hidden_dim=32, num_filts=16)
@@ -177,7 +177,7 @@ def test_a_search_table_in_the_space_turns_the_search_on(tmp_path, space_file):
 def test_finalists_are_distinct_configurations_even_when_a_trial_repeats_one():
     from types import SimpleNamespace
 
-    from experiments.search import _distinct
+    from experiments.search.cell_search import _distinct
 
     trials = [SimpleNamespace(params={"lr": lr}, value=v, number=n)
               for n, (lr, v) in enumerate([(0.01, 80.0), (0.01, 80.0), (0.02, 79.0), (0.05, 70.0)])]
@@ -189,7 +189,7 @@ def _simulate_race(means, sd, seeds=5, n_val=500, sims=2000, seed=0):
     """How often each finalist stops early, and whether the survivors always end on every seed."""
     import numpy as np
 
-    from experiments.search import race_survivors
+    from experiments.search.cell_search import race_survivors
 
     rng = np.random.default_rng(seed)
     stopped = np.zeros(len(means))
@@ -222,7 +222,7 @@ def test_the_race_stops_a_finalist_far_behind_and_saves_its_seeds():
     # 5 seed sds behind the others: stopped before the last seed in >= 95 % of races
     rates = _simulate_race([70.0, 70.0, 67.0], 0.6)
     assert rates[2] >= 0.95 and max(rates[:2]) <= 0.20, rates
-    from experiments.search import race_survivors
+    from experiments.search.cell_search import race_survivors
 
     # hopeless (a 16.8 % finalist beside 70 %): stopped after the search seed's round alone
     runs = {"a": {0: (70.6, False)}, "b": {0: (70.4, False)}, "c": {0: (16.8, False)}}
@@ -283,7 +283,7 @@ def test_racing_finalists_train_only_while_in_the_race_and_resume(tmp_path):
 def test_search_md_names_the_finalists_own_trial_not_an_earlier_pruned_try():
     # TPE tried configuration "a" as trial 3 (pruned at 27 epochs) and again as trial 8 (complete):
     # the finalist is trial 8, and its score is trial 8's
-    from experiments.report import search_records
+    from experiments.report.table8 import search_records
 
     def row(trial, h, val, pruned_at=None, stage="search", seed=0):
         return {"dataset": "U1", "encoder": "theory", "trial": trial, "config_hash": h, "config": json.dumps({"lr": h}),
@@ -298,7 +298,7 @@ def test_search_md_names_the_finalists_own_trial_not_an_earlier_pruned_try():
 
 
 def test_a_search_decided_under_the_old_rule_is_kept_apart_and_the_report_names_each_rule(tmp_path, space_file):
-    """Issue 29: the rung rule is part of an experiment's identity, and the report says which rule chose."""
+    """The rung rule is part of an experiment's identity, and the report says which rule chose."""
     db = tmp_path / "r.sqlite"
     args = ["--datasets", "U1", "--encoders", "xyz", "--space", str(space_file), "--seeds", "0", "--db", str(db),
             "--pruner", "halving", "--first-rung", "1", "--finalists", "2"]

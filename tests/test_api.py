@@ -21,17 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = [None, "x", "", 2.7, math.nan, -1, True, [], {}, object(), ("U1", "U1")]
 
 
-def documented():
-    """[(module, name, methods)] of docs/api.md's table."""
+def documented(faces: bool = False):
+    """[(module, name, methods)] of docs/api.md's tables: the modules' (or, with ``faces``, the
+    package faces'). Getting each name imports it."""
     import importlib
 
     out = []
     for line in (ROOT / "docs" / "api.md").read_text().splitlines():
-        m = re.match(r"\| `([\w.]+)`(?: \([\w ]+\))? \| (.*) \|$", line)
-        if not m or m.group(1) == "module":
+        m = re.match(r"\| `([\w.]+)`( \([\w ]+\))? \| (.*) \|$", line)
+        if not m or m.group(1) == "module" or (m.group(2) == " (face)") != faces:
             continue
         module = importlib.import_module(m.group(1))
-        for name, methods in re.findall(r"`(\w+)`(?: \(([^)]*)\))?", m.group(2)):
+        for name, methods in re.findall(r"`(\w+)`(?: \(([^)]*)\))?", m.group(3)):
             out.append((module, name, re.findall(r"`(\w+)`", methods)))
     return out
 
@@ -52,11 +53,46 @@ def callables():
     return out
 
 
+def test_every_name_of_a_package_face_is_the_documented_object():
+    """The faces (experiments.models, .search, ...) re-export, lazily, the objects of the module table."""
+    by_name = {}
+    for module, name, _ in documented():
+        by_name.setdefault(name, []).append(getattr(module, name))
+    faces = documented(faces=True)
+    assert {m.__name__ for m, _, _ in faces} == {f"experiments.{p}" for p in ("models", "store", "search", "report",
+                                                                              "ablate")}
+    for module, name, _ in faces:
+        obj = getattr(module, name)
+        assert name in module.__all__ and (name in ("Param", "Interval", "ExecutorOptions", "Table8", "build_table8",
+                                                    "main_report") or any(obj is o for o in by_name[name])), name
+
+
+def test_the_old_flat_module_names_still_import_with_a_warning():
+    import importlib
+    import sys
+    import warnings
+
+    import experiments
+
+    for old, new in experiments.MOVED.items():
+        sys.modules.pop(f"experiments.{old}", None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(f"experiments.{old}")
+        assert module is importlib.import_module(f"experiments.{new}"), old
+        assert [str(w.message).split(" (")[0] for w in caught if w.category is FutureWarning] == \
+            [f"experiments.{old} moved to experiments.{new}"], old
+    from experiments.report import main_report  # the old module experiments.report is a package now
+
+    assert main_report is importlib.import_module("experiments.report.table8").main_report
+
+
 # classes that users get from a documented function, not by calling them (docs/api.md says which):
 # their constructors are internal; the function that makes them checks its arguments
-MADE_BY = {"experiments.space.Space": "load_space", "experiments.study.Study": "Study.build",
-           "experiments.ablation.Ablation": "Ablation.build", "experiments.encoders.EncoderSpec": "you, checked by register",
-           "experiments.stats.Estimate": "difference, mean, pool", "experiments.stats.Judgement": "judge"}
+MADE_BY = {"experiments.search.space.Space": "load_space", "experiments.search.study.Study": "Study.build",
+           "experiments.ablate.ablation.Ablation": "Ablation.build", "experiments.models.encoders.EncoderSpec": "you, checked by register",
+           "experiments.models.encodings.PositionEncoder": "you: a plugin's encoding subclasses it",
+           "experiments.report.stats.Estimate": "difference, mean, pool", "experiments.report.stats.Judgement": "judge"}
 
 
 def _declared(obj) -> set:
@@ -120,7 +156,11 @@ values = {{ lr = 0.01, hidden_dim = 8, num_filts = 8 }}
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Cheap, valid values for every documented callable's arguments."""
-    from experiments import ablation, reference, report, results, space, stats, study, train
+    from experiments.ablate import ablation
+    from experiments.report import reference, table8 as report, stats
+    from experiments.store import results
+    from experiments.search import space, study
+    from experiments.models import train
     from synth import datasets, export
 
     tmp = tmp_path_factory.mktemp("api")
@@ -142,7 +182,7 @@ def world(tmp_path_factory):
     w["est"] = stats.difference({(0, 0): 50.0, (1, 0): 51.0}, {(0, 0): 49.0, (1, 0): 50.5})
     w["settings"] = train.TrainSettings(epochs=1, batch_size=256)
     w["t"] = report.Table8([], ["xyz", "sphereM+"], [], target="sphereM+")
-    from experiments.ablation_report import bayes_by_level
+    from experiments.ablate.report import bayes_by_level
 
     w["ceil"] = bayes_by_level(w["abl"])
     return w
@@ -150,8 +190,10 @@ def world(tmp_path_factory):
 
 def good_calls(w):
     """{qualified name: (callable, {argument: a valid value})}."""
-    from experiments import (ablation, ablation_report, encoders, importance, race, reference, scales, selection,
-                             space, stats, summary, tables, train, transfer)
+    from experiments.ablate import ablation, report as ablation_report
+    from experiments.models import encoders, scales, train
+    from experiments.report import importance, reference, stats, summary, tables
+    from experiments.search import race, selection, space, transfer
     from synth import bayes, datasets, draws, export, vmf
     from synth import torch as synth_torch
 
@@ -189,99 +231,99 @@ def good_calls(w):
         "synth.torch.LocationDataset": (synth_torch.LocationDataset, {"source": "U1", "split": "val", "seed": 0,
                                                                       "dtype": torch.float32}),
         "synth.torch.resolve": (synth_torch.resolve, {"source": "U1", "seed": 0}),
-        "experiments.encoders.position_encoder": (encoders.position_encoder, {"name": "xyz", "rng": None}),
-        "experiments.encoders.build": (encoders.build, {"name": "xyz", "num_classes": 5, "rng": None}),
-        "experiments.encoders.hyperparameters": (encoders.hyperparameters, {"name": "xyz", "network": None,
+        "experiments.models.encoders.position_encoder": (encoders.position_encoder, {"name": "xyz", "rng": None}),
+        "experiments.models.encoders.build": (encoders.build, {"name": "xyz", "num_classes": 5, "rng": None}),
+        "experiments.models.encoders.hyperparameters": (encoders.hyperparameters, {"name": "xyz", "network": None,
                                                                            "with_network": True}),
-        "experiments.encoders.spec": (encoders.spec, {"name": "xyz"}),
-        "experiments.encoders.register": (encoders.register, {"encoder": encoders.spec("xyz")}),
-        "experiments.encoders.load_plugin": (encoders.load_plugin, {"path": tmp / "no_such_plugin.py"}),
-        "experiments.train.TrainSettings": (train.TrainSettings, {"epochs": 1}),
-        "experiments.train.train_population": (train.train_population, {
+        "experiments.models.encoders.spec": (encoders.spec, {"name": "xyz"}),
+        "experiments.models.encoders.register": (encoders.register, {"encoder": encoders.spec("xyz")}),
+        "experiments.models.encoders.load_plugin": (encoders.load_plugin, {"path": tmp / "no_such_plugin.py"}),
+        "experiments.models.train.TrainSettings": (train.TrainSettings, {"epochs": 1}),
+        "experiments.models.train.train_population": (train.train_population, {
             "data": w["tiny"], "encoder": "xyz", "configs": [{"lr": 0.01, "hidden_dim": 8, "num_filts": 8}],
             "settings": w["settings"], "device": "cpu", "progress": None, "return_model": False, "on_epoch": None}),
-        "experiments.space.load_space": (space.load_space, {"name_or_path": "smoke"}),
-        "experiments.space.SearchPolicy": (space.SearchPolicy, {"sampler": "grid"}),
-        "experiments.space.policy_from": (space.policy_from, {"table": {}, "flags": None, "owner": "search",
+        "experiments.search.space.load_space": (space.load_space, {"name_or_path": "smoke"}),
+        "experiments.search.space.SearchPolicy": (space.SearchPolicy, {"sampler": "grid"}),
+        "experiments.search.space.policy_from": (space.policy_from, {"table": {}, "flags": None, "owner": "search",
                                                               "notes": None}),
-        "experiments.study.Study.build": (type(w["study"]).build, {
+        "experiments.search.study.Study.build": (type(w["study"]).build, {
             "space": str(tmp / "tiny.toml"), "datasets": "tiny", "encoders": "xyz", "seeds": "0", "data_seeds": "0",
             "db": tmp / "b.sqlite", "progress": False}),
-        "experiments.study.Study.search": (w["study"].search, {"store": w["store"], "runner": None, "cost": None}),
-        "experiments.study.Study.other_draws": (w["study"].other_draws, {"store": w["store"], "runner": None,
+        "experiments.search.study.Study.search": (w["study"].search, {"store": w["store"], "runner": None, "cost": None}),
+        "experiments.search.study.Study.other_draws": (w["study"].other_draws, {"store": w["store"], "runner": None,
                                                                           "cost": None}),
-        "experiments.results.ResultsStore": (type(w["store"]), {"path": tmp / "r2.sqlite", "readonly": False,
+        "experiments.store.results.ResultsStore": (type(w["store"]), {"path": tmp / "r2.sqlite", "readonly": False,
                                                                  "lock_timeout": 1.0}),
-        "experiments.results.ResultsStore.rows": (w["store"].rows, {"experiment": "x", "stage": "final"}),
-        "experiments.results.ResultsStore.write_population": (w["store"].write_population, {"rows": []}),
-        "experiments.selection.choose": (selection.choose, {"rows": []}),
-        "experiments.stats.difference": (stats.difference, {"a": top1, "b": {(0, 0): 49.0, (1, 0): 50.5}}),
-        "experiments.stats.mean": (stats.mean, {"a": top1}),
-        "experiments.stats.pool": (stats.pool, {"estimates": [w["est"]]}),
-        "experiments.stats.judge": (stats.judge, {"estimates": {"grid": w["est"]}, "level": 0.95}),
-        "experiments.stats.verdict": (stats.verdict, {"ci": (0.1, 0.2)}),
-        "experiments.stats.detectable": (stats.detectable, {"se": 0.5, "df": 4.0, "k": 1, "level": 0.95,
+        "experiments.store.results.ResultsStore.rows": (w["store"].rows, {"experiment": "x", "stage": "final"}),
+        "experiments.store.results.ResultsStore.write_population": (w["store"].write_population, {"rows": []}),
+        "experiments.search.selection.choose": (selection.choose, {"rows": []}),
+        "experiments.report.stats.difference": (stats.difference, {"a": top1, "b": {(0, 0): 49.0, (1, 0): 50.5}}),
+        "experiments.report.stats.mean": (stats.mean, {"a": top1}),
+        "experiments.report.stats.pool": (stats.pool, {"estimates": [w["est"]]}),
+        "experiments.report.stats.judge": (stats.judge, {"estimates": {"grid": w["est"]}, "level": 0.95}),
+        "experiments.report.stats.verdict": (stats.verdict, {"ci": (0.1, 0.2)}),
+        "experiments.report.stats.detectable": (stats.detectable, {"se": 0.5, "df": 4.0, "k": 1, "level": 0.95,
                                                             "power": 0.8}),
-        "experiments.stats.draws_needed": (stats.draws_needed, {"sd": 1.0, "diff": 0.5, "k": 1, "level": 0.95,
+        "experiments.report.stats.draws_needed": (stats.draws_needed, {"sd": 1.0, "diff": 0.5, "k": 1, "level": 0.95,
                                                                 "power": 0.8, "at_most": 1000}),
-        "experiments.stats.error_reduction": (stats.error_reduction, {"top1_new": 60.0, "top1_best": 50.0}),
-        "experiments.stats.er_trend": (stats.er_trend, {"n_mu": [1, 2, 3, 4], "er": [1.0, 2.0, 3.0, 4.0],
+        "experiments.report.stats.error_reduction": (stats.error_reduction, {"top1_new": 60.0, "top1_best": 50.0}),
+        "experiments.report.stats.er_trend": (stats.er_trend, {"n_mu": [1, 2, 3, 4], "er": [1.0, 2.0, 3.0, 4.0],
                                                         "er_reps": [np.array([1.0, 1.1])] * 4, "level": 0.95}),
-        "experiments.race.race_survivors": (race.race_survivors, {
+        "experiments.search.race.race_survivors": (race.race_survivors, {
             "order": ["a", "b"], "runs": {"a": {0: (50.0, False)}, "b": {0: (40.0, False)}}, "seeds": [0, 1],
             "n_val": 500}),
-        "experiments.tables.compare_tables": (tables.compare_tables, {"path_a": table8, "path_b": table8}),
-        "experiments.tables.read_table8_csv": (tables.read_table8_csv, {"path": table8}),
-        "experiments.scales.to_native": (scales.to_native, {"encoder": "sphereM+", "key": "min_wavelength_deg",
+        "experiments.report.tables.compare_tables": (tables.compare_tables, {"path_a": table8, "path_b": table8}),
+        "experiments.report.tables.read_table8_csv": (tables.read_table8_csv, {"path": table8}),
+        "experiments.models.scales.to_native": (scales.to_native, {"encoder": "sphereM+", "key": "min_wavelength_deg",
                                                             "value": 2.0, "hparams": None}),
-        "experiments.scales.to_physical": (scales.to_physical, {"encoder": "sphereM+", "native": "min_radius",
+        "experiments.models.scales.to_physical": (scales.to_physical, {"encoder": "sphereM+", "native": "min_radius",
                                                                 "value": 1.0, "unit": "deg", "hparams": None}),
-        "experiments.scales.scale_params": (scales.scale_params, {"encoder": "sphereM+"}),
-        "experiments.scales.native_grid": (scales.native_grid, {"encoder": "sphereM+",
+        "experiments.models.scales.scale_params": (scales.scale_params, {"encoder": "sphereM+"}),
+        "experiments.models.scales.native_grid": (scales.native_grid, {"encoder": "sphereM+",
                                                                 "table": {"min_wavelength_deg": [2.0]},
                                                                 "where": "test"}),
-        "experiments.ablation.Ablation.build": (type(w["abl"]).build, {"path": tmp / "abl.toml", "db": tmp / "a2.sqlite",
+        "experiments.ablate.ablation.Ablation.build": (type(w["abl"]).build, {"path": tmp / "abl.toml", "db": tmp / "a2.sqlite",
                                                                        "progress": False}),
-        "experiments.ablation.Ablation.cells": (w["abl"].cells, {"store": w["store"], "diverged": None, "bands": None}),
-        "experiments.ablation.Ablation.experiment": (w["abl"].experiment, {"level": 30.0}),
-        "experiments.ablation.Ablation.config": (w["abl"].config, {"dataset": "tiny", "encoder": "xyz", "level": 30.0,
+        "experiments.ablate.ablation.Ablation.cells": (w["abl"].cells, {"store": w["store"], "diverged": None, "bands": None}),
+        "experiments.ablate.ablation.Ablation.experiment": (w["abl"].experiment, {"level": 30.0}),
+        "experiments.ablate.ablation.Ablation.config": (w["abl"].config, {"dataset": "tiny", "encoder": "xyz", "level": 30.0,
                                                                    "chosen": None}),
-        "experiments.ablation.derived_recipe": (ablation.derived_recipe, {"base": w["tiny"].recipe,
+        "experiments.ablate.ablation.derived_recipe": (ablation.derived_recipe, {"base": w["tiny"].recipe,
                                                                           "factor": w["abl"].factor, "level": 30.0}),
-        "experiments.ablation_report.write_report": (ablation_report.write_report, {"abl": w["abl"], "out": tmp / "ar",
+        "experiments.ablate.report.write_report": (ablation_report.write_report, {"abl": w["abl"], "out": tmp / "ar",
                                                                                     "figures": None}),
-        "experiments.ablation_report.records": (ablation_report.records, {"abl": w["abl"], "cells": {}, "ceil": w["ceil"],
+        "experiments.ablate.report.records": (ablation_report.records, {"abl": w["abl"], "cells": {}, "ceil": w["ceil"],
                                                                           "diverged": frozenset()}),
-        "experiments.ablation_report.pooled_records": (ablation_report.pooled_records, {"abl": w["abl"], "cells": {}}),
-        "experiments.ablation_report.band_records": (ablation_report.band_records, {"abl": w["abl"], "cells": {},
+        "experiments.ablate.report.pooled_records": (ablation_report.pooled_records, {"abl": w["abl"], "cells": {}}),
+        "experiments.ablate.report.band_records": (ablation_report.band_records, {"abl": w["abl"], "cells": {},
                                                                                     "ceil": w["ceil"]}),
-        "experiments.ablation_report.bayes_by_level": (ablation_report.bayes_by_level, {"abl": w["abl"]}),
-        "experiments.ablation_report.levels_figure": (ablation_report.levels_figure, {"abl": w["abl"], "cells": {},
+        "experiments.ablate.report.bayes_by_level": (ablation_report.bayes_by_level, {"abl": w["abl"]}),
+        "experiments.ablate.report.levels_figure": (ablation_report.levels_figure, {"abl": w["abl"], "cells": {},
                                                                                       "ceil": w["ceil"]}),
-        "experiments.ablation_report.bands_figure": (ablation_report.bands_figure, {"abl": w["abl"], "band_recs": []}),
-        "experiments.summary.summary": (summary.summary, {"t": w["t"]}),
-        "experiments.summary.pooled": (summary.pooled, {"t": w["t"]}),
-        "experiments.summary.pooled_section": (summary.pooled_section, {"t": w["t"], "title": "x"}),
-        "experiments.summary.power_records": (summary.power_records, {
+        "experiments.ablate.report.bands_figure": (ablation_report.bands_figure, {"abl": w["abl"], "band_recs": []}),
+        "experiments.report.summary.summary": (summary.summary, {"t": w["t"]}),
+        "experiments.report.summary.pooled": (summary.pooled, {"t": w["t"]}),
+        "experiments.report.summary.pooled_section": (summary.pooled_section, {"t": w["t"], "title": "x"}),
+        "experiments.report.summary.power_records": (summary.power_records, {
             "rows": reference.final_rows(ref, ref["experiment"]), "target": "sphereM+", "baseline": None,
             "diffs": (0.5,), "datasets": ["U1"]}),
-        "experiments.importance.report": (importance.report, {"db": tmp / "r.sqlite", "out": tmp / "imp",
+        "experiments.report.importance.report": (importance.report, {"db": tmp / "r.sqlite", "out": tmp / "imp",
                                                               "figures": None, "experiment": None, "datasets": None,
                                                               "encoders": None, "min_trials": 20}),
-        "experiments.importance.trial_scores": (importance.trial_scores, {"rows": [], "min_trials": 20}),
-        "experiments.importance.study_of": (importance.study_of, {"scores": []}),
-        "experiments.importance.importances": (importance.importances, {"study": None}),
-        "experiments.transfer.warm_start": (transfer.warm_start, {"store": w["store"], "policy": space.SearchPolicy(),
+        "experiments.report.importance.trial_scores": (importance.trial_scores, {"rows": [], "min_trials": 20}),
+        "experiments.report.importance.study_of": (importance.study_of, {"scores": []}),
+        "experiments.report.importance.importances": (importance.importances, {"study": None}),
+        "experiments.search.transfer.warm_start": (transfer.warm_start, {"store": w["store"], "policy": space.SearchPolicy(),
                                                                   "dataset": "U1", "encoder": "xyz",
                                                                   "space": w["space"]}),
-        "experiments.reference.build": (reference.build, {"store": w["store"], "experiment": "x", "name": "n",
+        "experiments.report.reference.build": (reference.build, {"store": w["store"], "experiment": "x", "name": "n",
                                                           "machine": None}),
-        "experiments.reference.write": (reference.write, {"ref": ref, "path": tmp / "w.json"}),
-        "experiments.reference.load": (reference.load, {"name_or_path": "fair_quick"}),
-        "experiments.reference.final_rows": (reference.final_rows, {"ref": ref, "experiment": ref["experiment"]}),
-        "experiments.reference.check_protocol": (reference.check_protocol, {"ref": ref, "study": w["study"]}),
-        "experiments.reference.source_datasets": (reference.source_datasets, {"ref": ref}),
-        "experiments.reference.policy_flags": (reference.policy_flags, {"policy": ref["policy"]}),
+        "experiments.report.reference.write": (reference.write, {"ref": ref, "path": tmp / "w.json"}),
+        "experiments.report.reference.load": (reference.load, {"name_or_path": "fair_quick"}),
+        "experiments.report.reference.final_rows": (reference.final_rows, {"ref": ref, "experiment": ref["experiment"]}),
+        "experiments.report.reference.check_protocol": (reference.check_protocol, {"ref": ref, "study": w["study"]}),
+        "experiments.report.reference.source_datasets": (reference.source_datasets, {"ref": ref}),
+        "experiments.report.reference.policy_flags": (reference.policy_flags, {"policy": ref["policy"]}),
     }
     return calls
 
@@ -329,9 +371,10 @@ def test_a_hostile_argument_is_a_synth_error_or_works(world, tmp_path, monkeypat
     ("LocationDataset('U1', dtype='float32')", "dtype = 'float32' is not valid"),
 ])
 def test_what_was_silently_wrong_is_refused(tmp_path, call, match):
-    from experiments import encoders, reference, stats
-    from experiments.results import ResultsStore
-    from experiments.study import Study
+    from experiments.models import encoders
+    from experiments.report import reference, stats
+    from experiments.store.results import ResultsStore
+    from experiments.search.study import Study
     from synth import datasets, vmf
     from synth.torch import LocationDataset
 

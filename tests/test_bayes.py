@@ -75,7 +75,7 @@ def test_bands_by_other_latitudes():
 
 
 def test_the_bayes_ceiling_is_scored_in_slices_with_the_same_ranks_and_bounded_memory(monkeypatch):
-    """Issue 32 (3): the posterior of every point at once took 11 GB on 1 000 classes x 1 000 samples.
+    """The posterior of every point at once took 11 GB on 1 000 classes x 1 000 samples.
     Ranks are per row, so slices give exactly the whole matrix's ranks; memory is O(slice x classes)."""
     import tracemalloc
 
@@ -94,7 +94,7 @@ def test_the_bayes_ceiling_is_scored_in_slices_with_the_same_ranks_and_bounded_m
 
 
 def test_the_posterior_is_computed_in_slices_and_for_the_classes_asked(monkeypatch):
-    """Issue 32 (3): P(class | x) sliced equals the whole matrix's softmax (to rounding), each full row
+    """P(class | x) sliced equals the whole matrix's softmax (to rounding), each full row
     sums to one, and asking for some classes returns exactly those columns with memory O(slice), so a
     map of one class of 1 000 never holds the points x classes matrix."""
     import tracemalloc

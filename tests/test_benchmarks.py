@@ -72,8 +72,8 @@ def test_bench_fair_handicap_table(tmp_path):
     assert "| U1 |" in again.stdout
     # a reference built from the default's database stands for the full search: the same rows, so
     # the same zeros; datasets the reference lacks are "not finished", never a verdict
-    from experiments import reference
-    from experiments.results import ResultsStore, choose_experiment
+    from experiments.report import reference
+    from experiments.store.results import ResultsStore, choose_experiment
 
     with ResultsStore(tmp_path / "default.sqlite", readonly=True) as store:
         ref = reference.build(store, choose_experiment(store, "smoke"), "smoke_ref")

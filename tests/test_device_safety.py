@@ -9,9 +9,9 @@ tensor every step, and rbf copied anchor points through NumPy."""
 import pytest
 import torch
 
-from experiments import encoders
-from experiments.members import MemberRNG
-from experiments.train import (PopulationAdam, epoch_batches, presence_absence_loss, predict_logits, random_locations,
+from experiments.models import encoders
+from experiments.models.members import MemberRNG
+from experiments.models.train import (PopulationAdam, epoch_batches, presence_absence_loss, predict_logits, random_locations,
                                softmax_loss)
 from synth.metrics import true_class_ranks
 

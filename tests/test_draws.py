@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments import diagnostics, report, results, stats
+from experiments.report import diagnostics, table8 as report, stats
+from experiments.store import results
 from synth import bayes, datasets
 
 from test_report import BANDS

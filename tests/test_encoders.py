@@ -10,8 +10,8 @@ from scipy import special
 
 from synth import SynthError
 from synth.sphere import great_circle, lonlat_to_xyz
-from experiments import encoders as E
-from experiments.harmonics import real_spherical_harmonics
+from experiments.models import encoders as E
+from experiments.models.harmonics import real_spherical_harmonics
 
 X = torch.tensor([[30.0, 60.0]])
 

@@ -1,4 +1,4 @@
-"""Issue 10: executors (inline, local workers, submitit on SLURM or its local fallback), one writer,
+"""Executors (inline, local workers, submitit on SLURM or its local fallback), one writer,
 faults retried once, nothing lost or written twice."""
 
 import os
@@ -204,7 +204,7 @@ def test_local_workers_default_to_the_usable_cores_each_with_one_thread(tmp_path
     16-core machine trained 2 populations at a time, 8 threads each, on models too small to use them."""
     import torch
 
-    from experiments import executors as X
+    from experiments.store import executors as X
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))

@@ -1,4 +1,4 @@
-"""Issue 32: the datasets out of sphere-synth (CSV, Parquet, TorchSpatial pickles) and into PyTorch."""
+"""The datasets out of sphere-synth (CSV, Parquet, TorchSpatial pickles) and into PyTorch."""
 
 import errno
 import json

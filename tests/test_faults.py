@@ -1,4 +1,4 @@
-"""Issue 19: bad inputs and faults, round 3 (one test per numbered finding, each failing before its fix)."""
+"""Bad inputs and faults, round 3 (one test per numbered finding, each failing before its fix)."""
 
 import json
 import math
@@ -140,7 +140,7 @@ def _row(**kw):
     (dict(diverged=3), "diverged"),
 ])
 def test_bad_rows_are_refused_and_the_store_stays_usable(tmp_path, bad, word):
-    from experiments.results import ResultsStore
+    from experiments.store.results import ResultsStore
 
     db = tmp_path / "r.sqlite"
     store = ResultsStore(db)
@@ -155,7 +155,7 @@ def test_bad_rows_are_refused_and_the_store_stays_usable(tmp_path, bad, word):
 
 
 def test_a_diverged_members_nan_score_is_stored_as_null_explicitly(tmp_path):
-    from experiments.results import ResultsStore
+    from experiments.store.results import ResultsStore
 
     with ResultsStore(tmp_path / "r.sqlite") as store:
         store.write_population([_row(diverged=1, val_top1=float("nan"), test_top1=float("nan"))])
@@ -164,7 +164,7 @@ def test_a_diverged_members_nan_score_is_stored_as_null_explicitly(tmp_path):
 
 
 def test_every_write_rolls_back_on_any_exception(tmp_path, monkeypatch):
-    from experiments.results import ResultsStore
+    from experiments.store.results import ResultsStore
 
     store = ResultsStore(tmp_path / "r.sqlite")
     real = store.conn
@@ -202,7 +202,7 @@ def test_bad_executor_flags_are_one_line_errors(tmp_path, args, word):
     ("cpus_per_job = 0", "cpus_per_job"), ("gpus = 1", "unknown"),
 ])
 def test_bad_executor_tables_are_refused_when_the_space_is_loaded(tmp_path, text, word):
-    from experiments.space import load_space
+    from experiments.search.space import load_space
 
     p = tmp_path / "s.toml"
     p.write_text(SPACE.format(epochs=2) + f"\n[executor]\n{text}\n")
@@ -269,7 +269,7 @@ def test_compare_checks_its_input(good_csv, tmp_path, case, word):
 def test_report_uses_immutable_when_sqlite_cannot_create_its_shm_file(small_db, tmp_path, monkeypatch):
     # a read-only mount, emulated where the store decides (root ignores permission bits, so a
     # chmod-ed folder would not do): SQLite cannot create the -shm file of a WAL database
-    from experiments import results
+    from experiments.store import results
 
     calls = []
     real = sqlite3.connect
@@ -308,7 +308,7 @@ def test_bayes_posterior_checks_its_arguments():
 
 
 def test_a_nan_score_stops_only_its_own_finalist_in_the_race():
-    from experiments.race import race_survivors
+    from experiments.search.race import race_survivors
 
     runs = {"a": {0: (70.0, False)}, "b": {0: (float("nan"), False)}, "c": {0: (69.9, False)}}
     alive, seed, todo = race_survivors(["a", "b", "c"], runs, [0, 1], 1000)
@@ -316,7 +316,7 @@ def test_a_nan_score_stops_only_its_own_finalist_in_the_race():
 
 
 def test_choose_never_prefers_a_nan_validation_score():
-    from experiments.selection import choose
+    from experiments.search.selection import choose
 
     def row(h, v):
         return dict(dataset="U1", encoder="xyz", config_hash=h, config=json.dumps({"lr": 1}), data_seed=0,
@@ -327,7 +327,7 @@ def test_choose_never_prefers_a_nan_validation_score():
 
 
 def test_statistics_do_not_turn_nan_into_a_verdict():
-    from experiments.stats import difference, verdict
+    from experiments.report.stats import difference, verdict
 
     assert verdict((math.nan, math.nan)) == "—"
     assert verdict((0.5, 1.0)) == "win"
@@ -338,9 +338,9 @@ def test_statistics_do_not_turn_nan_into_a_verdict():
 
 
 def test_api_arguments_are_checked_with_the_declarations():
-    from experiments.executors import ExecutorOptions
-    from experiments.plan import expected_fraction
-    from experiments.space import SearchPolicy
+    from experiments.store.executors import ExecutorOptions
+    from experiments.search.plan import expected_fraction
+    from experiments.search.space import SearchPolicy
 
     with pytest.raises(SynthError, match="eval_every"):
         expected_fraction(SearchPolicy(pruner="asha"), 9, 0)  # never returned
@@ -351,7 +351,7 @@ def test_api_arguments_are_checked_with_the_declarations():
 
 
 def test_a_label_outside_the_classes_is_refused_in_memory():
-    from experiments.train import TrainSettings, train_population
+    from experiments.models.train import TrainSettings, train_population
     from synth import datasets
 
     ds = datasets.generate(datasets.Recipe(name="tiny", n_classes=5, samples_per_class=20, kappa_max=8), 0)

@@ -74,7 +74,7 @@ def test_a_resumed_search_that_trains_nothing_says_so(searched):
 
 
 def test_a_cached_epoch_cost_of_infinity_is_measured_again(tmp_path, monkeypatch):
-    from experiments.plan import EpochCosts
+    from experiments.search.plan import EpochCosts
 
     path = tmp_path / "epoch_costs.json"
     path.write_text('{"a": Infinity, "b": NaN, "c": 0, "d": true, "e": "1", "f": 0.002}')

@@ -1,11 +1,11 @@
-"""Parameter importances (experiments.importance): PED-ANOVA on an adaptive search's stored trials,
+"""Parameter importances (experiments.report.importance): PED-ANOVA on an adaptive search's stored trials,
 every trial scored at the same budget."""
 
 import json
 
 import numpy as np
 
-from experiments import importance
+from experiments.report import importance
 from tests.helpers import experiments, one_line, sweep
 
 
@@ -58,7 +58,7 @@ def test_importance_command_on_a_stored_search(tmp_path):
 
 
 def test_a_trial_whose_config_is_not_a_table_is_one_line(tmp_path):
-    """Issue 31 (10): a trial whose config is null or a string: one line naming the row, not a crash."""
+    """A trial whose config is null or a string: one line naming the row, not a crash."""
     import sqlite3
 
     space = tmp_path / "s.toml"

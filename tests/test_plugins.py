@@ -1,4 +1,4 @@
-"""Your own encoder (experiments.encoders.register / --plugin): a toy plugin through encoders --params,
+"""Your own encoder (experiments.models.encoders.register / --plugin): a toy plugin through encoders --params,
 a sweep (inline and in worker processes), a report and an ablation; bad plugins are one line."""
 
 from pathlib import Path
@@ -62,7 +62,7 @@ def test_bad_plugins_are_one_line(tmp_path):
 
 
 def test_a_plugin_that_exits_on_import_is_one_line(tmp_path):
-    """Issue 31: sys.exit(0) in a plugin made sweep exit 0 having done nothing."""
+    """Sys.exit(0) in a plugin made sweep exit 0 having done nothing."""
     bad = tmp_path / "quits.py"
     bad.write_text("import sys\nsys.exit(0)\n")
     r = sweep("--plugin", str(bad), "--space", "smoke", "--datasets", "U1", "--encoders", "xyz", "--seeds", "0",
@@ -83,7 +83,7 @@ def test_a_plugin_that_exits_on_import_is_one_line(tmp_path):
     (('Param("frequency_num", int, 4,', 'Param("seed", int, 4,'), "'seed' is the optimiser's"),
 ])
 def test_plugin_declarations_are_checked_when_it_registers(tmp_path, edit, word):
-    """Issue 31: such names and parameters were accepted, then silently dropped or merged."""
+    """Such names and parameters were accepted, then silently dropped or merged."""
     text = Path(PLUGIN).read_text()
     assert edit[0] in text
     p = tmp_path / "bad.py"
@@ -108,10 +108,10 @@ def test_plugin_declarations_are_checked_when_it_registers(tmp_path, edit, word)
     (("        self.out_dim = 2 * self.K + 2", "        self.out_dim = 8.0"), "out_dim must be a positive integer"),
     (("        super().__init__(M, batched)", "        raise ValueError('no')"), "constructor raised ValueError: no"),
     (("make=lambda M, batched, rng, hp: Ring(", "make=lambda M, batched, rng, hp: None and Ring("),
-     "must return an experiments.encodings.PositionEncoder"),
+     "must return an experiments.models.encodings.PositionEncoder"),
 ])
 def test_a_plugin_that_misbehaves_is_named_before_any_training(tmp_path, edit, word):
-    """Issue 31: each of these ended in a torch traceback during training."""
+    """Each of these ended in a torch traceback during training."""
     text = Path(PLUGIN).read_text()
     assert edit[0] in text
     p = tmp_path / "bad.py"

@@ -1,4 +1,4 @@
-"""Rung decisions depend on values, not on the order trials report (issue 29).
+"""Rung decisions depend on values, not on the order trials report.
 
 The search runs for real (``search.CellSearch``: ask, report, should_prune, tell, replay) over
 synthetic validation curves: the trainer is replaced by ``bench_pruning.replay_population``, which
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments import pruners, results, search
-from experiments.space import SearchPolicy, Space
-from experiments.train import TrainSettings, resolve_device
+from experiments.search import pruners, cell_search as search
+from experiments.store import results
+from experiments.search.space import SearchPolicy, Space
+from experiments.models.train import TrainSettings, resolve_device
 from synth import datasets
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))

@@ -1,4 +1,4 @@
-"""Issue 30 (3, 4): a shipped reference of the baselines, and your encoder judged against it while
+"""A shipped reference of the baselines, and your encoder judged against it while
 training only yours."""
 
 import csv
@@ -24,7 +24,7 @@ num_filts = [16]
 
 COPY = """
 import dataclasses
-from experiments.encoders import register, spec
+from experiments.models.encoders import register, spec
 register(dataclasses.replace(spec("xyz"), name="xyz_copy", aliases=(), description="a copy of xyz"))
 """
 
@@ -172,8 +172,8 @@ def test_every_shipped_reference_is_a_whole_table8_with_its_provenance(name):
     draws and seeds with one chosen configuration, each dataset's recipe the registry's own (so a new
     encoder's draws pair with it), and says where it came from. A reference missing a draw or a cell
     would silently give another table."""
-    from experiments.encoders import parse_names
-    from experiments.reference import load
+    from experiments.models.encoders import parse_names
+    from experiments.report.reference import load
     from synth.datasets import PAPER_DATASETS, get_recipe
 
     ref = load(name)
@@ -187,7 +187,7 @@ def test_every_shipped_reference_is_a_whole_table8_with_its_provenance(name):
     assert len(draws) == 1 and len(set(next(iter(draws)))) == len(next(iter(draws))) >= 5
     assert all(len({json.dumps(r["config"], sort_keys=True) for r in rows}) == 1 for rows in cells.values())
     assert all(0 < r["test_top1"] <= 100 and 0 < r["val_top1"] <= 100 for r in ref["rows"])
-    from experiments.results import canonical
+    from experiments.store.results import canonical
 
     assert all(canonical(d["recipe"]) == canonical(get_recipe(n).to_dict()) for n, d in ref["datasets"].items())
     if ref["policy"].get("transfer_from"):  # a transfer reference carries its cold sources' protocol
@@ -199,7 +199,7 @@ def test_building_a_reference_never_replaces_a_shipped_one_and_names_are_checked
     the 800-row fair_quick.json with an 8-row one, exit 0. Now it writes NAME.json in the current folder,
     an existing file is replaced only with --force (which says what it replaced), and a name that is not a
     plain file name is one line."""
-    from experiments.reference import REFERENCES_DIR
+    from experiments.report.reference import REFERENCES_DIR
 
     shipped = (REFERENCES_DIR / "fair_quick.json").read_bytes()
     db = str(reference / "base.sqlite")
@@ -218,7 +218,7 @@ def test_building_a_reference_never_replaces_a_shipped_one_and_names_are_checked
 
 
 def _damaged(tmp_path, edit):
-    from experiments.reference import load
+    from experiments.report.reference import load
 
     ref = load("fair_quick")
     edit(ref)
@@ -242,7 +242,7 @@ def _damaged(tmp_path, edit):
 def test_a_damaged_reference_is_refused_in_one_line_naming_the_key(tmp_path, edit, key):
     """A NaN score silently dropped that baseline from "best baseline"; 200 gave a verdict "loss −193";
     "encoders": [] gave a Table 8 without baselines. Each is one line naming the key (and the row)."""
-    from experiments.reference import load
+    from experiments.report.reference import load
 
     path = _damaged(tmp_path, edit)
     with pytest.raises(SynthError) as e:
@@ -284,5 +284,5 @@ def test_a_report_whose_draws_the_reference_lacks_advises_the_sweep_that_pairs(r
     r = experiments("report", "--plugin", str(tmp / "copy.py"), "--db", str(tmp_path / "x.sqlite"), "--reference",
                     str(tmp / "tiny.json"), "--out", str(tmp_path / "out"), "--no-figures")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-    assert "U1 draw 7" in r.stderr and f"sweep your encoder with --reference tiny" in r.stderr, r.stderr
+    assert "U1 draw 7" in r.stderr and "sweep your encoder with --reference tiny" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists()

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from synth import datasets
-from experiments import report, results
+from experiments.report import table8 as report
+from experiments.store import results
 from helpers import experiments
 
 EDGES_A = list(np.linspace(-90, 90, 19))
@@ -121,7 +122,7 @@ def test_band_table_pools_and_compares_to_grid(db):
 
 
 def test_a_report_of_runs_that_all_diverged_says_diverged(tmp_path):
-    """Issue 31: every row of an experiment diverged (a plugin whose features are NaN gets there)
+    """Every row of an experiment diverged (a plugin whose features are NaN gets there)
     and report ended in an IndexError in the Markdown writer."""
     import sqlite3
 
@@ -148,7 +149,7 @@ def test_a_report_of_runs_that_all_diverged_says_diverged(tmp_path):
 
 
 def test_a_dataset_asked_for_but_not_stored_is_said(tmp_path):
-    """Issue 31: report --datasets U1,U2 with no U2 results reported U1 alone without a word."""
+    """Report --datasets U1,U2 with no U2 results reported U1 alone without a word."""
     from helpers import sweep
 
     db = tmp_path / "r.sqlite"

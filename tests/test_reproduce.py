@@ -28,7 +28,7 @@ def test_make_reproduce_smoke(tmp_path):
 
 
 def test_make_reproduce_checks_its_variables_before_any_work(tmp_path):
-    """Issue 31: PRESET=nonexistent (or a bad DATA_SEEDS, DATASETS) failed only after ~40 s of data and figures."""
+    """PRESET=nonexistent (or a bad DATA_SEEDS, DATASETS) failed only after ~40 s of data and figures."""
     import time
 
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))

@@ -13,7 +13,7 @@ import pytest
 import torch
 from scipy import stats
 
-from experiments import encoders
+from experiments.models import encoders
 from synth import bayes
 from synth import datasets as D
 from synth.errors import SynthError

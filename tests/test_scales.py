@@ -1,4 +1,4 @@
-"""Scales in one physical unit (experiments.scales): every scale-based encoder converts a wavelength
+"""Scales in one physical unit (experiments.models.scales): every scale-based encoder converts a wavelength
 in degrees (or km) to its native parameter and back, and the encoder it builds has that wavelength."""
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import encoders, scales
-from experiments.space import load_space
+from experiments.models import encoders, scales
+from experiments.search.space import load_space
 from synth.errors import SynthError
 
 MULTI = ["grid", "theory", "sphereC", "sphereC+", "sphereM", "sphereM+", "sphereDFS"]

@@ -8,8 +8,9 @@ import pytest
 
 from helpers import TINY_SPACE, WAIT_S, sweep
 from synth import SynthError
-from experiments import plan, results
-from experiments.space import load_space
+from experiments.search import plan
+from experiments.store import results
+from experiments.search.space import load_space
 
 @pytest.fixture
 def space_file(tmp_path):
@@ -126,7 +127,7 @@ def test_two_sweeps_writing_one_database_at_once(tmp_path, space_file):
 
 
 def test_random_sampler_draws_the_subset_the_old_random_mode_drew(tmp_path, space_file):
-    # issue 16: --mode random --n-random K became --sampler random --trials K; the same K
+    # --mode random --n-random K became --sampler random --trials K; the same K
     # configurations (random.Random(0).sample of the grid) are tried, and with --finalists all
     # each trains on every seed, as the old mode did
     import random
@@ -157,7 +158,7 @@ def test_database_from_a_newer_schema_is_refused(tmp_path):
     (["--seeds", "a-b"], "cannot read seeds"),
     (["--device", "tpu9"], "unknown device"),
     (["--data", "/nonexistent"], "not found"),
-    # issue 16: the flags of the removed search paths name their replacement
+    # the flags of the removed search paths name their replacement
     (["--mode", "random"], "was removed: the exhaustive sweep is the default (--sampler grid --pruner none"),
     (["--mode", "halving"], "--mode halving is --pruner halving"),
     (["--n-random", "3"], "--n-random was removed: use --sampler random --trials K --finalists all"),
@@ -210,7 +211,7 @@ num_filts = [16]
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("executor", ["local", "inline"])
 def test_a_signal_stops_a_sweep_within_seconds_and_ends_its_workers(tmp_path, executor, signum):
-    """Issue 29: the driver used to wait for the populations in flight (minutes) before saying so."""
+    """The driver used to wait for the populations in flight (minutes) before saying so."""
     import psutil
 
     space = tmp_path / "long.toml"
@@ -262,7 +263,7 @@ def _count(db):
 def test_processes_creating_one_database_at_the_same_moment(tmp_path):
     # Six processes wait for a common start time, then all create the same new database. Before
     # results._retry_locked, such races often ended in "database is locked".
-    code = ("import sys, time; from experiments import results; time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+    code = ("import sys, time; from experiments.store import results; time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
             "results.ResultsStore(sys.argv[1]).close()")
     for round_ in range(5):
         db = tmp_path / f"race{round_}.sqlite"
@@ -277,7 +278,7 @@ def test_processes_creating_one_database_at_the_same_moment(tmp_path):
 
 
 def test_the_progress_bar_counts_each_member_epoch_once_weighted_by_its_seconds():
-    from experiments.populations import Progress
+    from experiments.search.populations import Progress
 
     progress = Progress("t", show=True)
     progress.add(3 * 10, 2.0)  # a population of 3 members, up to 10 epochs, 2 s per member-epoch

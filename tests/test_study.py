@@ -1,4 +1,4 @@
-"""Issue 16: one declared study, one search path, no import cycles; issue 19 finding 4: what the user
+"""One declared study, one search path, no import cycles; what the user
 asks for is what runs."""
 
 import ast
@@ -44,7 +44,8 @@ def _graph() -> dict:
     modules = {}
     for pkg in ("synth", "experiments"):
         for f in (ROOT / pkg).rglob("*.py"):
-            name = pkg if f.stem == "__init__" else f"{pkg}.{f.stem}"
+            parts = f.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if f.stem == "__init__" else parts)
             modules[name] = f
     graph = {}
     for name, f in modules.items():
@@ -87,8 +88,36 @@ def _cycles(graph: dict) -> list:
 
 def test_no_import_cycles_in_synth_and_experiments():
     graph = _graph()
-    assert "experiments.search" in graph and graph["experiments.study"]  # the graph is really built
+    assert "experiments.search.cell_search" in graph and graph["experiments.search.study"]  # the graph is really built
     assert _cycles(graph) == []
+
+
+# the layers of experiments/, bottom first: a module imports only from its own package and those before it
+LAYERS = ("models", "store", "search", "report", "ablate", "cli")
+
+
+def _layer(module: str):
+    """The layer index of an experiments module; -1 for the package's own base (its __init__, _faces)."""
+    parts = module.split(".")
+    if parts[0] != "experiments":
+        return None
+    if len(parts) == 1 or parts[1] in ("_faces",):
+        return -1
+    return LAYERS.index("cli" if parts[1] in ("cli", "__main__") else parts[1])
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    graph = _graph()
+    assert {m.split(".")[1] for m in graph if m.startswith("experiments.")} >= set(LAYERS)  # really built
+    above = sorted((m, d) for m, deps in graph.items() for d in deps
+                   if _layer(m) is not None and _layer(d) is not None and _layer(d) > _layer(m))
+    assert above == []
+
+
+def test_the_layer_rule_finds_an_import_from_above():
+    graph = {"experiments.models.train": {"experiments.search.plan"}, "experiments.search.plan": set()}
+    assert [(m, d) for m, deps in graph.items() for d in deps if _layer(d) > _layer(m)] == \
+        [("experiments.models.train", "experiments.search.plan")]
 
 
 def test_the_cycle_finder_finds_a_cycle():
@@ -97,8 +126,8 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_executors_import_no_module_that_sends_them_work():
     graph = _graph()
-    assert not graph["experiments.executors"] & {"experiments.search", "experiments.populations",
-                                                 "experiments.study", "experiments.space"}
+    assert not graph["experiments.store.executors"] & {"experiments.search.cell_search", "experiments.search.populations",
+                                                 "experiments.search.study", "experiments.search.space"}
 
 
 def test_no_module_over_500_lines():
@@ -109,7 +138,7 @@ def test_no_module_over_500_lines():
 
 # ------------------------------------------------------------------ one pipeline
 def test_the_python_study_writes_the_rows_the_cli_writes(tmp_path, space_file):
-    from experiments.study import Study
+    from experiments.search.study import Study
 
     cli_db, py_db = tmp_path / "cli.sqlite", tmp_path / "py.sqlite"
     common = ["--datasets", "U1", "--encoders", "grid", "--space", str(space_file), "--seeds", "0-1",
@@ -125,7 +154,7 @@ def test_the_python_study_writes_the_rows_the_cli_writes(tmp_path, space_file):
 
 
 def test_bad_study_values_are_one_line_errors_from_python(tmp_path):
-    from experiments.study import Study
+    from experiments.search.study import Study
 
     for kwargs, word in [({"seeds": [1.7]}, "seeds"), ({"max_members": 0}, "max_members = 0"),
                          ({"search": {"search_seeds": [1.7]}}, "search_seeds"), ({"workers": 2.5,
@@ -136,7 +165,7 @@ def test_bad_study_values_are_one_line_errors_from_python(tmp_path):
     assert not (tmp_path / "r.sqlite").exists()
 
 
-# ------------------------------------------------------------------ issue 19, finding 4
+# ------------------------------------------------------------------ what the user asks for is what runs
 def test_flags_override_the_spaces_search_table_and_say_what_they_dropped(tmp_path):
     # the README's exhaustive command on the paper space was refused: [search] trials = 100 could not be overridden
     r = sweep("--space", "paper", "--datasets", "U1", "--encoders", "xyz", "--seeds", "0", "--sampler", "grid",
@@ -180,13 +209,13 @@ def test_more_tpe_trials_than_configurations_try_every_configuration_once(tmp_pa
     assert len(hashes) == len(set(hashes)) == 4
 
 
-# ------------------------------------------------------------------ issue 19, finding 3
+# ------------------------------------------------------------------ what the user asks for is what runs
 def test_a_dry_run_of_the_paper_space_over_every_encoder_trains_two_one_epoch_shapes_per_encoder(tmp_path, monkeypatch):
     # it once timed every shape (> 300 s); the cost model now times the smallest and largest shape of
     # each encoder plus one warm-up. Counted as work, not as wall time, so a loaded machine cannot fail it.
-    import experiments.plan as plan_module
-    from experiments import encoders as encoder_registry
-    from experiments.study import Study
+    import experiments.search.plan as plan_module
+    from experiments.models import encoders as encoder_registry
+    from experiments.search.study import Study
 
     calls = []
     real = plan_module.train_population
@@ -209,7 +238,7 @@ def test_a_dry_run_of_the_paper_space_over_every_encoder_trains_two_one_epoch_sh
     assert sum(per_encoder.values()) <= 2 * n_encoders + 1  # + the one warm-up
     assert all(1 <= n <= 3 for n in per_encoder.values()), per_encoder
     assert not (tmp_path / "r.sqlite").exists()  # a dry run writes nothing
-    # issue 29: the epoch costs are kept per machine and code version; the next dry run measures none
+    # the epoch costs are kept per machine and code version; the next dry run measures none
     calls.clear()
     again = Study.build(space="paper", datasets="U1", encoders="all", seeds="0", device="cpu",
                         db=tmp_path / "r.sqlite", progress=False).dry_run()
@@ -229,7 +258,7 @@ def test_many_draws_are_not_built_in_memory_at_once(tmp_path):
 
 def test_a_dry_run_over_the_documented_maximum_of_draws_holds_few_draws_in_memory(tmp_path):
     # --data-seeds 0-99999 built every draw in memory (and then a list scan made it quadratic)
-    from experiments.study import Study
+    from experiments.search.study import Study
     from synth.draws import Draws
 
     r = sweep("--space", "smoke", "--datasets", "U1", "--encoders", "xyz", "--seeds", "0", "--data-seeds", "0-99999",
@@ -246,9 +275,9 @@ def test_the_cost_model_measures_each_encoders_smallest_and_largest_shape_of_a_p
     # a fit made from the first population alone saw one shape and modelled every other as equal to it
     import torch
 
-    from experiments.plan import CostModel, make_plan, plan_seconds, shape_key
-    from experiments.space import Space
-    from experiments.train import TrainSettings
+    from experiments.search.plan import CostModel, make_plan, plan_seconds, shape_key
+    from experiments.search.space import Space
+    from experiments.models.train import TrainSettings
     from synth import datasets
 
     ds = datasets.generate(datasets.Recipe(name="tiny", n_classes=5, samples_per_class=20, kappa_max=8), 0)
@@ -263,10 +292,10 @@ def test_the_cost_model_measures_each_encoders_smallest_and_largest_shape_of_a_p
 
 
 def test_the_estimate_counts_copied_finalists_as_free_and_a_damaged_cost_cache_as_empty(tmp_path):
-    """Issue 29: the dry run overestimated several-fold (finalists' search runs counted twice, every
+    """The dry run overestimated several-fold (finalists' search runs counted twice, every
     epoch assumed, one worker); and a cache that cannot be read is re-measured, never fatal."""
-    from experiments.plan import EpochCosts, run_fraction, search_member_epochs
-    from experiments.space import SearchPolicy, load_space
+    from experiments.search.plan import EpochCosts, run_fraction, search_member_epochs
+    from experiments.search.space import SearchPolicy, load_space
 
     space = load_space("fair_quick")
     policy = SearchPolicy(pruner="none", finalists=2, search_seeds=(0,))
@@ -288,7 +317,7 @@ def test_a_cost_measured_on_a_busy_machine_does_not_count_the_time_others_held_t
     the process's own CPU time. A sleep stands in for the time the process was not scheduled."""
     import time
     import torch
-    from experiments.plan import seconds_of
+    from experiments.search.plan import seconds_of
 
     def waits():
         time.sleep(0.3)
@@ -314,8 +343,8 @@ def test_a_cost_measured_on_a_busy_machine_does_not_count_the_time_others_held_t
     (dict(device=None), "device = None"), (dict(executor=None), "executor = None"),
 ])
 def test_the_python_api_checks_its_arguments_as_the_cli_does(kw, word):
-    """Issue 31: each of these ended in a traceback (or, for datasets=[], in dry_run's ValueError)."""
-    from experiments.study import Study
+    """Each of these ended in a traceback (or, for datasets=[], in dry_run's ValueError)."""
+    from experiments.search.study import Study
 
     with pytest.raises(SynthError, match=re.escape(word)):
         Study.build(**{"space": "smoke", "datasets": "U1", "encoders": "xyz", **kw}, progress=False)
@@ -327,8 +356,8 @@ def test_the_python_api_checks_its_arguments_as_the_cli_does(kw, word):
     (("experiments/ablations/rotation.toml",), dict(db=None), "db = None"),
 ])
 def test_ablation_build_checks_its_arguments(args, kw, word):
-    """Issue 31: Ablation.build(None) was a traceback; max_members=-1 trained nothing and said every run was stored."""
-    from experiments.ablation import Ablation
+    """Ablation.build(None) was a traceback; max_members=-1 trained nothing and said every run was stored."""
+    from experiments.ablate.ablation import Ablation
 
     with pytest.raises(SynthError, match=re.escape(word)):
         Ablation.build(*args, **kw)
@@ -345,7 +374,7 @@ def test_a_several_thread_cost_measured_while_other_processes_used_the_machine_i
 
     import torch
 
-    from experiments import plan
+    from experiments.search import plan
 
     def waits():
         time.sleep(0.4)
@@ -362,8 +391,8 @@ def test_a_several_thread_cost_measured_while_other_processes_used_the_machine_i
         burner.kill()
         burner.wait()
     from synth import datasets
-    from experiments.space import Space
-    from experiments.train import TrainSettings
+    from experiments.search.space import Space
+    from experiments.models.train import TrainSettings
 
     ds = datasets.generate(datasets.Recipe(name="tiny", n_classes=5, samples_per_class=20, kappa_max=8), 0)
     space = Space("t", TrainSettings(epochs=1, batch_size=64), {"lr": [0.01], "hidden_dim": [8], "num_filts": [8]}, {})

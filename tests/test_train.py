@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from synth import SynthError, bayes, datasets
-from experiments import encoders
-from experiments.members import MemberRNG
-from experiments.train import (TrainSettings, epoch_batches, presence_absence_loss, random_locations,
+from experiments.models import encoders
+from experiments.models.members import MemberRNG
+from experiments.models.train import (TrainSettings, epoch_batches, presence_absence_loss, random_locations,
                                train_population)
 
 SMALL = dict(frequency_num=4, min_radius=0.05, num_hidden_layers=1, hidden_dim=32, num_filts=16)
@@ -164,7 +164,7 @@ def test_member_streams_depend_only_on_their_own_seed(mode):
 
 
 def test_population_trains_with_the_counter_streams_too(tiny, monkeypatch):
-    import experiments.train as T
+    import experiments.models.train as T
 
     monkeypatch.setattr(T, "MemberRNG", lambda seeds, dev: MemberRNG(seeds, dev, mode="counter"))
     cfg = dict(SMALL, dropout=0.5, lr=0.01, seed=3)
@@ -178,7 +178,7 @@ def test_a_population_may_name_its_network():
     """Found while ablating spherical harmonics: a population whose configurations name their (shared)
     network passed the network as a list of per-member values and was refused."""
     from synth.datasets import generate
-    from experiments.train import TrainSettings, train_population
+    from experiments.models.train import TrainSettings, train_population
     ds = generate("U1", 0)
     configs = [{"network": "ffn", "legendre_polys": 4, "hidden_dim": 8, "num_filts": 8, "lr": lr} for lr in (0.01, 0.02)]
     out = train_population(ds, "spherical_harmonics", configs, TrainSettings(epochs=1), device="cpu")
@@ -186,10 +186,10 @@ def test_a_population_may_name_its_network():
 
 
 def test_ranks_are_scored_a_batch_of_points_at_a_time_with_the_whole_matrix_ranks():
-    """Issue 32 (4): validation and test scoring built the (members, points, classes) logits at once
+    """Validation and test scoring built the (members, points, classes) logits at once
     (100 000 points x 1 000 classes x a population: gigabytes). predict_ranks never passes more than
     a batch of points through the model, and gives exactly the ranks and divergence of the whole."""
-    from experiments.train import predict_logits, predict_ranks
+    from experiments.models.train import predict_logits, predict_ranks
     from synth.metrics import true_class_ranks
 
     model = encoders.build("xyz", 300, seed=[0, 1], hidden_dim=32, num_hidden_layers=1)

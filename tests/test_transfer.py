@@ -1,4 +1,4 @@
-"""Issue 30 (2): transfer between searches — earlier datasets' best configurations are tried first."""
+"""Transfer between searches — earlier datasets' best configurations are tried first."""
 
 import json
 import sqlite3
@@ -6,10 +6,10 @@ import sqlite3
 import pytest
 
 from synth import SynthError
-from experiments.search import MemoryStore
-from experiments.space import SearchPolicy, experiment_name, load_space, policy_from
-from experiments.study import Study
-from experiments.transfer import warm_start
+from experiments.search.cell_search import MemoryStore
+from experiments.search.space import SearchPolicy, experiment_name, load_space, policy_from
+from experiments.search.study import Study
+from experiments.search.transfer import warm_start
 
 SPACE = """
 description = "transfer test: 8 configurations of xyz"

@@ -1,4 +1,4 @@
-"""Issue 8: results you can trust. One test (or a few) per numbered finding of the adversarial try,
+"""Results you can trust. One test (or a few) per numbered finding of the adversarial try,
 each written to fail on the code before the fix."""
 
 import hashlib
@@ -64,7 +64,7 @@ def test_ties_and_non_finite_scores_count_against_the_true_class(xp):
 
 def test_a_collapsed_model_scores_zero_not_one_hundred():
     # lr 0.2 kills every ReLU in a few steps: all logits are exactly 0 (the issue's first finding)
-    from experiments.train import TrainSettings, train_population
+    from experiments.models.train import TrainSettings, train_population
 
     ds = datasets.generate("S2.3", 0)
     res = train_population(ds, "xyz", [dict(lr=lr, hidden_dim=64, num_filts=64, seed=0) for lr in (0.02, 0.2)],
@@ -78,7 +78,7 @@ def test_a_collapsed_model_scores_zero_not_one_hundred():
 def test_non_finite_logits_mark_a_member_diverged():
     """predict_ranks, the trainer's scoring, a batch of points at a time (3 of 4 here): a member with
     a NaN logit in any batch is not finite (diverged); ties count against the true class."""
-    from experiments.train import predict_ranks
+    from experiments.models.train import predict_ranks
 
     logits = torch.zeros(2, 4, 3)
     logits[0] = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0], [5.0, 0, 0]])
@@ -106,7 +106,8 @@ def test_a_learning_rate_that_means_nothing_is_refused_before_work(tmp_path, lr)
 
 
 def test_report_flags_a_top1_above_the_bayes_ceiling(tmp_path):
-    from experiments import report, results
+    from experiments.report import table8 as report
+    from experiments.store import results
 
     store = results.ResultsStore(tmp_path / "r.sqlite")
     rows = []
@@ -123,7 +124,8 @@ def test_report_flags_a_top1_above_the_bayes_ceiling(tmp_path):
 
 
 def test_a_diverged_member_is_stored_but_never_selected(tmp_path):
-    from experiments import report, results
+    from experiments.report import table8 as report
+    from experiments.store import results
 
     rows = [_row("U1", "xyz", s, val=90.0, test=90.0, lr=0.5, diverged=True) for s in range(2)]
     rows += [_row("U1", "xyz", s, val=60.0, test=61.0, lr=0.01) for s in range(2)]
@@ -142,7 +144,7 @@ def test_runs_under_different_settings_are_separate_experiments(tmp_path):
             "--encoders", "xyz,sphereM+")
     assert one_line_error(r, "experiments"), r.stderr
     assert "smoke-" in r.stderr and "2 rows" in r.stderr
-    from experiments import results
+    from experiments.store import results
 
     store = results.ResultsStore(db, readonly=True)
     names = sorted(store.experiments())
@@ -157,7 +159,7 @@ def test_runs_under_different_settings_are_separate_experiments(tmp_path):
 
 
 def test_choose_refuses_rows_of_two_settings(tmp_path):
-    from experiments import report
+    from experiments.report import table8 as report
 
     rows = [_row("U1", "xyz", 0, 50, 50, settings_hash="a"), _row("U1", "xyz", 0, 60, 60, settings_hash="b")]
     with pytest.raises(SynthError, match="settings"):
@@ -256,8 +258,8 @@ def test_a_search_reads_only_its_own_experiment(tmp_path):
     # rows of another experiment (other settings) with a high validation score must not steer the search
     sp = space(tmp_path, "[0.005, 0.05]", epochs=3)
     db = tmp_path / "r.sqlite"
-    from experiments import results
-    from experiments.space import experiment_name, load_space, policy_from
+    from experiments.store import results
+    from experiments.search.space import experiment_name, load_space, policy_from
 
     s = load_space(str(sp))
     fake = [_row("U1", "xyz", 0, 99.0, 99.0, lr=0.05, hidden_dim=16, num_filts=8, stage="search",
@@ -338,7 +340,7 @@ def test_read_only_or_full_disk_while_writing_data_is_one_line(tmp_path, monkeyp
 
 
 def test_a_full_disk_while_storing_results_is_one_line(tmp_path, monkeypatch):
-    from experiments import results
+    from experiments.store import results
 
     store = results.ResultsStore(tmp_path / "r.sqlite")
     real = store._execute_write
@@ -388,7 +390,7 @@ def test_meaningless_cli_values_are_refused(tmp_path, args, word):
     ("grid", "weight_decay = [-1.0]", "weight_decay"),
 ])
 def test_space_values_are_checked_against_the_schema(tmp_path, table, text, word):
-    from experiments.space import load_space
+    from experiments.search.space import load_space
 
     p = tmp_path / "bad.toml"
     body = SMALL_SPACE.format(lr="[0.01]", epochs=10)
@@ -406,8 +408,8 @@ def test_space_values_are_checked_against_the_schema(tmp_path, table, text, word
 
 
 def test_python_calls_are_checked_by_the_same_schema():
-    from experiments import encoders
-    from experiments.train import TrainSettings
+    from experiments.models import encoders
+    from experiments.models.train import TrainSettings
 
     with pytest.raises(SynthError, match="frequency_num"):
         encoders.build("grid", 10, frequency_num=2.7)
@@ -476,8 +478,8 @@ def test_more_bad_inputs_found_by_fuzzing_are_one_line_errors(tmp_path, case):
 
 # ------------------------------------------------------------------ 7. --encoders all
 def test_every_shipped_space_expands_for_every_encoder():
-    from experiments import encoders
-    from experiments.space import load_space
+    from experiments.models import encoders
+    from experiments.search.space import load_space
 
     for name in ("quick", "quick_public", "paper", "smoke"):
         s = load_space(name)
@@ -511,7 +513,7 @@ def test_report_does_not_touch_a_foreign_sqlite_file(tmp_path):
 
 
 def test_report_opens_the_database_read_only(tmp_path):
-    from experiments import results
+    from experiments.store import results
 
     db = tmp_path / "r.sqlite"
     store = results.ResultsStore(db)
@@ -526,7 +528,7 @@ def test_report_opens_the_database_read_only(tmp_path):
 
 
 def test_a_lock_wait_says_what_it_waits_for_and_gives_up(tmp_path):
-    from experiments import results
+    from experiments.store import results
 
     db = tmp_path / "r.sqlite"
     results.ResultsStore(db).close()
@@ -575,8 +577,8 @@ def test_a_database_of_the_previous_schema_is_refused_in_one_line(tmp_path):
 
 # ------------------------------------------------------------------ design: no import cycle
 def test_reading_results_and_writing_tables_does_not_import_the_trainer():
-    code = ("import sys, experiments.report, experiments.results; "
-            "bad = [m for m in ('experiments.train', 'experiments.search', 'torch') if m in sys.modules]; "
+    code = ("import sys, experiments.report.table8, experiments.store.results; "
+            "bad = [m for m in ('experiments.models.train', 'experiments.search.cell_search', 'torch') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -589,7 +591,7 @@ BANDS = json.dumps({k: {"edges": list(np.linspace(-90, 90, 19)), "n": [1] * 18, 
 
 def _row(dataset, encoder, seed, val, test, lr=0.01, diverged=False, stage="final", settings_hash="s",
          experiment="fixture-00000000", **cfg):
-    from experiments import results
+    from experiments.store import results
 
     config = {"lr": lr, **cfg}
     recipe = datasets.get_recipe(dataset).to_dict()
@@ -602,7 +604,7 @@ def _row(dataset, encoder, seed, val, test, lr=0.01, diverged=False, stage="fina
 
 
 def test_an_experiment_can_be_named_by_its_space_when_that_is_unambiguous(tmp_path):
-    from experiments import results
+    from experiments.store import results
 
     store = results.ResultsStore(tmp_path / "r.sqlite")
     store.write_population([_row("U1", "xyz", 0, 50, 50, experiment="quick-11111111"),

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from experiments import stats
+from experiments.report import stats
 from synth.errors import SynthError
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
@@ -133,9 +133,9 @@ def test_a_references_own_table_has_the_verdict_rule_the_detectable_column_and_t
 def test_an_ablation_level_pooled_over_its_datasets_is_the_mean_of_their_paired_differences():
     from types import SimpleNamespace
 
-    from experiments.ablation import Factor
-    from experiments.ablation_report import pooled_records
-    from experiments.selection import Cell
+    from experiments.ablate.ablation import Factor
+    from experiments.ablate.report import pooled_records
+    from experiments.search.selection import Cell
 
     def cell(values):
         keys = [(d, 0) for d in range(len(values))]
@@ -158,7 +158,7 @@ def test_the_trend_tests_datasets_are_sampled_independently():
     point (the quick preset printed -0.40 [-0.40, -0.40], "shrinks")."""
     from types import SimpleNamespace
 
-    from experiments.summary import er_replicates
+    from experiments.report.summary import er_replicates
 
     rng = np.random.default_rng(0)
     est = stats.Estimate(0.0, 0.5, 4.0, 5, "draws")

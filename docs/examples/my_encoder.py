@@ -7,9 +7,7 @@ latitude at K frequencies and of the longitude at the lowest one — a toy, to s
 
 import torch
 
-from experiments.encoders import EncoderSpec, register
-from experiments.encodings import PositionEncoder
-from synth.params import Interval, Param
+from experiments.models import EncoderSpec, Interval, Param, PositionEncoder, register
 
 class Ring(PositionEncoder):
     """features(lon, lat): float64 degrees of shape (1 or M, N, 1) -> (1 or M, N, out_dim) float64."""

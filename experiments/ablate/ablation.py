@@ -25,7 +25,7 @@ An ablation is a TOML file (``experiments/ablations/*.toml``; ``python -m experi
 Factor kinds: an encoder, network or optimiser hyper-parameter every named encoder declares
 (``min_radius``, ``frequency_num``, ``hidden_dim``, ``lr``, ...); a physical scale
 (``min_wavelength_deg``/``_km``, ``max_wavelength_deg``/``_km``: converted per encoder by
-``experiments.scales``); ``encoder`` (levels are encoder names, each with its own held settings); or a
+``experiments.models.scales``); ``encoder`` (levels are encoder names, each with its own held settings); or a
 data-geometry factor — ``tilt`` (alias ``rotation``, degrees), ``kappa_max``, ``n_bands``, ``centers``,
 ``n_train`` — applied to each base dataset's recipe. A data level is a recipe of its own (named
 ``<base>+<factor>_<level>``) that draws the base's random stream, so levels differ only in the factor.
@@ -35,7 +35,7 @@ covers the settings, the factor and what is held, not the levels, so adding a le
 are never pooled with each other or with sweeps. ``hold = "fixed"`` trains each level's one
 configuration on every draw × seed — exactly the runs a plain sweep of those configurations would
 make (the dry run prints the member-epochs); ``"retune"`` runs the space's adaptive search per level,
-with the same budget for every level (``experiments.study.Study``).
+with the same budget for every level (``experiments.search.study.Study``).
 """
 
 from __future__ import annotations
@@ -54,17 +54,17 @@ from synth.draws import Draws
 from synth.errors import SynthError
 from synth.params import PATH, TABLE, TEXT, Kind, checked, flag, instance, integer, one_of, optional
 
-from . import encoders as registry
-from . import scales
+from ..models import encoders as registry
+from ..models import scales
 from .factors import LEVEL, Factor, derived_recipe, parse_factor  # noqa: F401 (derived_recipe: public here too)
-from .executors import ExecutorOptions, Runner
-from .plan import CostModel, Plan, make_plan, plan_seconds, describe_search, cell_seconds
-from .populations import Progress, train_populations
-from .results import ResultsStore, digest
-from .selection import choose
-from .space import Space, load_space, policy_from, space_params
-from .study import STUDY_PARAMS, Study, check_arguments, int_list, ranges
-from .train import DEVICE, resolve_device
+from ..store.executors import ExecutorOptions, Runner
+from ..search.plan import CostModel, Plan, make_plan, plan_seconds, describe_search, cell_seconds
+from ..search.populations import Progress, train_populations
+from ..store.results import ResultsStore, digest
+from ..search.selection import choose
+from ..search.space import Space, load_space, policy_from, space_params
+from ..search.study import STUDY_PARAMS, Study, check_arguments, int_list, ranges
+from ..models.train import DEVICE, resolve_device
 
 HOLD_MODES = ("fixed", "retune")
 TOP_KEYS = {"description", "datasets", "encoders", "seeds", "data_seeds", "space", "factor", "hold"}
@@ -160,7 +160,9 @@ class Ablation:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    @checked(path=ABLATION_SOURCE, db=PATH, device=DEVICE, executor=one_of("inline", "local", "submitit"), workers=integer(1, 10**4, optional=True), log_dir=optional(PATH), resume=flag(), progress=flag(), max_members=integer(1, 10**6, optional=True), name=optional(TEXT))
+    @checked(path=ABLATION_SOURCE, db=PATH, device=DEVICE, executor=one_of("inline", "local", "submitit"),
+             workers=integer(1, 10**4, optional=True), log_dir=optional(PATH), resume=flag(), progress=flag(),
+             max_members=integer(1, 10**6, optional=True), name=optional(TEXT))
     def build(cls, path, db="results/ablations.sqlite", device="auto", executor="inline", workers=None,
               log_dir=None, resume=False, progress=True, max_members=None, name=None) -> "Ablation":
         """Read and check an ablation (a TOML file, or the same tables as a dict with ``name``) before
@@ -211,7 +213,7 @@ class Ablation:
                   resolve_device(device) if isinstance(device, str) else device, opts, Path(db), bool(resume),
                   bool(progress), max_members)
         abl._make_recipes()
-        for e in encs:  # a plugin's output, once, before any work (issue 31)
+        for e in encs:  # a plugin's output, once, before any work
             registry.check_plugin(e, space)
         if hold.mode == "retune":
             policy_from(space.search, None, f"space {space.name} [search]")
@@ -440,7 +442,8 @@ class Ablation:
         echo(f"wrote {written} row(s) to {self.db}" if written else "nothing to do: every run is stored")
         return written
 
-    @checked(store=instance(ResultsStore), diverged=optional(instance(set, frozenset)), bands=optional(one_of("equal-angle", "equal-area")))
+    @checked(store=instance(ResultsStore), diverged=optional(instance(set, frozenset)),
+             bands=optional(one_of("equal-angle", "equal-area")))
     def cells(self, store, diverged: set | None = None, bands: str | None = None) -> dict:
         """{(base dataset, encoder, level): Cell} of every level's experiment (``selection.choose``);
         ``diverged`` collects the (dataset, encoder, level) whose every stored run diverged; with

@@ -14,9 +14,9 @@ from synth import datasets as synth_datasets
 from synth.errors import SynthError
 from synth.params import Kind, Param, checked, instance
 
-from . import encoders as registry
-from . import scales
-from .space import space_params
+from ..models import encoders as registry
+from ..models import scales
+from ..search.space import space_params
 
 DATA_FACTORS = ("tilt", "kappa_max", "n_bands", "centers", "n_train")
 ALIASES = {"rotation": "tilt"}

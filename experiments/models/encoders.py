@@ -1,6 +1,6 @@
 """Every location encoder of the Sphere2Vec paper and of TorchSpatial, from one registry.
 
-    >>> from experiments import encoders
+    >>> from experiments.models import encoders
     >>> encoders.available()
     >>> G = encoders.position_encoder("sphereM+", frequency_num=32, min_radius=1e-3)
     >>> G(lonlat_deg).shape            # (N, 2) -> (N, 256) = (N, G.out_dim)
@@ -9,7 +9,7 @@
 
 A model is e(x) = NN(G(x)): a position encoder G (degrees in, features out; SPEC.md section 4
 and ../shared/reference/encoders-spec.md give the formulas, units and test vectors) and a network
-(``experiments.networks``). Hyper-parameter names follow TorchSpatial: ``frequency_num`` (S),
+(``experiments.models.networks``). Hyper-parameter names follow TorchSpatial: ``frequency_num`` (S),
 ``min_radius`` (r_min), ``max_radius`` (r_max), ``num_hidden_layers`` (h), ``hidden_dim`` (k),
 ``dropout``, ``activation``.
 
@@ -60,7 +60,7 @@ class EncoderSpec:
     networks: tuple = field(default=())  # other networks it may use (hyper-parameter ``network``)
     # {native parameter: (physical name, law)}: the parameters that are lengths, with
     # degrees = factor * native ** power, law = (factor, power) or a function of the hyper-parameters
-    # returning it; experiments.scales converts (SPEC.md, "Scales in one physical unit")
+    # returning it; experiments.models.scales converts (SPEC.md, "Scales in one physical unit")
     scales: dict = field(default_factory=dict)
 
     @property
@@ -81,7 +81,7 @@ _SPHERE_SCALES = _scales(32, 0.001, 1.0)
 _KERNEL = Param("kernel_size", float, 1.0, Interval(0, None, "neither"), "member")
 
 
-# Wavelength laws (degrees of arc per native unit; see experiments.scales for the table)
+# Wavelength laws (degrees of arc per native unit; see experiments.models.scales for the table)
 _DEGREE_LAW = {"min_radius": ("min_wavelength", (2 * math.pi, 1.0)),
                "max_radius": ("max_wavelength", (2 * math.pi, 1.0))}  # inputs in degrees: period 2π·r degrees
 _SPHERE_LAW = {"min_radius": ("min_wavelength", (360.0, 1.0)),
@@ -174,7 +174,7 @@ _plugins_state = {"loaded": False, "files": set()}
 def register(encoder: EncoderSpec) -> EncoderSpec:
     """Add an encoder to the registry; a name or alias that shadows a built-in (or another plugin's) is refused."""
     if not isinstance(encoder, EncoderSpec):
-        raise SynthError(f"register() takes an experiments.encoders.EncoderSpec, got {type(encoder).__name__}")
+        raise SynthError(f"register() takes an experiments.models.encoders.EncoderSpec, got {type(encoder).__name__}")
     if not isinstance(encoder.aliases, (tuple, list)):
         raise SynthError(f"encoder {encoder.name!r}: aliases must be a tuple of names")
     for n in (encoder.name,) + tuple(encoder.aliases):
@@ -239,7 +239,7 @@ def load_plugin(path) -> list[str]:
         raise SynthError(f"plugin {path} failed to import: {what}") from None
     new = [n for n in _REGISTRY if n not in before]
     if not new:
-        raise SynthError(f"plugin {path} registered no encoder: call experiments.encoders.register(EncoderSpec(...))")
+        raise SynthError(f"plugin {path} registered no encoder: call experiments.models.encoders.register(EncoderSpec(...))")
     _plugins_state["files"].add(str(p))
     listed = [x for x in os.environ.get(PLUGIN_ENV, "").split(os.pathsep) if x]
     if str(p) not in listed:
@@ -392,7 +392,7 @@ def check_plugin(name: str, space=None) -> None:
     except Exception as e:  # the plugin's own code
         raise SynthError(f"{where}: its make()/constructor raised {type(e).__name__}: {e}") from None
     if not isinstance(G, PositionEncoder):
-        raise SynthError(f"{where}: make() must return an experiments.encodings.PositionEncoder, got "
+        raise SynthError(f"{where}: make() must return an experiments.models.encodings.PositionEncoder, got "
                          f"{type(G).__name__}")
     dim = getattr(G, "out_dim", None)
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:

@@ -1,5 +1,5 @@
 """The position encodings G: degrees in, features out, one class per family (registered in
-``experiments.encoders``). Formulas, units and test vectors: SPEC.md section 4 and
+``experiments.models.encoders``). Formulas, units and test vectors: SPEC.md section 4 and
 ../shared/reference/encoders-spec.md."""
 
 from __future__ import annotations

@@ -84,7 +84,8 @@ def to_native(encoder: str, key: str, value: float, hparams: dict | None = None)
     return native, (degrees / factor) ** (1.0 / power)
 
 
-@checked(encoder=TEXT, native=TEXT, value=number(0, closed="neither"), unit=one_of("deg", "km"), hparams=optional(TABLE))
+@checked(encoder=TEXT, native=TEXT, value=number(0, closed="neither"), unit=one_of("deg", "km"),
+         hparams=optional(TABLE))
 def to_physical(encoder: str, native: str, value: float, unit: str = "deg", hparams: dict | None = None) -> float:
     """The physical length (in ``unit``) of a native scale value; the inverse of ``to_native``."""
     s = encoders.spec(encoder)

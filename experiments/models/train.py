@@ -2,7 +2,7 @@
 
 Members share array shapes (encoder, S, h, k, ...) and may differ in learning rate, weight decay,
 r_min / r_max, kernel size, dropout and seed. Each member has its own Adam state and step size,
-its own dropout masks, batch order and random negative locations (``experiments.members``), and
+its own dropout masks, batch order and random negative locations (``experiments.models.members``), and
 its own early stopping; the loss is the sum of the members' losses, so no gradient crosses
 members. Training follows SPEC.md section 5 (presence–absence loss, Adam, batch 1024,
 lr × 0.98 per epoch, selection on validation Top-1).
@@ -209,7 +209,7 @@ def score_batch(num_classes: int) -> int:
 def predict_ranks(model, x, labels, batch=8192):
     """Rank of the true class (M, N) and whether every logit was finite (M,), for points x (N, 2),
     in eval mode, a batch of points at a time: memory O(M x batch x C), never the (M, N, C) logits
-    (issue 32: 100 000 validation points x 1 000 classes x a population were gigabytes). Ranks are
+    (100 000 validation points x 1 000 classes x a population were gigabytes). Ranks are
     per row, so they equal the whole matrix's. The trainer passes ``score_batch(C)``."""
     was_training = model.training
     model.eval()
@@ -255,7 +255,8 @@ def _device_arg(value):
 DEVICE = Kind("a device name (auto, cpu, cuda, cuda:1) or a torch.device", _device_arg)
 
 
-@checked(data=instance(Dataset), encoder=TEXT, configs=ROWS, settings=optional(instance(TrainSettings)), device=DEVICE, progress=optional(CALLABLE), return_model=flag(), on_epoch=optional(CALLABLE))
+@checked(data=instance(Dataset), encoder=TEXT, configs=ROWS, settings=optional(instance(TrainSettings)),
+         device=DEVICE, progress=optional(CALLABLE), return_model=flag(), on_epoch=optional(CALLABLE))
 def train_population(data: Dataset, encoder: str, configs: list[dict], settings: TrainSettings | None = None,
                      device="auto", progress=None, return_model: bool = False, on_epoch=None):
     """Train one member per config (each a dict of encoder/network hyper-parameters plus ``lr``,

@@ -27,8 +27,8 @@ from synth.fileio import atomic_write_bytes
 from synth.plot import save_figure, use_offline_natural_earth
 from synth.sphere import lonlat_to_xyz, xyz_to_lonlat
 
-from . import encoders
-from .train import predict_logits, predict_ranks, score_batch
+from ..models import encoders
+from ..models.train import predict_logits, predict_ranks, score_batch
 
 DISTORTION_ENCODERS = ("grid", "theory", "wrap", "rbf", "rff", "xyz", "nerf", "sphereC", "sphereM+",
                        "spherical_harmonics")
@@ -132,7 +132,7 @@ def distortion_figure(edges, dist) -> Figure:
 
 
 def _train_chosen(cells, dataset, names, device):
-    from .train import TrainSettings, train_population
+    from ..models.train import TrainSettings, train_population
 
     models = {}
     recipe = next((c.recipe for (d, _), c in cells.items() if d == dataset and c.recipe), None)
@@ -181,7 +181,7 @@ def class_probabilities(logits: np.ndarray, loss: str) -> np.ndarray:
 
 def _class_probability(model, lonlat, c: int, loss: str, device, batch: int) -> np.ndarray:
     """The model's P(class c | x) at each point, a batch of points at a time: a map of one class never
-    holds the (points, classes) matrix (360 000 pixels x 1 000 classes would be gigabytes; issue 32)."""
+    holds the (points, classes) matrix (360 000 pixels x 1 000 classes would be gigabytes)."""
     out = np.empty(len(lonlat))
     for i in range(0, len(lonlat), batch):
         logits = predict_logits(model, torch.tensor(lonlat[i:i + batch], device=device))[0].cpu().numpy()
@@ -265,7 +265,7 @@ def _write_csv(path: Path, header, rows):
 
 def all_figures(cells, ds_names, enc_names, ceilings, fig_dir: Path, out_dir: Path, device, target: str) -> list[Path]:
     from .tables import band_table
-    from .train import resolve_device
+    from ..models.train import resolve_device
 
     dev = resolve_device(device)
     fig_dir = Path(fig_dir)

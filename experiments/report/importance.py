@@ -29,7 +29,7 @@ from synth.params import NAMES, PATH, ROWS, TEXT, Kind, checked, instance, integ
 from synth.fileio import atomic_write_bytes
 from synth.plot import save_figure
 
-from .results import ResultsStore, choose_experiment
+from ..store.results import ResultsStore, choose_experiment
 from .tables import to_csv_bytes, to_markdown
 
 TARGET_QUANTILE = 0.1
@@ -130,7 +130,8 @@ def figure(study, title: str):
     return fig
 
 
-@checked(db=PATH, out=PATH, figures=optional(PATH), experiment=optional(TEXT), datasets=optional(NAMES), encoders=optional(NAMES), min_trials=integer(2, 10**6))
+@checked(db=PATH, out=PATH, figures=optional(PATH), experiment=optional(TEXT), datasets=optional(NAMES),
+         encoders=optional(NAMES), min_trials=integer(2, 10**6))
 def report(db, out, figures=None, experiment=None, datasets=None, encoders=None, min_trials: int = 20) -> list[Path]:
     """The importance table (md, csv) of every (dataset, encoder) of an adaptive search, and a figure each."""
     import matplotlib.pyplot as plt

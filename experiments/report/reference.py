@@ -1,5 +1,5 @@
 """A shipped reference: the baselines' results of a finished Table 8, so that a new encoder is judged
-against them while training only itself (issue 30).
+against them while training only itself.
 
 A reference file holds, for every (dataset, encoder) of one experiment, the configuration the report
 chose (validation Top-1 on the first draw, ``selection.choose``) and that configuration's final rows
@@ -12,7 +12,7 @@ The datasets are bit-identical everywhere, so the new encoder's draws pair with 
 draw by draw; its training ran on another machine, which the table says.
 
 A reference whose search transferred (``fair_full``: 12 trials, the best configurations of cold
-searches on three source datasets first; experiments.transfer) also records its ``sources``: the cold
+searches on three source datasets first; experiments.search.transfer) also records its ``sources``: the cold
 searches' experiment and policy. A new encoder gets the same two stages: ``sweep --reference`` first
 runs the cold search of that policy on the source datasets (the first draw: only its search trials
 are transferred), under the same experiment name, then the transfer search on the datasets asked for.
@@ -36,8 +36,8 @@ from synth.errors import SynthError
 from synth.params import PATH, TABLE, TEXT, Kind, checked, instance, optional
 from synth.fileio import atomic_write_bytes
 
-from . import results
-from .selection import choose
+from ..store import results
+from ..search.selection import choose
 
 REFERENCES_DIR = PACKAGE_DIR / "references"
 FORMAT = 1
@@ -134,7 +134,7 @@ def build(store, experiment: str, name: str, machine: str | None = None) -> dict
 def _shipped_policy(experiment: str) -> dict | None:
     """The policy of an experiment recorded before policies were stored: that of the shipped space its
     name starts with, when the name checks out (the name hashes settings and policy); else None."""
-    from .space import experiment_name, load_space, policy_from
+    from ..search.space import experiment_name, load_space, policy_from
 
     try:
         space = load_space(experiment.rsplit("-", 1)[0])
@@ -281,7 +281,7 @@ def with_reference(ref: dict | None, rows: list, enc_names: list, encoders_arg: 
                          f"{','.join(sorted(ref['datasets']))}, draws {','.join(map(str, ref_draws))}: sweep "
                          f"your encoder with --reference {ref['name']}, which follows them")
     if encoders_arg == "table8":  # the reference's encoders in Table 8's order, then yours
-        from .encoders import parse_names
+        from ..models.encoders import parse_names
 
         order = parse_names("table8")
         names = sorted(ref["encoders"], key=lambda e: (order.index(e) if e in order else len(order), e)) + own

@@ -27,6 +27,8 @@ from scipy import optimize, stats as sps
 from synth.errors import SynthError
 from synth.params import VECTOR, Kind, checked, instance, integer, number
 
+from ..search.selection import draw_means  # noqa: F401 (public here too: the unit of every interval)
+
 LEVEL = 0.95  # two-sided confidence of every interval; a verdict is wrong at most 1 − LEVEL of the time
 POWER = 0.80  # the power at which a detectable difference is stated
 
@@ -108,14 +110,6 @@ def _finite(values: dict, what: str) -> None:
     bad = [k for k, v in values.items() if not np.isfinite(v)]
     if bad:  # a NaN would drop out of a mean and leave a finite, too narrow interval
         raise SynthError(f"{what}: non-finite Top-1 at (draw, seed) {bad[0]}")
-
-
-def draw_means(values: dict) -> dict:
-    """{draw: mean over its training seeds} of {(draw, seed): Top-1}."""
-    out: dict = {}
-    for (draw, _), v in values.items():
-        out.setdefault(draw, []).append(float(v))
-    return {d: float(np.mean(v)) for d, v in sorted(out.items())}
 
 
 def _sample(x, unit: str) -> Estimate | None:
@@ -209,7 +203,8 @@ def detectable(se: float, df: float, k: int = 1, level: float = LEVEL, power: fl
     return (_detectable(se, df, _t(1 - a / 2, df), power), _detectable(se, df, _t(1 - a / (2 * k), df), power))
 
 
-@checked(sd=number(0), diff=number(0, closed="neither"), k=integer(1, 10**4), level=LEVEL_ARG, power=LEVEL_ARG, at_most=integer(2, 10**9))
+@checked(sd=number(0), diff=number(0, closed="neither"), k=integer(1, 10**4), level=LEVEL_ARG, power=LEVEL_ARG,
+         at_most=integer(2, 10**9))
 def draws_needed(sd: float, diff: float, k: int = 1, level: float = LEVEL, power: float = POWER,
                  at_most: int = 10000) -> int | None:
     """The fewest draws with which a true difference ``diff`` is called (a win, or with k = 1 a loss) with
@@ -316,7 +311,9 @@ def spread_if_equal(replicates, point) -> np.ndarray:
     return dev.max(0) - dev.min(0)
 
 
-@checked(n_mu=VECTOR, er=VECTOR, er_reps=instance(list, tuple, what="a list of replicate arrays (or None), one per dataset"), level=LEVEL_ARG)
+@checked(n_mu=VECTOR, er=VECTOR,
+         er_reps=instance(list, tuple, what="a list of replicate arrays (or None), one per dataset"),
+         level=LEVEL_ARG)
 def er_trend(n_mu, er, er_reps, level: float = LEVEL):
     """Spearman rho of N_mu with the error reduction (−ER), and its interval over replicates of each
     dataset's ER (``Estimate.replicates``, datasets independent: their draws are). The interval is None

@@ -12,7 +12,7 @@ from synth import datasets as synth_datasets
 from synth.errors import SynthError
 from synth.params import NAMES, ROWS, TEXT, Kind, checked, optional
 
-from .selection import choose
+from ..search.selection import choose
 from .stats import LEVEL, POWER, difference, draws_needed, er_trend, error_reduction, judge, pool
 from .tables import LABELS
 

@@ -13,7 +13,7 @@ import numpy as np
 from synth.errors import SynthError
 from synth.params import PATH, checked
 
-from .selection import choose
+from ..search.selection import choose
 from .stats import verdict
 
 LABELS = {"wrap_ffn": "wrap+ffn"}  # column labels where an encoder's name is not what the paper prints

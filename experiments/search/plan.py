@@ -23,12 +23,12 @@ import torch
 
 from synth.errors import SynthError
 
-from . import encoders
-from .members import OPTIMIZER_KEYS
+from ..models import encoders
+from ..models.members import OPTIMIZER_KEYS
 from .pruners import rungs
-from .results import digest
+from ..store.results import digest
 from .space import SearchPolicy, Space
-from .train import train_population
+from ..models.train import train_population
 
 CPU_MAX_MEMBERS = 16  # measured (benchmarks/bench_train.py): beyond this the activations leave the CPU cache
 ETA = 3  # reduction factor of both pruners: keep the best third at each rung
@@ -73,7 +73,7 @@ def shape_key(config: dict) -> tuple:
 
 def _layers(model):
     """The stacked linear layers of a model's network (weights of shape (M, in, out))."""
-    from .networks import StackedLinear
+    from ..models.networks import StackedLinear
 
     return [m for m in model.network.modules() if isinstance(m, StackedLinear)]
 
@@ -168,7 +168,7 @@ def code_version() -> str:
 
     h = hashlib.sha1(torch.__version__.encode())
     for name in ("train", "networks", "encodings", "members"):  # their files, wherever they live
-        h.update(Path(importlib.import_module(f"experiments.{name}").__file__).read_bytes())
+        h.update(Path(importlib.import_module(f"experiments.models.{name}").__file__).read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -189,7 +189,7 @@ def code_commit() -> str | None:
 
 def machine_id(device) -> str:
     """This machine as the epoch costs see it: the processor's model and the usable cores (or the GPU)."""
-    from .executors import usable_cpus
+    from ..store.executors import usable_cpus
 
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"

@@ -2,7 +2,7 @@
 population job, and the progress bar.
 
 A row is one trained member (``results`` owns the schema). A population job is plain data naming
-``experiments.populations:population_job`` (see ``experiments.executors``), so the executors never
+``experiments.search.populations:population_job`` (see ``experiments.store.executors``), so the executors never
 import this module.
 """
 
@@ -12,10 +12,10 @@ import dataclasses
 import sys
 import time
 
-from . import results
-from .executors import dataset_ref, load_ref
+from ..store import results
+from ..store.executors import dataset_ref, load_ref
 from .plan import CostModel, Plan, Population
-from .train import TrainSettings, resolve_device, train_population
+from ..models.train import TrainSettings, resolve_device, train_population
 
 
 def run_population(pop: Population, data, settings: TrainSettings, device, experiment: str,
@@ -54,7 +54,7 @@ def population_job(job: dict) -> dict:
 
 def to_job(pop: Population, settings: TrainSettings, experiment: str, data_ref: dict) -> dict:
     """A population as a job: JSON types only."""
-    return {"run": "experiments.populations:population_job",
+    return {"run": "experiments.search.populations:population_job",
             "label": f"{pop.dataset} seed {pop.data_seed} {pop.encoder} ({len(pop.members)} member(s), stage "
                      f"{pop.stage})",
             "population": {**dataclasses.asdict(pop), "members": [[c, s] for c, s in pop.members]},
@@ -109,7 +109,7 @@ def train_populations(plan: Plan, store, data, device, experiment: str, runner=N
     """Train every population of the plan and store each as soon as it finishes; returns rows written.
 
     ``data`` maps (dataset name, seed) to a verified Dataset. With a ``runner`` that is not inline
-    (experiments.executors) the populations train in workers and only this process writes."""
+    (experiments.store.executors) the populations train in workers and only this process writes."""
     epochs = plan.space.settings.epochs
     own = progress is None
     progress = progress or Progress("train", show=cost is not None)

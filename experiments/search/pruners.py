@@ -5,7 +5,7 @@ is *asynchronous* — a trial reaching a rung is promoted if its value is in the
 already recorded there, so the first trial to arrive always passes. Our trials arrive together (a
 population's members train side by side and report the same epoch), and ``should_prune`` is asked
 trial by trial in trial order, so Optuna's rule promoted the lowest-numbered trial of every
-population whatever its value (issue 29: trial 0 took 55 % of ``make reproduce``'s search and
+population whatever its value (trial 0 took 55 % of ``make reproduce``'s search and
 completed in 24 of 24 cells). Here every trial of a population reports at a rung *before* any is
 decided (``search.CellSearch._decide``), and a trial is decided against every trial that has reached
 that rung so far, its own population's and earlier ones': the top ``max(1, n // η)`` by value go on,
@@ -31,12 +31,12 @@ import math
 from synth.errors import SynthError
 
 # Written into every adaptive search's experiment identity and shown by ``report``: a search decided
-# under another rule is a different experiment (issue 29).
+# under another rule is a different experiment.
 RULE = "by-value"
 RULE_TEXT = ("rung decisions by value: at each rung the best 1/3 of the trials that reached it go on, ties by "
              "configuration (synchronous successive halving)")
 OLD_RULE_TEXT = ("recorded before rung decisions were made by value: Optuna's asynchronous successive halving, "
-                 "which promoted the first trial to report at each rung (issue 29)")
+                 "which promoted the first trial to report at each rung")
 
 
 def rungs(first: int, epochs: int, eta: int) -> list[int]:

@@ -15,8 +15,16 @@ import numpy as np
 from synth.errors import SynthError
 from synth.params import ROWS, checked
 
-from .stats import draw_means
 
+
+
+def draw_means(values: dict) -> dict:
+    """{draw: mean over its training seeds} of {(draw, seed): Top-1}: seeds are averaged within a
+    draw, by the selection rule here and by every interval of the report (experiments.report.stats)."""
+    out: dict = {}
+    for (draw, _), v in values.items():
+        out.setdefault(draw, []).append(float(v))
+    return {d: float(np.mean(v)) for d, v in sorted(out.items())}
 
 @dataclass
 class Cell:

@@ -8,7 +8,7 @@ value is checked against the declarations (``synth.params``) before any work: pe
 when the space is loaded, ``[grid]`` values against the encoders a study asks for
 (``Space.check_for``), so a value one unrequested encoder refuses does not block the others.
 
-A *search policy* is sampler × pruner × seed policy (see ``experiments.search``). The exhaustive
+A *search policy* is sampler × pruner × seed policy (see ``experiments.search.cell_search``). The exhaustive
 sweep is ``sampler = grid, pruner = none, finalists = all`` — every configuration on every seed —
 and is the policy of a space without a ``[search]`` table. Experiments are named here: the
 exhaustive sweep ``<space>-<settings hash>``, any other policy ``<space>-<hash of settings and
@@ -27,16 +27,16 @@ from synth.cliutil import parse_int_list, read_toml
 from synth.errors import SynthError
 from synth.params import PATH, TABLE, TEXT, Interval, Param, check_values, checked, instance, optional
 
-from . import encoders, scales
-from .executors import check_slurm_options
-from .members import OPTIMIZER_PARAMS
+from ..models import encoders, scales
+from ..store.executors import check_slurm_options
+from ..models.members import OPTIMIZER_PARAMS
 from .pruners import RULE
-from .results import canonical, digest
-from .train import SETTINGS_PARAMS, TrainSettings
+from ..store.results import canonical, digest
+from ..models.train import SETTINGS_PARAMS, TrainSettings
 
 SPACES_DIR = PACKAGE_DIR / "spaces"
 SAMPLERS = ("grid", "random", "tpe")
-# "halving": synchronous successive halving decided by value (experiments.pruners); "asha" is its former
+# "halving": synchronous successive halving decided by value (experiments.search.pruners); "asha" is its former
 # name (Optuna's asynchronous rule, which decided by report order) and is read as "halving"
 PRUNERS = ("none", "halving", "hyperband")
 PRUNER_ALIASES = {"asha": "halving"}
@@ -52,7 +52,7 @@ SEARCH_PARAMS = {p.name: p for p in (
     Param("race", bool, False, None, "setting",
           help="finalists race seed by seed; one clearly behind the leader stops (see search.race_survivors)"),
     Param("transfer_from", str, None, None, "setting", optional=True,
-          help="an experiment in the same database whose searches start this one (experiments.transfer)"),
+          help="an experiment in the same database whose searches start this one (experiments.search.transfer)"),
     Param("transfer_top", int, 3, Interval(1, 1000), "setting",
           help="transfer: the best this many configurations of each source dataset are tried first"),
 )}
@@ -69,7 +69,7 @@ class SearchPolicy:
     finalists: int | None = 3  # None: every configuration tried is a finalist
     race: bool = False
     search_seeds: tuple = (0,)
-    transfer_from: str | None = None  # experiments.transfer: earlier searches' best configurations first
+    transfer_from: str | None = None  # experiments.search.transfer: earlier searches' best configurations first
     transfer_datasets: tuple = ()
     transfer_top: int = 3
 
@@ -262,7 +262,7 @@ def experiment_name(space: Space, policy: SearchPolicy | None = None) -> str:
     if policy is None or policy.is_exhaustive:
         return f"{space.name}-{digest(space.settings.to_dict())[:8]}"
     # "repeats": searches from before repeats were answered (search.CellSearch) ran other trials;
-    # "rungs": searches from before rung decisions were made by value (experiments.pruners) chose
+    # "rungs": searches from before rung decisions were made by value (experiments.search.pruners) chose
     # other configurations, so they are other experiments and never resumed or pooled with these
     key = {"settings": space.settings.to_dict(), "search": policy.to_dict(), "repeats": "answered",
            "rungs": RULE}
@@ -335,7 +335,7 @@ def load_space(name_or_path: str) -> Space:
 
 
 def _with_physical(encoder: str, own: dict | None, physical: dict, where: str) -> dict | None:
-    """An encoder's table with physical scales (``min_wavelength_deg`` ...; experiments.scales) in its
+    """An encoder's table with physical scales (``min_wavelength_deg`` ...; experiments.models.scales) in its
     native unit. A [grid] physical key reaches every encoder that declares that length, unless the
     encoder's own table sets it (natively or physically); None: no table for this encoder."""
     declared = scales.scale_params(encoder)

@@ -7,14 +7,14 @@ SLURM options, every data file) and says in ``notes`` what it had to decide for 
 stages are methods:
 
 1. ``search``: the search on the first draw — trials, then the finalists on every seed
-   (``experiments.search``); the exhaustive policy trains every configuration on every seed;
+   (``experiments.search.cell_search``); the exhaustive policy trains every configuration on every seed;
 2. ``other_draws``: the configuration chosen on the first draw (validation Top-1, as the report
    chooses) of each (dataset, encoder), trained on every other draw × seed;
 
 ``run`` does both; ``dry_run`` prints the plan and an estimated time in seconds, training
 nothing and writing nothing. From Python::
 
-    from experiments.study import Study
+    from experiments.search.study import Study
     study = Study.build(space="quick", datasets="U1,S2.3", encoders="sphereM+,grid", seeds="0-2",
                         data_seeds="0-4", db="results/mine.sqlite")
     print(study.dry_run())
@@ -36,21 +36,23 @@ from synth import datasets as synth_datasets
 from synth.cliutil import parse_int_list
 from synth.draws import Draws
 from synth.errors import SynthError
-from synth.params import INTS, NAMES, PATH, TABLE, TEXT, Interval, Kind, Param, checked, flag, instance, integer, number, one_of, optional
+from synth.params import (
+    INTS, NAMES, PATH, TABLE, TEXT, Interval, Kind, Param, checked, flag, instance, integer, number, one_of,
+    optional)
 
-from . import encoders as encoder_registry
-from .executors import ExecutorOptions, Runner, describe as describe_executor
-from .executors import n_workers, usable_cpus
+from ..models import encoders as encoder_registry
+from ..store.executors import ExecutorOptions, Runner, describe as describe_executor
+from ..store.executors import n_workers, usable_cpus
 from .plan import (CostModel, Plan, assumptions, cell_seconds, code_commit, describe_plan, describe_search, make_plan,
                    plan_seconds, run_fraction)
 from .populations import Progress, train_populations
-from .results import ResultsStore, canonical, digest
-from .search import run as run_search
+from ..store.results import ResultsStore, canonical, digest
+from .cell_search import run as run_search
 from .selection import choose
 from . import pruners
 from .space import SearchPolicy, Space, check_against_data, experiment_name, load_space, policy_from
 from .transfer import check_sources
-from .train import DEVICE, resolve_device
+from ..models.train import DEVICE, resolve_device
 
 STUDY_PARAMS = {p.name: p for p in (
     Param("max_members", int, None, Interval(1, 4096), "setting", optional=True,
@@ -83,7 +85,7 @@ def _names_ok(v) -> bool:
 
 def check_arguments(**given) -> None:
     """The Python API's arguments checked by kind before any use, as the command line checks its
-    flags: one SynthError naming the argument (issue 31: None, [] or a string where a table was
+    flags: one SynthError naming the argument (None, [] or a string where a table was
     expected ended in tracebacks)."""
     path = (str, Path)
     rules = {"space": (lambda v: isinstance(v, (str, Path, Space)) and str(v).strip() != "",
@@ -144,7 +146,11 @@ class Study:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    @checked(space=SPACE, datasets=NAMES, encoders=NAMES, seeds=SEEDS, data_seeds=SEEDS, search=optional(TABLE), device=DEVICE, db=PATH, data=optional(PATH), executor=one_of("inline", "local", "submitit"), workers=integer(1, 10**4, optional=True), slurm=optional(TABLE), log_dir=optional(PATH), epochs=integer(1, 10**6, optional=True), max_members=integer(1, 10**6, optional=True), resume=flag(), lock_timeout=number(0), progress=flag(), experiment=optional(TEXT))
+    @checked(space=SPACE, datasets=NAMES, encoders=NAMES, seeds=SEEDS, data_seeds=SEEDS, search=optional(TABLE),
+             device=DEVICE, db=PATH, data=optional(PATH), executor=one_of("inline", "local", "submitit"),
+             workers=integer(1, 10**4, optional=True), slurm=optional(TABLE), log_dir=optional(PATH),
+             epochs=integer(1, 10**6, optional=True), max_members=integer(1, 10**6, optional=True), resume=flag(),
+             lock_timeout=number(0), progress=flag(), experiment=optional(TEXT))
     def build(cls, space="quick", datasets="all", encoders="table8", seeds="0-4", data_seeds="0", search=None,
               device="auto", db="results/results.sqlite", data=None, executor="inline", workers=None, slurm=None,
               log_dir=None, epochs=None, max_members=None, resume=False, lock_timeout=600.0,
@@ -168,7 +174,7 @@ class Study:
         encs = [encoder_registry.canonical_name(e) for e in encs]
         seeds, dseeds = int_list(seeds, "seeds"), int_list(data_seeds, "dataset seeds")
         sp.check_for(encs)
-        for e in encs:  # a plugin's output, once, before any work (issue 31)
+        for e in encs:  # a plugin's output, once, before any work
             encoder_registry.check_plugin(e, sp)
         notes: list = []
         policy = policy_from(sp.search, search, f"space {sp.name} [search]", notes)
@@ -316,7 +322,7 @@ class Study:
         """Say in the database how this experiment's search decides (``report`` shows it), and name
         any search of the same space decided under the old rule: it is another experiment, kept apart.
         The policy itself is recorded too, and every git commit that ran a sweep of it (a reference
-        file carries both: experiments.reference)."""
+        file carries both: experiments.report.reference)."""
         store.set_meta(f"policy/{self.experiment}", canonical(self.policy.to_dict()))
         commit, commits = code_commit(), json.loads(store.meta(f"commits/{self.experiment}") or "[]")
         if commit is not None and commit not in commits:

@@ -1,6 +1,6 @@
 """Transfer between searches: what earlier datasets' searches found is tried first on a new one.
 
-A full ``fair`` search costs one to two hours per dataset here (issue 30). The best configurations
+A full ``fair`` search costs one to two hours per dataset here. The best configurations
 of one dataset are often good on the next (the same encoder, the same kinds of class scales), so a
 search with ``transfer_from = <experiment>`` and ``transfer_datasets = [...]`` enqueues, before its
 sampler proposes anything, the ``transfer_top`` best configurations (mean validation Top-1 over the
@@ -25,7 +25,7 @@ from pathlib import Path
 from synth.errors import SynthError
 from synth.params import TEXT, Kind, checked, instance
 
-from .results import canonical
+from ..store.results import canonical
 from .space import SearchPolicy
 
 
@@ -50,7 +50,7 @@ SPACE = Kind("a Space (load_space)", _space)
 def check_sources(db, policy, datasets, encoders, space) -> None:
     """Before any work (``Study.build``, so the dry run too): the database must hold the source
     experiment, with a finished search trial of every encoder on every source dataset; else one line."""
-    from .results import ResultsStore
+    from ..store.results import ResultsStore
 
     if not Path(db).exists():
         raise SynthError(f"transfer: {db} does not exist, so it holds no experiment {policy.transfer_from} to "

@@ -392,7 +392,7 @@ class Runner:
         """Stop now (Ctrl-C, SIGTERM): the jobs in flight are abandoned — their rows are never written,
         and ``--resume`` trains them again — and their workers end at once (local workers are
         killed; SLURM jobs are cancelled). Waiting for them took minutes, longer than a scheduler's
-        grace period (issue 29)."""
+        grace period."""
         self.aborted = True
         if self.opts.kind == "local":
             for proc in list((getattr(self.pool, "_processes", None) or {}).values()):

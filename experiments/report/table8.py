@@ -34,10 +34,10 @@ from synth import bayes, datasets as synth_datasets
 from synth.errors import SynthError
 from synth.fileio import atomic_write_bytes
 
-from . import results
+from ..store import results
 from .reference import (final_rows, load as load_reference, own_experiment, provenance_line, reference_summary,
                         with_reference)
-from .selection import Cell, choose
+from ..search.selection import Cell, choose
 from .stats import difference, error_reduction, judge
 from .summary import TARGET, _fmt_ci, pooled_section, summary
 from .tables import LABELS, band_table, search_markdown, search_records, to_csv_bytes, to_latex, to_markdown
@@ -89,7 +89,7 @@ class Table8:
     timing: str = ""  # how long the stored runs took (from their timestamps)
     chosen_by: str = ""  # how the configurations were chosen (chosen_by())
     target: str = TARGET  # the encoder compared against the best baseline
-    provenance: str = ""  # which columns were trained here, which came from a reference (experiments.reference)
+    provenance: str = ""  # which columns were trained here, which came from a reference (experiments.report.reference)
     all_configurations: bool = True  # False for a reference's own table: it keeps only the chosen configurations
 
 
@@ -271,7 +271,7 @@ def run_timing(rows: list[dict]) -> str:
 
 def chosen_by(rule: str | None, search_rows: list) -> str:
     """How the configurations were chosen: the rule the sweep recorded, else what the rows show."""
-    from .pruners import OLD_RULE_TEXT
+    from ..search.pruners import OLD_RULE_TEXT
     if rule is not None:
         return rule
     if not search_rows:
@@ -312,10 +312,10 @@ def main_report(db, out, figures, encoders="table8", datasets="all", experiment=
                 device="auto", seeds=None, reference=None, target=None) -> None:
     """The ``report`` command: read one experiment of ``db`` (read-only), write tables to ``out`` and
     figures to ``figures``. ``seeds``: only these training seeds (a replicate on disjoint seeds).
-    ``reference``: the baselines' columns come from a shipped reference (experiments.reference),
+    ``reference``: the baselines' columns come from a shipped reference (experiments.report.reference),
     ``target`` (default: the one encoder of ``db`` not in it) is compared against them. ``db`` None with a
     ``reference``: the reference's own Table 8 from its stored rows (every column from it)."""
-    from . import encoders as encoder_registry
+    from ..models import encoders as encoder_registry
 
     out, figures = Path(out), Path(figures)
     for folder in (out, figures) if figures_on else (out,):

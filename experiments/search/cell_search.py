@@ -8,7 +8,7 @@ on every seed directly as final rows, without a study. Every other policy:
   configurations drawn from the grid without replacement) or ``tpe`` (Optuna's TPE over the grid's
   values, ``trials`` trials);
 - **pruner** ``none``, ``halving`` (synchronous successive halving decided by value; ``asha`` is its
-  former name) or ``hyperband`` (``experiments.pruners``: why not Optuna's own); every
+  former name) or ``hyperband`` (``experiments.search.pruners``: why not Optuna's own); every
   member reports its validation Top-1 each epoch, and a pruned trial's members leave their
   population at once (``train_population(on_epoch=...)``): their compute stops, the others go on
   with their own weights, Adam state, schedule and random streams — a warm continuation, never a
@@ -45,15 +45,16 @@ import numpy as np
 
 from synth.errors import SynthError
 
-from . import results
-from .executors import dataset_ref, load_ref
+from ..store import results
+from ..store.executors import dataset_ref, load_ref
 from . import pruners
 from .transfer import warm_start
-from .plan import ETA, CostModel, first_rung, Population, describe_plan, make_plan, max_members, member_memory_mb, shape_key
+from .plan import (
+    ETA, CostModel, first_rung, Population, describe_plan, make_plan, max_members, member_memory_mb, shape_key)
 from .race import race_survivors
 from .populations import Progress, run_population, to_job, train_populations
 from .space import SearchPolicy, Space
-from .train import resolve_device
+from ..models.train import resolve_device
 
 
 # ----------------------------------------------------------------------------- Optuna pieces
@@ -145,7 +146,7 @@ class CellSearch:
         # trials >= the grid: every configuration once, in order (TPE would only repeat some)
         queue = (self.configs if policy.sampler == "grid" or self.n_trials == len(self.configs) else
                  random.Random(0).sample(self.configs, self.n_trials) if policy.sampler == "random" else [])
-        for c in list(warm_start or []) + queue:  # transfer first (experiments.transfer); grid, random: fixed lists
+        for c in list(warm_start or []) + queue:  # transfer first (experiments.search.transfer); grid, random: fixed lists
             self.study.enqueue_trial(self._params_of(c))
         self.stored = self._stored_rows() if resume else {}  # without --resume, stored trials are retrained
 
@@ -336,7 +337,7 @@ def cell_job(job: dict) -> dict:
 
 def run(study, store, runner=None, cost: CostModel | None = None, progress: Progress | None = None,
         echo=print) -> dict:
-    """The search stage of ``study`` (an ``experiments.study.Study``) on its first draw: per
+    """The search stage of ``study`` (an ``experiments.search.study.Study``) on its first draw: per
     (dataset, encoder) cell the trials, then the finalists on every seed. The exhaustive policy has
     no decision to make: every configuration trains on every seed directly as a final row. Returns
     a summary (trials, pruned, member-epochs, finalists per cell)."""
@@ -418,7 +419,7 @@ def _run_parallel(study, cells, store, runner, summary, t0, warm) -> dict:
         return dataset_ref(study.draws[(name, seed)], study.data_folder)
 
     def next_step(cell):
-        return {"run": "experiments.search:cell_job", "label": f"{cell.study_name} search step",
+        return {"run": "experiments.search.cell_search:cell_job", "label": f"{cell.study_name} search step",
                 "space": space.to_dict(), "policy": policy.to_dict(), "experiment": experiment,
                 "cell": dataclasses.asdict(cell), "rows": rows_of[cell.study_name], "max_pop": max_pop,
                 "data": ref(cell.name, cell.data_seed), "warm_start": warm[cell.study_name]}

@@ -1,5 +1,5 @@
 """The report of an ablation: every level, its paired difference against the reference level with
-the t interval and verdict of Table 8 (``experiments.stats``), pooled over its datasets, per latitude band
+the t interval and verdict of Table 8 (``experiments.report.stats``), pooled over its datasets, per latitude band
 beside the Bayes ceiling, as tables (md, csv, tex) and two figures.
 
 - ``ablation_<name>.{md,csv,tex}``: per (dataset, encoder, level) test Top-1 mean ± sd over draws,
@@ -28,12 +28,12 @@ from synth.fileio import atomic_write_bytes
 from synth.metrics import default_bands
 from synth.plot import save_figure
 
-from . import encoders, scales
-from .diagnostics import COLORS
-from .results import ResultsStore
-from .stats import difference, judge, mean, pool
-from .tables import to_csv_bytes, to_latex, to_markdown
-from .train import ORIGINAL_FRAME
+from ..models import encoders, scales
+from ..report.diagnostics import COLORS
+from ..store.results import ResultsStore
+from ..report.stats import difference, judge, mean, pool
+from ..report.tables import to_csv_bytes, to_latex, to_markdown
+from ..models.train import ORIGINAL_FRAME
 
 BAND_KIND = "equal-area"
 
