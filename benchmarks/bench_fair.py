@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.report.table8 import reference  # noqa: E402
+from experiments.report import reference  # noqa: E402
 from synth.datasets import PAPER_DATASETS  # noqa: E402
 from experiments.models.encoders import TABLE8  # noqa: E402
 from experiments.search.space import load_space  # noqa: E402

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.report.table8 import stats  # noqa: E402
+from experiments.report import stats  # noqa: E402
 
 DRAW_SD, PAIR_SD, SEED_SD = 3.0, 0.3, 0.5  # points of Top-1; the pair noise of the layout is ~0.6
 
