@@ -148,3 +148,27 @@ def test_fair_full_times_leaves_out_a_restart_of_a_finished_dataset(tmp_path):
     out = run("fair_full_times.py", str(tmp_path))
     assert "| cold | U1 | 18.3 | 2 | 1.7 | 110 | 0.02 | done |" in out
     assert "cold: 1 dataset(s) done, 0.31 h in all, 18.3 min per dataset" in out
+
+
+def test_bench_roofline_reads_the_matmul_shapes_the_profiler_saw_and_prints_a_row_per_family():
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    sys.path.insert(0, str(BENCH))
+    import bench_roofline
+
+    x, w, b = torch.randn(3, 5, 7), torch.randn(3, 7, 11), torch.randn(3, 1, 11)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        torch.bmm(x, w)
+        torch.bmm(x, w)
+        torch.baddbmm(b, x, w)
+        torch.mm(x[0], w[0])
+    calls = sorted(bench_roofline.matmul_calls(prof))
+    assert calls == [("aten::baddbmm", (3, 5, 7, 11), 1), ("aten::bmm", (3, 5, 7, 11), 2),
+                     ("aten::mm", (1, 5, 7, 11), 1)]
+    seconds, flops = bench_roofline.bmm_seconds(calls)
+    assert flops == 2 * 3 * 5 * 7 * 11 * 3 + 2 * 5 * 7 * 11 and seconds > 0
+    out = run("bench_roofline.py", "--epochs", "1", "--members", "2", "--threads", "1", "--top", "3")
+    rows = [line.split(" | ") for line in out if line.startswith("| ") and "family" not in line and "---" not in line]
+    assert [r[0].strip("| ") for r in rows] == ["ffn", "resnet", "siren"]
+    assert all(float(r[5]) > 0 for r in rows)
