@@ -150,7 +150,7 @@ def test_fair_full_times_leaves_out_a_restart_of_a_finished_dataset(tmp_path):
     assert "cold: 1 dataset(s) done, 0.31 h in all, 18.3 min per dataset" in out
 
 
-def test_bench_roofline_reads_the_matmul_shapes_the_profiler_saw_and_prints_a_row_per_family():
+def test_bench_roofline_reads_the_matmul_shapes_the_profiler_saw_and_prints_its_table():
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -168,7 +168,8 @@ def test_bench_roofline_reads_the_matmul_shapes_the_profiler_saw_and_prints_a_ro
                      ("aten::mm", (1, 5, 7, 11), 1)]
     seconds, flops = bench_roofline.bmm_seconds(calls)
     assert flops == 2 * 3 * 5 * 7 * 11 * 3 + 2 * 5 * 7 * 11 and seconds > 0
-    out = run("bench_roofline.py", "--epochs", "1", "--members", "2", "--threads", "1", "--top", "3")
+    out = run("bench_roofline.py", "--epochs", "1", "--members", "2", "--threads", "1,2", "--top", "3",
+              "--families", "resnet")  # one family, both thread counts: the suite's time (all three: docs)
     rows = [line.split(" | ") for line in out if line.startswith("| ") and "family" not in line and "---" not in line]
-    assert [r[0].strip("| ") for r in rows] == ["ffn", "resnet", "siren"]
+    assert [(r[0].strip("| "), r[2]) for r in rows] == [("resnet", "1"), ("resnet", "2")]
     assert all(float(r[5]) > 0 for r in rows)
