@@ -227,7 +227,8 @@ def export(dss, out, formats=("csv",)) -> list[Path]:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SynthError(f"--out {out} is a file, not a folder")
-    if isinstance(dss, (list, tuple)):
+    listed = isinstance(dss, (list, tuple))  # checked and sized up front; a generator, one by one as it is read
+    if listed:
         for ds in dss:
             _check_dataset(ds)
         check_free_space(out, sum(len(ds.split("all")[1]) for ds in dss), formats)
@@ -240,7 +241,8 @@ def export(dss, out, formats=("csv",)) -> list[Path]:
         with open(staging / _OWNER, "w") as owner:
             fcntl.flock(owner, fcntl.LOCK_EX)  # held while this export lives: its staging folder is not abandoned
             for ds in dss:
-                _check_dataset(ds)
+                if not listed:
+                    _check_dataset(ds)
                 checksum = hashlib.sha256(datasets._npz_bytes(ds.arrays)).hexdigest()
                 tbl = table(ds) if set(formats) & set(READABLE.values()) else None  # one table for CSV and Parquet
                 for fmt in formats:

@@ -167,7 +167,7 @@ def flag() -> Param:
     return Param("", bool, None, None, "setting")
 
 
-def _instance(types, what):
+def _instance(types):
     def test(value):
         if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
             raise TypeError
@@ -177,7 +177,7 @@ def _instance(types, what):
 
 def instance(*types, what: str | None = None, optional: bool = False) -> Kind:
     """An instance of one of ``types``."""
-    return Kind(what or " or ".join(f"a {t.__name__}" for t in types), _instance(types, what), optional)
+    return Kind(what or " or ".join(f"a {t.__name__}" for t in types), _instance(types), optional)
 
 
 def _text(value):
@@ -292,6 +292,7 @@ def checked(**constraints):
     """Declare the constraints of a public function's arguments (a ``Param`` from ``integer``,
     ``number``, ``one_of``, ``flag``, or a ``Kind``); they are checked on every call, before the body,
     and a call that does not fit the signature is a SynthError too."""
+    import dataclasses
     import functools
     import inspect
 
@@ -300,6 +301,9 @@ def checked(**constraints):
         unknown = set(constraints) - set(signature.parameters)
         assert not unknown, f"{fn.__qualname__}: no argument(s) {unknown}"
         owner = fn.__qualname__.replace(".__init__", "")
+        # each Param named after its argument once, here, not on every call
+        rules = {name: dataclasses.replace(rule, name=name) if isinstance(rule, Param) else rule
+                 for name, rule in constraints.items()}
 
         @functools.wraps(fn)
         def call(*args, **kwargs):
@@ -307,14 +311,11 @@ def checked(**constraints):
                 bound = signature.bind(*args, **kwargs)
             except TypeError as e:
                 raise SynthError(f"{owner}: {e}") from None
-            for name, rule in constraints.items():
+            for name, rule in rules.items():
                 if name in bound.arguments:
                     value = bound.arguments[name]
-                    if isinstance(rule, Param):
-                        bound.arguments[name] = Param(name, rule.type, rule.default, rule.valid, rule.role,
-                                                      rule.optional).check(value, owner)
-                    else:
-                        bound.arguments[name] = rule.check(value, name, owner)
+                    bound.arguments[name] = (rule.check(value, owner) if isinstance(rule, Param)
+                                             else rule.check(value, name, owner))
             return fn(*bound.args, **bound.kwargs)
 
         call.constraints = constraints

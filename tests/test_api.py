@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import ONE_CONFIG
 from synth import SynthError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,17 +124,6 @@ def test_every_documented_callable_declares_every_argument():
     assert not missing, missing
 
 
-TINY = """
-[settings]
-epochs = 1
-patience = 5
-batch_size = 256
-[grid]
-lr = [0.01]
-hidden_dim = [8]
-num_filts = [8]
-"""
-
 ABLATION = """
 description = "tiny"
 datasets = ["tiny"]
@@ -171,7 +161,7 @@ def world(tmp_path_factory):
     w["tiny"] = datasets.generate(tiny, 0)
     w["npz"] = datasets.save(w["ds"], tmp / "d")
     (w["csv"],) = export.export([w["ds"]], tmp / "e")
-    (tmp / "tiny.toml").write_text(TINY)
+    (tmp / "tiny.toml").write_text(ONE_CONFIG.format(epochs=1))
     (tmp / "abl.toml").write_text(ABLATION.format(space=tmp / "tiny.toml"))
     w["store"] = results.ResultsStore(tmp / "r.sqlite")
     w["space"] = space.load_space(str(tmp / "tiny.toml"))

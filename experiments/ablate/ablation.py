@@ -162,15 +162,11 @@ class Ablation:
     @classmethod
     @checked(path=ABLATION_SOURCE, db=PATH, device=DEVICE, executor=one_of("inline", "local", "submitit"),
              workers=integer(1, 10**4, optional=True), log_dir=optional(PATH), resume=flag(), progress=flag(),
-             max_members=integer(1, 10**6, optional=True), name=optional(TEXT))
+             max_members=STUDY_PARAMS["max_members"], name=optional(TEXT))
     def build(cls, path, db="results/ablations.sqlite", device="auto", executor="inline", workers=None,
               log_dir=None, resume=False, progress=True, max_members=None, name=None) -> "Ablation":
         """Read and check an ablation (a TOML file, or the same tables as a dict with ``name``) before
         any work; a bad value is one SynthError naming it."""
-        if not isinstance(path, (str, Path, dict)) or (not isinstance(path, dict) and not str(path).strip()):
-            raise SynthError(f"ablation = {path!r} is not valid: expected a TOML file path or a dict of its tables")
-        check_arguments(db=db, device=device, executor=executor)
-        max_members = STUDY_PARAMS["max_members"].check(max_members, "max_members")
         if isinstance(path, dict):
             raw, stem, path = path, str(name or "ablation"), Path(str(name or "ablation"))
         else:

@@ -48,7 +48,7 @@ from synth.errors import SynthError
 from ..store import results
 from ..store.executors import dataset_ref, load_ref
 from . import pruners
-from .transfer import warm_start
+from .transfer import warm_starts
 from .plan import (
     ETA, CostModel, first_rung, Population, describe_plan, make_plan, max_members, member_memory_mb, shape_key)
 from .race import race_survivors
@@ -359,7 +359,8 @@ def run(study, store, runner=None, cost: CostModel | None = None, progress: Prog
         return summary
     cells = [Cell(name, first, enc, study.recipe_hashes[name]) for name in study.datasets for enc in study.encoders]
     # read from the store once, before any cell starts (every job then gets the same list)
-    warm = {c.study_name: warm_start(store, policy, c.name, c.encoder, space) for c in cells}
+    first = warm_starts(store, policy, [(c.name, c.encoder) for c in cells], space)
+    warm = {c.study_name: first[(c.name, c.encoder)] for c in cells}
     if runner is not None and runner.opts.kind != "inline":
         return _run_parallel(study, cells, store, runner, summary, t0, warm)
     # progress weights: the mean modelled seconds per member-epoch of each encoder, once

@@ -37,7 +37,7 @@ from synth.cliutil import parse_int_list
 from synth.draws import Draws
 from synth.errors import SynthError
 from synth.params import (
-    INTS, NAMES, PATH, TABLE, TEXT, Interval, Kind, Param, checked, flag, instance, integer, number, one_of,
+    INTS, NAMES, PATH, TABLE, TEXT, Interval, Kind, Param, checked, flag, instance, integer, one_of,
     optional)
 
 from ..models import encoders as encoder_registry
@@ -84,21 +84,13 @@ def _names_ok(v) -> bool:
 
 
 def check_arguments(**given) -> None:
-    """The Python API's arguments checked by kind before any use, as the command line checks its
-    flags: one SynthError naming the argument (None, [] or a string where a table was
-    expected ended in tracebacks)."""
-    path = (str, Path)
+    """An ablation file's top-level ``datasets``, ``encoders`` and ``space`` checked by kind, as
+    ``Study.build`` checks its arguments (its own are declared with ``checked``): one SynthError
+    naming the value (a list of numbers was a TypeError)."""
     rules = {"space": (lambda v: isinstance(v, (str, Path, Space)) and str(v).strip() != "",
                        "a space name, a TOML file or a Space"),
              "datasets": (_names_ok, "a comma list like 'U1,S2.3', 'all', or a non-empty list of names"),
-             "encoders": (_names_ok, "a comma list like 'grid,sphereM+', 'table8', 'all', or a non-empty list"),
-             "search": (lambda v: v is None or isinstance(v, dict), "a table (dict) of search settings, e.g. "
-                        "{'sampler': 'tpe', 'trials': 60}, or None"),
-             "db": (lambda v: isinstance(v, path) and str(v).strip() != "", "a file path"),
-             "data": (lambda v: v is None or (isinstance(v, path) and str(v).strip() != ""), "a folder path or None"),
-             "slurm": (lambda v: v is None or isinstance(v, dict), "a table (dict) of SLURM options or None"),
-             "device": (lambda v: isinstance(v, (str, torch.device)), "'auto', 'cpu', 'cuda', ... or a torch.device"),
-             "executor": (lambda v: isinstance(v, str), "'inline', 'local' or 'submitit'")}
+             "encoders": (_names_ok, "a comma list like 'grid,sphereM+', 'table8', 'all', or a non-empty list")}
     for name, value in given.items():
         ok, what = rules[name]
         if not ok(value):
@@ -149,8 +141,8 @@ class Study:
     @checked(space=SPACE, datasets=NAMES, encoders=NAMES, seeds=SEEDS, data_seeds=SEEDS, search=optional(TABLE),
              device=DEVICE, db=PATH, data=optional(PATH), executor=one_of("inline", "local", "submitit"),
              workers=integer(1, 10**4, optional=True), slurm=optional(TABLE), log_dir=optional(PATH),
-             epochs=integer(1, 10**6, optional=True), max_members=integer(1, 10**6, optional=True), resume=flag(),
-             lock_timeout=number(0), progress=flag(), experiment=optional(TEXT))
+             epochs=STUDY_PARAMS["epochs"], max_members=STUDY_PARAMS["max_members"], resume=flag(),
+             lock_timeout=STUDY_PARAMS["lock_timeout"], progress=flag(), experiment=optional(TEXT))
     def build(cls, space="quick", datasets="all", encoders="table8", seeds="0-4", data_seeds="0", search=None,
               device="auto", db="results/results.sqlite", data=None, executor="inline", workers=None, slurm=None,
               log_dir=None, epochs=None, max_members=None, resume=False, lock_timeout=600.0,
@@ -159,13 +151,9 @@ class Study:
 
         ``search``: flags overriding the space's [search] table (sampler, pruner, trials,
         finalists, race, search_seeds); ``slurm``: SLURM options overriding its [executor] table."""
-        check_arguments(space=space, datasets=datasets, encoders=encoders, search=search, db=db, data=data,
-                        slurm=slurm, device=device, executor=executor)
-        values = {"max_members": max_members, "lock_timeout": lock_timeout, "epochs": epochs}
-        checked = {k: STUDY_PARAMS[k].check(v, k.replace("_", "-")) for k, v in values.items()}
         sp = space if isinstance(space, Space) else load_space(str(space))
-        if checked["epochs"] is not None:
-            sp = dataclasses.replace(sp, settings=dataclasses.replace(sp.settings, epochs=checked["epochs"]))
+        if epochs is not None:
+            sp = dataclasses.replace(sp, settings=dataclasses.replace(sp.settings, epochs=epochs))
         folder = None if data is None else Path(data)
         if folder is not None and not folder.is_dir():
             raise SynthError(f"--data {folder} not found (or not a folder); run python -m synth generate first")
@@ -186,8 +174,8 @@ class Study:
         if executor != "submitit" and sp.executor and not slurm:
             slurm_opts = {}  # the space's [executor] table only matters to the submitit executor
         opts = ExecutorOptions(executor, workers, Path(log_dir) if log_dir else Path(db).parent / "logs", slurm_opts)
-        study = cls(sp, policy, ds, dseeds, encs, seeds, dev, opts, Path(db), folder, checked["max_members"],
-                    bool(resume), checked["lock_timeout"], bool(progress), notes, name=experiment)
+        study = cls(sp, policy, ds, dseeds, encs, seeds, dev, opts, Path(db), folder, max_members,
+                    bool(resume), lock_timeout, bool(progress), notes, name=experiment)
         study.draws = Draws(ds, dseeds, folder)
         study.draws.verify()
         study.recipe_hashes = {n: digest(study.draws.recipe(n).to_dict()) for n in ds}

@@ -48,8 +48,9 @@ SPACE = Kind("a Space (load_space)", _space)
 
 
 def check_sources(db, policy, datasets, encoders, space) -> None:
-    """Before any work (``Study.build``, so the dry run too): the database must hold the source
-    experiment, with a finished search trial of every encoder on every source dataset; else one line."""
+    """Before any work (``Study.dry_run`` and ``Study.run``, before the database is opened for writing):
+    the database must hold the source experiment, with a finished search trial of every encoder on
+    every source dataset; else one line."""
     from ..store.results import ResultsStore
 
     if not Path(db).exists():
@@ -59,19 +60,26 @@ def check_sources(db, policy, datasets, encoders, space) -> None:
         if policy.transfer_from not in store.experiments():
             raise SynthError(f"transfer: {db} has no experiment {policy.transfer_from!r} (it has "
                              f"{', '.join(store.experiments()) or 'none'})")
-        for dataset in datasets:
-            for encoder in encoders:
-                warm_start(store, policy, dataset, encoder, space)
+        warm_starts(store, policy, [(d, e) for d in datasets for e in encoders], space)
 
 
 @checked(store=STORE, policy=instance(SearchPolicy), dataset=TEXT, encoder=TEXT, space=SPACE)
 def warm_start(store, policy, dataset: str, encoder: str, space) -> list[dict]:
     """The configurations (of ``space.configs(encoder)``) that a transfer search tries first; without
     transfer none, and the grid is not expanded (a paper-space grid holds thousands)."""
+    return warm_starts(store, policy, [(dataset, encoder)], space)[(dataset, encoder)]
+
+
+def warm_starts(store, policy, cells, space) -> dict:
+    """``warm_start`` of every (dataset, encoder) of ``cells``, reading the source searches' rows once."""
     if policy.transfer_from is None:
-        return []
-    by_key = {canonical(c): c for c in space.configs(encoder)}
+        return {cell: [] for cell in cells}
     rows = store.rows(policy.transfer_from, "search")
+    return {(d, e): _first_trials(rows, policy, d, e, space) for d, e in cells}
+
+
+def _first_trials(rows, policy, dataset: str, encoder: str, space) -> list[dict]:
+    by_key = {canonical(c): c for c in space.configs(encoder)}
     out: dict = {}
     for source in policy.transfer_datasets:
         if source == dataset:
