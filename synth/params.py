@@ -216,7 +216,7 @@ def _rows(value):
     return list(value)
 
 
-def _array(nonnegative: bool = False, last: int | None = None, ndim: int | None = None):
+def _array(nonnegative: bool = False, last: int | None = None, ndim: int | None = None, finite: bool = True):
     """Numbers as a NumPy array, a torch tensor or a (nested) list; values finite (and >= 0). A
     tensor on the meta device has no values to check (GPU code is tested there)."""
     def test(value):
@@ -242,7 +242,7 @@ def _array(nonnegative: bool = False, last: int | None = None, ndim: int | None 
             raise ValueError
         if ndim is not None and values.ndim != ndim:
             raise ValueError
-        if not bool((values == values).all()) or not bool((abs(values) < float("inf")).all()):
+        if finite and (not bool((values == values).all()) or not bool((abs(values) < float("inf")).all())):
             raise ValueError
         if nonnegative and bool((values < 0).any()):
             raise ValueError
@@ -271,6 +271,7 @@ ARRAY = Kind("finite numbers (a NumPy array, a torch tensor or a list)", _array(
 LONLAT = Kind("finite (lon, lat) pairs in degrees, shape (..., 2)", _array(last=2))
 XYZ = Kind("finite unit vectors, shape (..., 3)", _array(last=3))
 VECTOR = Kind("a 1-D array of finite numbers", _array(ndim=1))
+SERIES = Kind("a 1-D array of numbers (NaN where a value is undefined)", _array(ndim=1, finite=False))
 NONNEGATIVE = Kind("finite numbers >= 0 (a NumPy array, a torch tensor or a list)", _array(True))
 INTS = Kind("a non-empty list of distinct integers in [0, 2^32)", _ints)
 CALLABLE = Kind("a function", _callable)

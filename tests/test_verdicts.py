@@ -168,3 +168,25 @@ def test_the_trend_tests_datasets_are_sampled_independently():
     # four equal ERs with overlapping noise: no trend, and an interval that is not a point
     rho, ci = stats.er_trend([5, 10, 25, 50], [0.0, -0.1, -0.2, -0.3], [er_replicates(r, rng=rng) for _ in range(4)])
     assert ci[0] < 0 < ci[1]
+
+
+def test_error_reduction_takes_replicates_that_noise_puts_outside_0_to_100():
+    """summary's ER intervals pass replicates of a mean (mean + noise); near 100 % some exceed it. A
+    declaration that demanded [0, 100] stopped `make reproduce PRESET=smoke` in its report."""
+    from experiments.report.stats import error_reduction
+
+    er = error_reduction(np.array([100.4, 99.0, -0.2]), 98.0)
+    assert er.shape == (3,) and np.all(np.isfinite(er))
+    with pytest.raises(SynthError, match="top1_new = 'x' is not valid"):
+        error_reduction("x", 98.0)
+
+
+def test_the_trend_test_takes_an_undefined_error_reduction_as_it_did():
+    """error_reduction is NaN where the best baseline makes no error; er_trend took that before its
+    arguments were declared, and must still (a report would otherwise stop on such a dataset)."""
+    from experiments.report.stats import er_trend
+
+    rho, ci = er_trend([1, 2, 3, 4], [1.0, float("nan"), 3.0, 4.0], [None] * 4)
+    assert ci is None and np.isnan(rho)
+    with pytest.raises(SynthError, match="er = 'x' is not valid"):
+        er_trend([1, 2, 3, 4], "x", [None] * 4)

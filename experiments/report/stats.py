@@ -25,7 +25,7 @@ import numpy as np
 from scipy import optimize, stats as sps
 
 from synth.errors import SynthError
-from synth.params import VECTOR, Kind, checked, instance, integer, number
+from synth.params import SERIES, VECTOR, Kind, checked, instance, integer, number
 
 from ..search.selection import draw_means  # noqa: F401 (public here too: the unit of every interval)
 
@@ -92,9 +92,11 @@ def _ci(value):
 
 
 def _percent(value):
-    a = np.asarray(value, dtype=float) if not isinstance(value, (str, bytes, dict, bool, type(None))) else None
-    if a is None or np.any(np.isfinite(a) & ((a < 0) | (a > 100))):
+    """Numbers, not a range: the replicates of a mean (summary's ER intervals) may fall outside
+    [0, 100] by their noise, and the function is defined for them."""
+    if isinstance(value, (str, bytes, dict, bool, type(None))):
         raise TypeError
+    np.asarray(value, dtype=float)  # a ValueError/TypeError for anything that is not numbers
     return value
 
 
@@ -102,7 +104,7 @@ TOP1 = Kind("a dict {(draw, seed): Top-1}", _top1)
 ESTIMATES = Kind("a list of Estimates (or None)", _estimates)
 BY_BASELINE = Kind("a dict {baseline name: Estimate (or None)}", _by_baseline)
 CI = Kind("an interval (low, high), or None", _ci)
-PERCENT = Kind("a Top-1 in percent, [0, 100] (a number or an array)", _percent)
+PERCENT = Kind("a Top-1 in percent (a number or an array of numbers)", _percent)
 LEVEL_ARG = number(0, 1, closed="neither")
 
 
@@ -311,7 +313,7 @@ def spread_if_equal(replicates, point) -> np.ndarray:
     return dev.max(0) - dev.min(0)
 
 
-@checked(n_mu=VECTOR, er=VECTOR,
+@checked(n_mu=VECTOR, er=SERIES,
          er_reps=instance(list, tuple, what="a list of replicate arrays (or None), one per dataset"),
          level=LEVEL_ARG)
 def er_trend(n_mu, er, er_reps, level: float = LEVEL):
