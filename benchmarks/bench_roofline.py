@@ -15,12 +15,22 @@ dropout masks, normalisation, random negatives, the optimiser) and overhead. The
 (2·b·m·n·k per call over the time) of both are printed too, and the top operators of one profiled
 epoch by self CPU time.
 
+Each measurement runs twice, side by side, in fresh processes: with the C library's allocator as
+it was (``SPHERE_SYNTH_MALLOC=system``: before) and as the trainer now sets it (freed memory kept for
+the next step, experiments.models.host_memory: after). The two train bit for bit the same numbers;
+the minor page faults of the timed epochs are printed with each.
+
     python benchmarks/bench_roofline.py [--epochs 2] [--members 16] [--threads 1,2] [--families ffn,resnet,siren]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -36,6 +46,7 @@ FAMILIES = {  # encoder and the fair space's shape for its network
     "siren": ("spherical_harmonics", dict(legendre_polys=20, num_hidden_layers=2, hidden_dim=256)),
 }
 MATMULS = ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm")
+ALLOCATORS = ("system", "keep")  # before, after
 
 
 def configs(base: dict, members: int) -> list[dict]:
@@ -83,6 +94,36 @@ def bmm_seconds(calls, repeats: int = 3) -> tuple[float, float]:
     return total_s, total_flops
 
 
+def measure(a) -> dict:
+    """One family on one thread count with this process's allocator: the numbers of one row."""
+    ds = datasets.generate(a.dataset, 0)
+    from torch.profiler import ProfilerActivity, profile
+
+    encoder, base = FAMILIES[a.families]
+    cfgs = configs(base, a.members)
+    torch.set_num_threads(int(a.threads))
+    train(ds, encoder, cfgs, 1)  # warm: allocator, first-call paths
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    t0 = time.perf_counter()
+    train(ds, encoder, cfgs, a.epochs)
+    wall = time.perf_counter() - t0
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    # profiled twice, the second kept: the profiler's own records are allocations too, and where freed
+    # memory is kept the first profile's records split the heap's free blocks, so its operators fault
+    # their pages in as they did before (the faults of the kept profile are printed with it)
+    for _ in range(2):
+        prof_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            train(ds, encoder, cfgs, a.epochs)
+        prof_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - prof_faults
+    alone, flops = bmm_seconds(matmul_calls(prof))
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    top = [(e.key, 100 * e.self_cpu_time_total / total, e.count) for e in events[:a.top]]
+    return dict(family=a.families, encoder=encoder, threads=int(a.threads), wall=wall, alone=alone, flops=flops,
+                faults=faults, top=top, prof_faults=prof_faults)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=2)
@@ -91,39 +132,41 @@ def main(argv=None) -> int:
     p.add_argument("--families", default=",".join(FAMILIES))
     p.add_argument("--dataset", default="S2.3")
     p.add_argument("--top", type=int, default=10)
+    p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: one row, as JSON
     a = p.parse_args(argv)
-    ds = datasets.generate(a.dataset, 0)
-    from torch.profiler import ProfilerActivity, profile
-
+    if a.one:
+        print(json.dumps(measure(a)))
+        return 0
     rows = []
     for family in a.families.split(","):
-        encoder, base = FAMILIES[family]
-        cfgs = configs(base, a.members)
-        for threads in (int(t) for t in a.threads.split(",")):
-            torch.set_num_threads(threads)
-            train(ds, encoder, cfgs, 1)  # warm: allocator, first-call paths
-            t0 = time.perf_counter()
-            train(ds, encoder, cfgs, a.epochs)
-            wall = time.perf_counter() - t0
-            with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-                train(ds, encoder, cfgs, a.epochs)
-            calls = matmul_calls(prof)
-            alone, flops = bmm_seconds(calls)
-            rows.append((family, encoder, threads, wall, alone, flops))
-            print(f"{family:7s} {encoder:20s} threads {threads}: trainer {wall:6.2f} s, its matmuls alone "
-                  f"{alone:6.2f} s -> ratio {alone / wall:.2f}; matmul GFLOP/s {flops / wall / 1e9:6.1f} in the "
-                  f"trainer, {flops / alone / 1e9:6.1f} in torch.bmm", flush=True)
-            if threads == 1:
-                print(f"  top {a.top} operators by self CPU time ({a.epochs} epochs, profiled):")
-                events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
-                total = sum(e.self_cpu_time_total for e in prof.key_averages())
-                for e in events[:a.top]:
-                    print(f"    {e.key:38s} {100 * e.self_cpu_time_total / total:5.1f} %  ({e.count} calls)")
-    print("\n| family | encoder | threads | trainer (s) | matmuls alone (s) | ratio | GFLOP/s trainer | GFLOP/s bmm |")
-    print("|---|---|---|---|---|---|---|---|")
-    for family, encoder, threads, wall, alone, flops in rows:
-        print(f"| {family} | {encoder} | {threads} | {wall:.2f} | {alone:.2f} | {alone / wall:.2f} | "
-              f"{flops / wall / 1e9:.1f} | {flops / alone / 1e9:.1f} |")
+        for threads in a.threads.split(","):
+            pair = []
+            for allocator in ALLOCATORS:  # fresh processes: the allocator's setting cannot be undone
+                cmd = [sys.executable, __file__, "--one", "--families", family, "--threads", threads,
+                       "--epochs", str(a.epochs), "--members", str(a.members), "--dataset", a.dataset,
+                       "--top", str(a.top)]
+                out = subprocess.run(cmd, env=dict(os.environ, SPHERE_SYNTH_MALLOC=allocator), check=True,
+                                     capture_output=True, text=True).stdout
+                pair.append(json.loads(out.splitlines()[-1]))
+            for r, allocator in zip(pair, ALLOCATORS):
+                print(f"{family:7s} {r['encoder']:20s} threads {threads} allocator {allocator:6s}: trainer "
+                      f"{r['wall']:6.2f} s ({r['faults']} page faults), its matmuls alone {r['alone']:6.2f} s -> "
+                      f"ratio {r['alone'] / r['wall']:.2f}", flush=True)
+            if threads == "1":
+                for r, allocator in zip(pair, ALLOCATORS):
+                    print(f"  top {a.top} operators by self CPU time ({a.epochs} epochs, profiled, allocator "
+                          f"{allocator}, {r['prof_faults']} page faults):")
+                    for key, share, count in r["top"]:
+                        print(f"    {key:38s} {share:5.1f} %  ({count} calls)")
+            rows.append(pair)
+    print("\n| family | encoder | threads | trainer before (s) | trainer after (s) | speed-up | matmuls alone (s) "
+          "| ratio before | ratio after | page faults before | after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for before, after in rows:
+        print(f"| {after['family']} | {after['encoder']} | {after['threads']} | {before['wall']:.2f} | "
+              f"{after['wall']:.2f} | {before['wall'] / after['wall']:.2f}x | {after['alone']:.2f} | "
+              f"{before['alone'] / before['wall']:.2f} | {after['alone'] / after['wall']:.2f} | "
+              f"{before['faults']} | {after['faults']} |")
     return 0
 
 

@@ -172,4 +172,7 @@ def test_bench_roofline_reads_the_matmul_shapes_the_profiler_saw_and_prints_its_
               "--families", "resnet")  # one family, both thread counts: the suite's time (all three: docs)
     rows = [line.split(" | ") for line in out if line.startswith("| ") and "family" not in line and "---" not in line]
     assert [(r[0].strip("| "), r[2]) for r in rows] == [("resnet", "1"), ("resnet", "2")]
-    assert all(float(r[5]) > 0 for r in rows)
+    # before and after side by side: both trainer times, both ratios, both page-fault counts
+    assert all(float(r[3]) > 0 and float(r[4]) > 0 and 0 < float(r[7]) and 0 < float(r[8]) for r in rows)
+    assert all(int(r[9]) >= 0 and int(r[10].strip(" |")) >= 0 for r in rows)
+    assert sum("allocator system:" in line for line in out) == sum("allocator keep  :" in line for line in out) == 2

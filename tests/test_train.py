@@ -163,6 +163,27 @@ def test_member_streams_depend_only_on_their_own_seed(mode):
     assert abs(float(n.mean())) < 0.05 and abs(float(n.std()) - 1) < 0.05
 
 
+@pytest.mark.parametrize("mode", ["generators", "counter"])
+def test_dropout_masks_drop_each_members_rate_and_keep_the_mean(mode):
+    # 3 x 400 000 draws per member: a rate's standard error is at most 7.9e-4, so 0.004 is 5 of them;
+    # the rate is counted in 65536ths, so p = 0.1 drops 6554 / 65536 and scales by 65536 / 58982
+    p = torch.tensor([0.0, 0.1, 0.5, 0.9])
+    rng = MemberRNG([3, 4, 5, 6], mode=mode)
+    masks = torch.cat([rng.dropout_mask((1000, 400), p) for _ in range(3)], 1)
+    rate = (masks == 0).double().mean((1, 2))
+    assert torch.allclose(rate, p.double(), atol=0.004) and rate[0] == 0
+    dropped = torch.tensor([0, 6554, 32768, 58982])
+    assert torch.equal(masks.amax((1, 2)), (65536 / (65536 - dropped)).float())
+    assert set(masks[1].unique().tolist()) == {0.0, float(torch.tensor(65536 / 58982).float())}
+    assert torch.allclose(masks.double().mean((1, 2)), torch.ones(4, dtype=torch.float64), atol=0.02)
+    # a member's masks come from its own stream: the same seed alone gives the same masks
+    alone = MemberRNG([5], mode=mode).dropout_mask((1000, 400), p[2:3])
+    assert torch.equal(alone[0], masks[2, :1000])
+    # neighbouring elements are not tied to each other (four masks share one 64-bit number)
+    m = masks[2].flatten() > 0
+    assert abs(float((m[:-1] & m[1:]).double().mean()) - 0.25) < 0.004
+
+
 def test_population_trains_with_the_counter_streams_too(tiny, monkeypatch):
     import experiments.models.train as T
 

@@ -12,6 +12,7 @@ share its population (tests/test_train.py checks this).
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -121,6 +122,29 @@ class MemberRNG:
         for m, g in enumerate(self.generators):
             out[m].uniform_(0, 1, generator=g)
         return out
+
+    def dropout_mask(self, shape, p):
+        """Scaled dropout masks (M, *shape), float32: 0 with member m's rate ``p[m]``, else 1 / (1 - rate).
+
+        The rate is counted in 65536ths (``round(p * 65536)``, at most 1.5e-5 from p; the float32
+        uniforms of before held 24 bits and cost 3.5x more to draw): on the CPU four masks come from
+        each 64-bit number of a member's generator, as 16-bit integers compared with the rate."""
+        shape = tuple(shape)
+        lanes = 1 << 16
+        dropped = torch.round(torch.as_tensor(p, device=self.device).double().reshape(-1) * lanes).clamp_(0, lanes - 1)
+        dims = (-1,) + (1,) * len(shape)
+        scale = (lanes / (lanes - dropped)).float().view(dims)
+        if self.mode == "counter":
+            keep = self.rand(shape) >= (dropped / lanes).float().view(dims)
+        else:
+            n = math.prod(shape)
+            words = torch.empty((len(self.seeds), -(-n // 4)), dtype=torch.int64, device=self.device)
+            for m, g in enumerate(self.generators):
+                words[m].random_(-2 ** 63, None, generator=g)  # every one of the 64 bits random
+            bits = words.view(torch.int16)[:, :n].reshape(len(self.seeds), *shape)  # uniform on [-32768, 32767]
+            # P(bits >= dropped - 32768) = (65536 - dropped) / 65536: kept with probability 1 - rate
+            keep = bits >= (dropped - lanes // 2).to(torch.int16).view(dims)
+        return keep.to(torch.float32).mul_(scale)
 
     def normal(self, shape, dtype=torch.float32):
         if self.mode == "counter":  # Box-Muller on two uniform draws

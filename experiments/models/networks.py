@@ -94,7 +94,8 @@ class StackedLayerNorm(nn.Module):
         self.width = width
 
     def forward(self, x):
-        return F.layer_norm(x, (self.width,)) * self.weight + self.bias
+        # the per-member affine in one pass (bias + normalised x weight), not a multiply and an add
+        return torch.addcmul(self.bias, F.layer_norm(x, (self.width,)), self.weight)
 
 
 class StackedDropout(nn.Module):
@@ -114,12 +115,9 @@ class StackedDropout(nn.Module):
     def forward(self, x):
         if not self.training or not self.drops:
             return x
-        p = self.p.view(-1, *[1] * (x.dim() - 1))
-        # One scaled mask built in place: on a CPU, passes over population-sized tensors cost
-        # more than the arithmetic, so dropout is a single multiply forward and backward. Drawn in
-        # float32 whatever x is: bfloat16 uniforms would quantise the dropout rate.
-        mask = self.rng.rand(x.shape[1:], dtype=torch.float32).ge_(p).mul_(1.0 / (1.0 - p))
-        return x * mask.to(x.dtype)
+        # One scaled mask (members.MemberRNG.dropout_mask): dropout is a single multiply forward and
+        # backward. Built in float32 whatever x is, cast once.
+        return x * self.rng.dropout_mask(x.shape[1:], self.p).to(x.dtype)
 
 
 class FFN(nn.Module):

@@ -22,6 +22,7 @@ from synth.params import CALLABLE, ROWS, TEXT, Interval, Kind, Param, checked, f
 from synth.sphere import band_index, validate_lonlat
 
 from . import encoders
+from .host_memory import keep_freed_memory
 from .members import OPTIMIZER_KEYS, OPTIMIZER_PARAMS, MemberRNG, uniform_lonlat
 
 ORIGINAL_FRAME = "@original"  # band kinds of a tilted dataset measured in its frame before the tilt
@@ -314,6 +315,8 @@ def _train_population(data, encoder, configs, settings, dev, progress, return_mo
         frames[ORIGINAL_FRAME] = original_frame(data.recipe, arrays["test"][0])[:, 1]
     if encoder == "rbf" and "anchor_points" not in hp:
         hp["anchor_points"] = arrays["train"][0]
+    if dev.type == "cpu":
+        keep_freed_memory()  # step n+1 reuses step n's pages (host_memory says why)
     rng = MemberRNG(seeds, dev)
     model = encoders.build(encoder, C, rng=rng, seed=list(seeds), **hp).to(dev)
     model.position_encoder.check_inputs = False  # validated once above
