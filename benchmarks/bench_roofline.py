@@ -15,12 +15,15 @@ dropout masks, normalisation, random negatives, the optimiser) and overhead. The
 (2·b·m·n·k per call over the time) of both are printed too, and the top operators of one profiled
 epoch by self CPU time.
 
-Each measurement runs twice, side by side, in fresh processes: with the C library's allocator as
-it was (``SPHERE_SYNTH_MALLOC=system``: before) and as the trainer now sets it (freed memory kept for
-the next step, experiments.models.host_memory: after). The two train bit for bit the same numbers;
-the minor page faults of the timed epochs are printed with each.
+Each measurement runs twice, side by side, in fresh processes: "before" and "after". After is this
+tree's trainer. Before is, with ``--before REV``, the trainer of an earlier commit (its ``synth`` and
+``experiments`` extracted by ``git archive`` and put first on the child's path; this file measures
+both), else this tree's trainer with the C library's allocator left as it was
+(``SPHERE_SYNTH_MALLOC=system``; experiments.models.host_memory). The minor page faults of the
+timed epochs are printed with each.
 
     python benchmarks/bench_roofline.py [--epochs 2] [--members 16] [--threads 1,2] [--families ffn,resnet,siren]
+                                        [--before REV]
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+import experiments
 from synth import datasets
 from experiments.models import TrainSettings, train_population
 
@@ -46,7 +52,7 @@ FAMILIES = {  # encoder and the fair space's shape for its network
     "siren": ("spherical_harmonics", dict(legendre_polys=20, num_hidden_layers=2, hidden_dim=256)),
 }
 MATMULS = ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm")
-ALLOCATORS = ("system", "keep")  # before, after
+SIDES = ("before", "after")
 
 
 def configs(base: dict, members: int) -> list[dict]:
@@ -94,6 +100,10 @@ def bmm_seconds(calls, repeats: int = 3) -> tuple[float, float]:
     return total_s, total_flops
 
 
+def minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def measure(a) -> dict:
     """One family on one thread count with this process's allocator: the numbers of one row."""
     ds = datasets.generate(a.dataset, 0)
@@ -103,25 +113,55 @@ def measure(a) -> dict:
     cfgs = configs(base, a.members)
     torch.set_num_threads(int(a.threads))
     train(ds, encoder, cfgs, 1)  # warm: allocator, first-call paths
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    faults = minor_faults()
     t0 = time.perf_counter()
     train(ds, encoder, cfgs, a.epochs)
     wall = time.perf_counter() - t0
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-    # profiled twice, the second kept: the profiler's own records are allocations too, and where freed
-    # memory is kept the first profile's records split the heap's free blocks, so its operators fault
-    # their pages in as they did before (the faults of the kept profile are printed with it)
-    for _ in range(2):
-        prof_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-            train(ds, encoder, cfgs, a.epochs)
-        prof_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - prof_faults
+    faults = minor_faults() - faults
+    # Two profiles: the operators' shares from one without shapes, then the matmul shapes from one with
+    # them. Recording shapes holds a record per call, and those allocations split the heap's free
+    # blocks where freed memory is kept, so that profile's operators fault their pages in again (1.8
+    # million faults seen here); without shapes 0.14 million. The faults of each are printed.
+    prof_faults = minor_faults()
+    with profile(activities=[ProfilerActivity.CPU]) as ops:
+        train(ds, encoder, cfgs, a.epochs)
+    prof_faults = minor_faults() - prof_faults
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        train(ds, encoder, cfgs, a.epochs)
     alone, flops = bmm_seconds(matmul_calls(prof))
-    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    events = sorted(ops.key_averages(), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in events)
     top = [(e.key, 100 * e.self_cpu_time_total / total, e.count) for e in events[:a.top]]
     return dict(family=a.families, encoder=encoder, threads=int(a.threads), wall=wall, alone=alone, flops=flops,
-                faults=faults, top=top, prof_faults=prof_faults)
+                faults=faults, top=top, prof_faults=prof_faults, code=str(Path(experiments.__file__).parents[1]))
+
+
+def measure_all(a, env: dict) -> list:
+    """[(before, after)] per family and thread count, each side measured in a fresh process (the
+    allocator's setting cannot be undone in a process)."""
+    rows = []
+    for family in a.families.split(","):
+        for threads in a.threads.split(","):
+            pair = []
+            for side in SIDES:
+                cmd = [sys.executable, __file__, "--one", "--families", family, "--threads", threads,
+                       "--epochs", str(a.epochs), "--members", str(a.members), "--dataset", a.dataset,
+                       "--top", str(a.top)]
+                out = subprocess.run(cmd, env=env[side], check=True, capture_output=True, text=True).stdout
+                pair.append(json.loads(out.splitlines()[-1]))
+            for r, side in zip(pair, SIDES):
+                print(f"{family:7s} {r['encoder']:20s} threads {threads} {side:6s}: trainer {r['wall']:6.2f} s "
+                      f"({r['faults']} page faults), its matmuls alone {r['alone']:6.2f} s -> ratio "
+                      f"{r['alone'] / r['wall']:.2f}", flush=True)
+            if threads == "1":
+                for r, side in zip(pair, SIDES):
+                    print(f"  top {a.top} operators by self CPU time ({a.epochs} epochs, profiled, {side}, "
+                          f"{r['prof_faults']} page faults):")
+                    print(f"    (trainer from {r['code']})")
+                    for key, share, count in r["top"]:
+                        print(f"    {key:38s} {share:5.1f} %  ({count} calls)")
+            rows.append(pair)
+    return rows
 
 
 def main(argv=None) -> int:
@@ -132,33 +172,25 @@ def main(argv=None) -> int:
     p.add_argument("--families", default=",".join(FAMILIES))
     p.add_argument("--dataset", default="S2.3")
     p.add_argument("--top", type=int, default=10)
+    p.add_argument("--before", metavar="REV", help="measure this commit's trainer as before (default: this "
+                   "tree's, with the C library's allocator as it was)")
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: one row, as JSON
     a = p.parse_args(argv)
     if a.one:
         print(json.dumps(measure(a)))
         return 0
-    rows = []
-    for family in a.families.split(","):
-        for threads in a.threads.split(","):
-            pair = []
-            for allocator in ALLOCATORS:  # fresh processes: the allocator's setting cannot be undone
-                cmd = [sys.executable, __file__, "--one", "--families", family, "--threads", threads,
-                       "--epochs", str(a.epochs), "--members", str(a.members), "--dataset", a.dataset,
-                       "--top", str(a.top)]
-                out = subprocess.run(cmd, env=dict(os.environ, SPHERE_SYNTH_MALLOC=allocator), check=True,
-                                     capture_output=True, text=True).stdout
-                pair.append(json.loads(out.splitlines()[-1]))
-            for r, allocator in zip(pair, ALLOCATORS):
-                print(f"{family:7s} {r['encoder']:20s} threads {threads} allocator {allocator:6s}: trainer "
-                      f"{r['wall']:6.2f} s ({r['faults']} page faults), its matmuls alone {r['alone']:6.2f} s -> "
-                      f"ratio {r['alone'] / r['wall']:.2f}", flush=True)
-            if threads == "1":
-                for r, allocator in zip(pair, ALLOCATORS):
-                    print(f"  top {a.top} operators by self CPU time ({a.epochs} epochs, profiled, allocator "
-                          f"{allocator}, {r['prof_faults']} page faults):")
-                    for key, share, count in r["top"]:
-                        print(f"    {key:38s} {share:5.1f} %  ({count} calls)")
-            rows.append(pair)
+    with tempfile.TemporaryDirectory() as old:
+        env = {"after": dict(os.environ)}
+        if a.before:  # the earlier commit's packages first on the child's path
+            repo = Path(__file__).resolve().parents[1]
+            tar = subprocess.run(["git", "-C", str(repo), "archive", a.before, "synth", "experiments"], check=True,
+                                 capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", old], input=tar, check=True)
+            env["before"] = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [old, os.environ.get("PYTHONPATH")])))
+        else:
+            env["before"] = dict(os.environ, SPHERE_SYNTH_MALLOC="system")
+        rows = measure_all(a, env)
+    print(f"\nbefore: {a.before or 'this tree with the C library allocator as it was'}; after: this tree")
     print("\n| family | encoder | threads | trainer before (s) | trainer after (s) | speed-up | matmuls alone (s) "
           "| ratio before | ratio after | page faults before | after |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

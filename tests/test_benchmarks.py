@@ -169,10 +169,13 @@ def test_bench_roofline_reads_the_matmul_shapes_the_profiler_saw_and_prints_its_
     seconds, flops = bench_roofline.bmm_seconds(calls)
     assert flops == 2 * 3 * 5 * 7 * 11 * 3 + 2 * 5 * 7 * 11 and seconds > 0
     out = run("bench_roofline.py", "--epochs", "1", "--members", "2", "--threads", "1,2", "--top", "3",
-              "--families", "resnet")  # one family, both thread counts: the suite's time (all three: docs)
+              "--families", "resnet", "--before", "HEAD")  # one family, both thread counts: the suite's time (all three: docs)
     rows = [line.split(" | ") for line in out if line.startswith("| ") and "family" not in line and "---" not in line]
     assert [(r[0].strip("| "), r[2]) for r in rows] == [("resnet", "1"), ("resnet", "2")]
     # before and after side by side: both trainer times, both ratios, both page-fault counts
     assert all(float(r[3]) > 0 and float(r[4]) > 0 and 0 < float(r[7]) and 0 < float(r[8]) for r in rows)
     assert all(int(r[9]) >= 0 and int(r[10].strip(" |")) >= 0 for r in rows)
-    assert sum("allocator system:" in line for line in out) == sum("allocator keep  :" in line for line in out) == 2
+    assert sum(" before: trainer" in line for line in out) == sum(" after : trainer" in line for line in out) == 2
+    # before is the commit's own code, extracted elsewhere; after is this tree's
+    where = [line.split("trainer from ")[1].rstrip(")") for line in out if "trainer from" in line]
+    assert len(where) == 2 and where[0] != where[1] and where[1] == str(BENCH.parent.resolve())
