@@ -186,7 +186,8 @@ def main(argv=None) -> int:
             tar = subprocess.run(["git", "-C", str(repo), "archive", a.before, "synth", "experiments"], check=True,
                                  capture_output=True).stdout
             subprocess.run(["tar", "-x", "-C", old], input=tar, check=True)
-            env["before"] = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [old, os.environ.get("PYTHONPATH")])))
+            path = os.pathsep.join(filter(None, [old, os.environ.get("PYTHONPATH")]))
+            env["before"] = dict(os.environ, PYTHONPATH=path)
         else:
             env["before"] = dict(os.environ, SPHERE_SYNTH_MALLOC="system")
         rows = measure_all(a, env)

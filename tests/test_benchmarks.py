@@ -168,8 +168,9 @@ def test_bench_roofline_reads_the_matmul_shapes_the_profiler_saw_and_prints_its_
                      ("aten::mm", (1, 5, 7, 11), 1)]
     seconds, flops = bench_roofline.bmm_seconds(calls)
     assert flops == 2 * 3 * 5 * 7 * 11 * 3 + 2 * 5 * 7 * 11 and seconds > 0
+    # one family, both thread counts: the suite's time (all three: docs)
     out = run("bench_roofline.py", "--epochs", "1", "--members", "2", "--threads", "1,2", "--top", "3",
-              "--families", "resnet", "--before", "HEAD")  # one family, both thread counts: the suite's time (all three: docs)
+              "--families", "resnet", "--before", "HEAD")
     rows = [line.split(" | ") for line in out if line.startswith("| ") and "family" not in line and "---" not in line]
     assert [(r[0].strip("| "), r[2]) for r in rows] == [("resnet", "1"), ("resnet", "2")]
     # before and after side by side: both trainer times, both ratios, both page-fault counts
