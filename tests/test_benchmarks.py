@@ -180,3 +180,44 @@ def test_bench_roofline_reads_the_matmul_shapes_the_profiler_saw_and_prints_its_
     # before is the commit's own code, extracted elsewhere; after is this tree's
     where = [line.split("trainer from ")[1].rstrip(")") for line in out if "trainer from" in line]
     assert len(where) == 2 and where[0] != where[1] and where[1] == str(BENCH.parent.resolve())
+
+
+def test_bench_floor_counts_what_the_run_trained_and_prints_the_floor(tmp_path):
+    """A search of 2 configurations on draw 0 (a population of 2), the chosen one on draw 1 (of 1): the
+    final row on draw 0 copies a search run and cost nothing, so it is not counted; each population
+    size gets its row with the database's member-epochs, a floor and a ratio; a missing database is one line."""
+    import sqlite3
+
+    space = tmp_path / "tiny.toml"
+    space.write_text('description = "tiny"\n[settings]\nepochs = 2\npatience = 2\n'
+                     '[search]\nsampler = "grid"\npruner = "none"\nfinalists = 1\nsearch_seeds = [0]\n'
+                     '[grid]\nlr = [0.01, 0.02]\nnum_hidden_layers = [1]\nhidden_dim = [16]\nnum_filts = [16]\n'
+                     'dropout = [0.5]\n')
+    db = tmp_path / "run.sqlite"
+    r = subprocess.run([sys.executable, "-m", "experiments", "sweep", "--datasets", "U1", "--encoders", "xyz",
+                        "--space", str(space), "--seeds", "0", "--data-seeds", "0-1", "--db", str(db),
+                        "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT stage, data_seed, population, epochs_run FROM runs ORDER BY stage, data_seed").fetchall()
+    assert [(s, d, p) for s, d, p, _ in rows] == [("final", 0, 2), ("final", 1, 1), ("search", 0, 2), ("search", 0, 2)]
+    expected = {"1": rows[1][3], "2": rows[2][3] + rows[3][3]}  # the copied final (draw 0) left out
+    out = run("bench_floor.py", "--db", str(db), "--epochs", "1", "--wall", "100", "--target-min", "30")
+    table = {c[1]: c for c in (line.split(" | ") for line in out
+                               if line.startswith("| xyz |") and not line.endswith("% |"))}
+    assert sorted(table) == ["1", "2"]
+    for size, cells in table.items():
+        assert int(cells[2]) == expected[size]
+        trainer, floor, ratio = float(cells[5]), float(cells[6]), float(cells[7])
+        assert 0 < floor and 0 < trainer and ratio == round(floor / trainer, 2)
+    assert out[-1].startswith("the run: 1.7 min,") and "30 min needs the matmuls to be" in out[-1]
+    # the phases of the trainer's steps, each population size: shares of its time that add up to at most 1
+    phases = [line.split(" | ") for line in out if line.startswith("| xyz |") and line.endswith("% |")]
+    assert sorted(c[1] for c in phases) == ["1", "2"]
+    for c in phases:
+        shares = [float(x.strip(" %|")) for x in c[2:]]
+        assert len(shares) == 7 and all(x > 0 for x in shares[1:4]) and abs(sum(shares) - 100) < 0.2
+    missing = subprocess.run([sys.executable, str(BENCH / "bench_floor.py"), "--db", str(tmp_path / "none.sqlite")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'none.sqlite'}: no such database"]
