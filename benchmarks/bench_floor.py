@@ -105,7 +105,8 @@ def measure(table: dict, epochs: int) -> None:
     for (encoder, size), g in table.items():
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             _train(*g["run"], epochs)
-        g["floor"] = bmm_seconds(matmul_calls(prof))[0] / (epochs * size)
+        seconds, flops = bmm_seconds(matmul_calls(prof))
+        g["floor"], g["flops"] = seconds / (epochs * size), flops / (epochs * size)
 
 
 def main(argv=None) -> int:
@@ -132,12 +133,13 @@ def main(argv=None) -> int:
     print("\n| encoder | population | member-epochs | its seconds (run) | s per member-epoch: run | trainer here "
           "| floor | floor / trainer | page faults |")
     print("|---|---|---|---|---|---|---|---|---|")
-    me = cpu = floor = here = 0.0
+    me = cpu = floor = here = flops = 0.0
     for (encoder, size), g in sorted(table.items()):
         n = g["member_epochs"]
         print(f"| {encoder} | {size} | {n} | {g['seconds']:.0f} | {g['seconds'] / max(n, 1):.4f} | "
               f"{g['trainer']:.4f} | {g['floor']:.4f} | {g['floor'] / g['trainer']:.2f} | {g['faults']} |")
         me, cpu, floor, here = me + n, cpu + g["seconds"], floor + n * g["floor"], here + n * g["trainer"]
+        flops += n * g["flops"]
     print("\nshare of the trainer's time per phase of its steps (torch.profiler, experiments.models.train.phase):")
     print("\n| encoder | population | " + " | ".join(PHASES) + " | the rest |")
     print("|---|---|" + "---|" * (len(PHASES) + 1))
@@ -154,7 +156,8 @@ def main(argv=None) -> int:
     w = a.workers
     print(f"\ntraining: {me:.0f} member-epochs, {cpu:.0f} s in the run ({cpu / w / 60:.1f} min on {w} workers); "
           f"the trainer here {here:.0f} s; its matmuls alone (the floor) {floor:.0f} s ({floor / w / 60:.1f} min "
-          f"on {w} workers): floor / trainer here {floor / here:.2f}, floor / run {floor / cpu:.2f}")
+          f"on {w} workers; {flops / 1e12:.0f} TFLOP at {flops / floor / 1e9:.0f} GFLOP/s): floor / trainer here "
+          f"{floor / here:.2f}, floor / run {floor / cpu:.2f}")
     if a.wall is not None:
         other = a.wall - cpu / w
         budget = a.target_min * 60 - other
