@@ -41,7 +41,7 @@ from synth import datasets  # noqa: E402
 from synth.errors import SynthError  # noqa: E402
 from experiments.models import TrainSettings, train_population  # noqa: E402
 from experiments.models.host_memory import keep_freed_memory  # noqa: E402
-from experiments.models.train import PHASES  # noqa: E402
+from experiments.models.train import PHASES, phase_label  # noqa: E402
 from experiments.store.results import ResultsStore, choose_experiment  # noqa: E402
 
 KEY = ("dataset", "data_seed", "encoder", "config_hash", "train_seed", "settings_hash")
@@ -79,8 +79,10 @@ def _train(ds, encoder, configs, settings, epochs):
 
 
 def measure(table: dict, epochs: int) -> None:
-    """Adds 'trainer' and 'floor' (seconds per member-epoch) and 'faults' to each group. All the
-    unprofiled timings come first: profiling with shapes splits the kept heap (bench_roofline.py)."""
+    """Adds to each group: 'trainer' and 'floor' (seconds per member-epoch), 'flops' (the matmuls'
+    per member-epoch), 'faults' (of the timed epochs) and 'phases' (share of the trainer's time per
+    train.PHASES). All the unprofiled timings come first: profiling with shapes splits the kept heap
+    (bench_roofline.py)."""
     keep_freed_memory()
     torch.set_num_threads(1)
     data = {}
@@ -101,7 +103,7 @@ def measure(table: dict, epochs: int) -> None:
             _train(*g["run"], epochs)
             wall = time.perf_counter() - t0
         spans = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages()}
-        g["phases"] = {name: spans.get(f"sphere_synth.{name}", 0.0) / wall for name in PHASES}
+        g["phases"] = {name: spans.get(phase_label(name), 0.0) / wall for name in PHASES}
     for (encoder, size), g in table.items():
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             _train(*g["run"], epochs)

@@ -211,7 +211,7 @@ def test_bench_floor_counts_what_the_run_trained_and_prints_the_floor(tmp_path):
         trainer, floor, ratio = float(cells[5]), float(cells[6]), float(cells[7])
         assert 0 < floor and 0 < trainer and ratio == round(floor / trainer, 2)
     assert out[-1].startswith("the run: 1.7 min,") and "30 min needs the matmuls to be" in out[-1]
-    # the phases of the trainer's steps, each population size: shares of its time that add up to at most 1
+    # the phases of the trainer's steps, each population size: shares of its time, with the rest 100 %
     phases = [line.split(" | ") for line in out if line.startswith("| xyz |") and line.endswith("% |")]
     assert sorted(c[1] for c in phases) == ["1", "2"]
     for c in phases:

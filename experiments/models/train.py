@@ -91,11 +91,16 @@ class MemberResult:
 PHASES = ("batch", "forward", "loss", "backward", "optimiser", "validate")
 
 
+def phase_label(name: str) -> str:
+    """The name a phase's span has in ``torch.profiler``'s tables ("sphere_synth.forward", ...)."""
+    return f"sphere_synth.{name}"
+
+
 def phase(name: str):
-    """A labelled span of a training step ("sphere_synth.forward", ...) for ``torch.profiler``: its
-    table then splits the trainer's time into PHASES (benchmarks/bench_floor.py prints them). About
-    6 us per span when no profiler runs, 0.2 % of a step here."""
-    return torch.profiler.record_function(f"sphere_synth.{name}")
+    """A labelled span of a training step for ``torch.profiler``: its table then splits the
+    trainer's time into PHASES (benchmarks/bench_floor.py prints them). About 6 us per span when no
+    profiler runs: 0.2 % of a fair_quick step on one CPU thread."""
+    return torch.profiler.record_function(phase_label(name))
 
 
 def resolve_device(device: str = "auto") -> torch.device:
